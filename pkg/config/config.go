@@ -1,0 +1,162 @@
+// Package config reads ragpipe's settings from the environment (prefix
+// RAGPIPE_) into one typed struct and validates them as a whole, so a
+// misconfigured process fails at start-up with every problem listed at once.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Prefix is the prefix of every environment variable ragpipe reads.
+const Prefix = "RAGPIPE_"
+
+// Config is every setting of the API, the worker and ragctl. Defaults point at
+// the services `make services` starts, so the binaries run with no environment.
+type Config struct {
+	HTTPAddr  string `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080"`
+	LogFormat string `env:"LOG_FORMAT" envDefault:"text"`
+	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`
+
+	DatabaseURL   string `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/ragpipe?sslmode=disable"`
+	AutoMigrate   bool   `env:"AUTO_MIGRATE" envDefault:"true"`
+	RedisAddr     string `env:"REDIS_ADDR" envDefault:"127.0.0.1:6379"`
+	RedisPassword string `env:"REDIS_PASSWORD"`
+	RedisDB       int    `env:"REDIS_DB" envDefault:"0"`
+
+	S3Endpoint  string `env:"S3_ENDPOINT" envDefault:"http://127.0.0.1:7070"`
+	S3Region    string `env:"S3_REGION" envDefault:"us-east-1"`
+	S3Bucket    string `env:"S3_BUCKET" envDefault:"ragpipe"`
+	S3AccessKey string `env:"S3_ACCESS_KEY" envDefault:"ragpipe-local"`
+	S3SecretKey string `env:"S3_SECRET_KEY" envDefault:"ragpipe-local-secret"`
+
+	MaxUploadBytes    int64         `env:"MAX_UPLOAD_BYTES" envDefault:"104857600"`
+	RateLimitPerMin   int           `env:"RATE_LIMIT_PER_MINUTE" envDefault:"600"`
+	ShutdownGrace     time.Duration `env:"SHUTDOWN_GRACE" envDefault:"30s"`
+	WorkerConcurrency int           `env:"WORKER_CONCURRENCY" envDefault:"4"`
+
+	ChunkSize    int `env:"CHUNK_SIZE" envDefault:"1000"`
+	ChunkOverlap int `env:"CHUNK_OVERLAP" envDefault:"150"`
+
+	ExtractTimeout   time.Duration `env:"EXTRACT_TIMEOUT" envDefault:"5m"`
+	ExtractMaxMemory int64         `env:"EXTRACT_MAX_MEMORY_BYTES" envDefault:"1073741824"`
+	ExtractMaxPages  int           `env:"EXTRACT_MAX_PAGES" envDefault:"10000"`
+
+	EmbedProvider   string        `env:"EMBED_PROVIDER" envDefault:"hashing"`
+	EmbedDimensions int           `env:"EMBED_DIMENSIONS" envDefault:"384"`
+	EmbedBatchSize  int           `env:"EMBED_BATCH_SIZE" envDefault:"64"`
+	EmbedTimeout    time.Duration `env:"EMBED_TIMEOUT" envDefault:"60s"`
+	OpenAIBaseURL   string        `env:"OPENAI_BASE_URL" envDefault:"https://api.openai.com/v1"`
+	OpenAIAPIKey    string        `env:"OPENAI_API_KEY"`
+	OpenAIModel     string        `env:"OPENAI_EMBED_MODEL" envDefault:"text-embedding-3-small"`
+}
+
+// Load reads the configuration from getenv (os.Getenv in production) and
+// validates it. The error lists every missing or invalid setting.
+func Load(environ []string) (Config, error) {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Prefix: Prefix, Environment: m}); err != nil {
+		return c, fmt.Errorf("configuration: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Validate checks every setting and reports all problems in one error.
+func (c Config) Validate() error {
+	var errs []string
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, Prefix+name+": "+fmt.Sprintf(format, args...))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("HTTP_ADDR", "want host:port, got %q", c.HTTPAddr)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("LOG_FORMAT", "want text or json, got %q", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		bad("DATABASE_URL", "want a postgres:// URL")
+	}
+	if _, _, err := net.SplitHostPort(c.RedisAddr); err != nil {
+		bad("REDIS_ADDR", "want host:port, got %q", c.RedisAddr)
+	}
+	if c.RedisDB < 0 || c.RedisDB > 15 {
+		bad("REDIS_DB", "want 0..15, got %d", c.RedisDB)
+	}
+	if u, err := url.Parse(c.S3Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("S3_ENDPOINT", "want an http(s):// URL, got %q", c.S3Endpoint)
+	}
+	if c.S3Bucket == "" {
+		bad("S3_BUCKET", "is required")
+	}
+	if c.S3AccessKey == "" || c.S3SecretKey == "" {
+		bad("S3_ACCESS_KEY/S3_SECRET_KEY", "both are required")
+	}
+	if c.MaxUploadBytes <= 0 {
+		bad("MAX_UPLOAD_BYTES", "must be positive")
+	}
+	if c.RateLimitPerMin <= 0 {
+		bad("RATE_LIMIT_PER_MINUTE", "must be positive")
+	}
+	if c.WorkerConcurrency <= 0 {
+		bad("WORKER_CONCURRENCY", "must be positive")
+	}
+	if c.ChunkSize <= 0 {
+		bad("CHUNK_SIZE", "must be positive")
+	}
+	if c.ChunkOverlap < 0 || c.ChunkOverlap >= c.ChunkSize {
+		bad("CHUNK_OVERLAP", "must be in [0, CHUNK_SIZE)")
+	}
+	if c.ExtractTimeout <= 0 {
+		bad("EXTRACT_TIMEOUT", "must be positive")
+	}
+	if c.ExtractMaxMemory < 64<<20 {
+		bad("EXTRACT_MAX_MEMORY_BYTES", "must be at least 64 MiB")
+	}
+	if c.ExtractMaxPages <= 0 {
+		bad("EXTRACT_MAX_PAGES", "must be positive")
+	}
+	if c.EmbedDimensions < 2 || c.EmbedDimensions > 2000 {
+		bad("EMBED_DIMENSIONS", "want 2..2000 (the HNSW index limit), got %d", c.EmbedDimensions)
+	}
+	if c.EmbedBatchSize <= 0 {
+		bad("EMBED_BATCH_SIZE", "must be positive")
+	}
+	switch c.EmbedProvider {
+	case "hashing":
+	case "openai":
+		if c.OpenAIAPIKey == "" {
+			bad("OPENAI_API_KEY", "is required when EMBED_PROVIDER=openai")
+		}
+		if u, err := url.Parse(c.OpenAIBaseURL); err != nil || u.Host == "" {
+			bad("OPENAI_BASE_URL", "want an http(s):// URL, got %q", c.OpenAIBaseURL)
+		}
+	default:
+		bad("EMBED_PROVIDER", "want hashing or openai, got %q", c.EmbedProvider)
+	}
+	if len(errs) > 0 {
+		return errors.New("invalid configuration:\n  " + strings.Join(errs, "\n  "))
+	}
+	return nil
+}

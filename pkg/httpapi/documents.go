@@ -1,0 +1,136 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ragpipe/ragpipe/pkg/postgres"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+)
+
+type documentJSON struct {
+	ID         string          `json:"id"`
+	Collection string          `json:"collection"`
+	Filename   string          `json:"filename"`
+	Format     string          `json:"format"`
+	SizeBytes  int64           `json:"size_bytes"`
+	SHA256     string          `json:"sha256"`
+	Metadata   json.RawMessage `json:"metadata"`
+	Status     string          `json:"status"`
+	Pages      int             `json:"pages"`
+	ChunkCount int             `json:"chunk_count"`
+	LastJobID  string          `json:"last_job_id"`
+	CreatedAt  time.Time       `json:"created_at"`
+	UpdatedAt  time.Time       `json:"updated_at"`
+}
+
+func toDocument(d *ragpipe.Document) documentJSON {
+	md := d.Metadata
+	if len(md) == 0 {
+		md = json.RawMessage(`{}`)
+	}
+	return documentJSON{
+		ID: d.ID, Collection: d.Collection, Filename: d.Filename, Format: d.Format, SizeBytes: d.SizeBytes,
+		SHA256: d.SHA256, Metadata: md, Status: d.Status, Pages: d.Pages, ChunkCount: d.ChunkCount,
+		LastJobID: d.LastJobID, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+	}
+}
+
+func handleGetDocument(s Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		d, err := s.Document(c.Request().Context(), tenantOf(c), c.Param("id"))
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, toDocument(d))
+	}
+}
+
+// queryLimit reads ?limit= within [1, most], defaulting to def.
+func queryLimit(c echo.Context, def, most int) (int, error) {
+	s := c.QueryParam("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > most {
+		return 0, ragpipe.Errorf(ragpipe.EINVALID, "limit must be an integer from 1 to %d", most)
+	}
+	return n, nil
+}
+
+func handleListDocuments(s Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		limit, err := queryLimit(c, 20, 100)
+		if err != nil {
+			return err
+		}
+		f := postgres.DocumentFilter{Collection: c.QueryParam("collection"), Status: c.QueryParam("status")}
+		switch f.Status {
+		case "", ragpipe.DocProcessing, ragpipe.DocReady, ragpipe.DocFailed:
+		default:
+			return ragpipe.Errorf(ragpipe.EINVALID, "status must be processing, ready or failed")
+		}
+		docs, next, err := s.Documents(c.Request().Context(), tenantOf(c), f, c.QueryParam("cursor"), limit)
+		if err != nil {
+			return err
+		}
+		out := struct {
+			Documents  []documentJSON `json:"documents"`
+			NextCursor string         `json:"next_cursor"`
+		}{Documents: make([]documentJSON, 0, len(docs)), NextCursor: next}
+		for _, d := range docs {
+			out.Documents = append(out.Documents, toDocument(d))
+		}
+		return c.JSON(http.StatusOK, out)
+	}
+}
+
+type chunkJSON struct {
+	Index     int    `json:"index"`
+	Text      string `json:"text"`
+	PageStart int    `json:"page_start"`
+	PageEnd   int    `json:"page_end"`
+}
+
+func handleListChunks(s Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		limit, err := queryLimit(c, 50, 500)
+		if err != nil {
+			return err
+		}
+		after := -1
+		if cur := c.QueryParam("cursor"); cur != "" {
+			n, err := strconv.Atoi(cur)
+			if err != nil || n < 0 {
+				return ragpipe.Errorf(ragpipe.EINVALID, "invalid cursor")
+			}
+			after = n
+		}
+		d, err := s.Document(ctx, tenantOf(c), c.Param("id"))
+		if err != nil {
+			return err
+		}
+		chunks, err := s.Chunks(ctx, d.TenantID, d.ID, after, limit+1)
+		if err != nil {
+			return err
+		}
+		out := struct {
+			Chunks     []chunkJSON `json:"chunks"`
+			NextCursor string      `json:"next_cursor"`
+		}{Chunks: make([]chunkJSON, 0, len(chunks))}
+		if len(chunks) > limit {
+			chunks = chunks[:limit]
+			out.NextCursor = strconv.Itoa(chunks[limit-1].Index)
+		}
+		for _, ch := range chunks {
+			out.Chunks = append(out.Chunks, chunkJSON{Index: ch.Index, Text: ch.Text, PageStart: ch.PageStart, PageEnd: ch.PageEnd})
+		}
+		return c.JSON(http.StatusOK, out)
+	}
+}

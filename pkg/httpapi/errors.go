@@ -1,0 +1,87 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+)
+
+// statusOf maps each domain error code to its HTTP status.
+var statusOf = map[string]int{
+	ragpipe.EINVALID:       http.StatusBadRequest,
+	ragpipe.EUNAUTHORIZED:  http.StatusUnauthorized,
+	ragpipe.ENOTFOUND:      http.StatusNotFound,
+	ragpipe.ECONFLICT:      http.StatusConflict,
+	ragpipe.ETOOLARGE:      http.StatusRequestEntityTooLarge,
+	ragpipe.EUNSUPPORTED:   http.StatusUnsupportedMediaType,
+	ragpipe.EUNPROCESSABLE: http.StatusUnprocessableEntity,
+	ragpipe.ERATELIMITED:   http.StatusTooManyRequests,
+	ragpipe.EINTERNAL:      http.StatusInternalServerError,
+	ragpipe.EUNAVAILABLE:   http.StatusServiceUnavailable,
+}
+
+// codeOfStatus names the errors Echo itself raises (unknown route, wrong method).
+var codeOfStatus = map[int]string{
+	http.StatusNotFound:              ragpipe.ENOTFOUND,
+	http.StatusMethodNotAllowed:      "method_not_allowed",
+	http.StatusRequestEntityTooLarge: ragpipe.ETOOLARGE,
+	http.StatusUnsupportedMediaType:  ragpipe.EUNSUPPORTED,
+	http.StatusBadRequest:            ragpipe.EINVALID,
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
+}
+
+// errorHandler writes every error as {"error": {code, message, request_id}}.
+// Domain errors keep their message; anything else is logged and answered with
+// a generic 500.
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		rid := c.Response().Header().Get(echo.HeaderXRequestID)
+		status, body := http.StatusInternalServerError, errorDetail{Code: ragpipe.EINTERNAL, Message: "internal error", RequestID: rid}
+		var de *ragpipe.Error
+		var he *echo.HTTPError
+		switch {
+		case errors.As(err, &de):
+			if s, ok := statusOf[de.Code]; ok {
+				status = s
+				body.Code, body.Message = de.Code, de.Message
+			}
+		case errors.As(err, &he):
+			status = he.Code
+			body.Code = codeOfStatus[he.Code]
+			if body.Code == "" {
+				body.Code = http.StatusText(he.Code)
+			}
+			body.Message = http.StatusText(he.Code)
+			if m, ok := he.Message.(string); ok {
+				body.Message = m
+			}
+		}
+		if status >= 500 {
+			log.Error("request failed", "request_id", rid, "method", c.Request().Method,
+				"path", c.Path(), "err", err)
+		}
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(status)
+			return
+		}
+		if werr := c.JSON(status, errorBody{Error: body}); werr != nil {
+			log.Warn("write error response", "request_id", rid, "err", werr)
+		}
+	}
+}

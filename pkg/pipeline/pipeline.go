@@ -1,0 +1,390 @@
+// Package pipeline runs ingestion as a chain of Asynq tasks:
+// extract → chunk → embed (one task per batch) → upsert. Each stage reads its
+// input from the object store, writes its output there as an artifact, records
+// progress in Postgres and enqueues the next stage with a deterministic task
+// ID. Every stage can run twice without harm.
+package pipeline
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/ragpipe/ragpipe/pkg/chunk"
+	"github.com/ragpipe/ragpipe/pkg/embed"
+	"github.com/ragpipe/ragpipe/pkg/extract"
+	"github.com/ragpipe/ragpipe/pkg/queue"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+)
+
+// Store is the state the pipeline reads and advances.
+type Store interface {
+	JobWithDocument(ctx context.Context, jobID string) (*ragpipe.Job, *ragpipe.Document, error)
+	BeginStage(ctx context.Context, jobID, stage string, attempt int) (*ragpipe.Job, error)
+	SetPages(ctx context.Context, documentID string, pages int) error
+	PrepareEmbed(ctx context.Context, jobID string, batchSizes []int) error
+	CompleteBatch(ctx context.Context, jobID string, batch int) (bool, error)
+	FinishJob(ctx context.Context, jobID string, chunks []ragpipe.Chunk, vectors [][]float32) (bool, error)
+	FailJob(ctx context.Context, jobID, code, message string) error
+}
+
+// Blobs holds raw uploads and artifacts.
+type Blobs interface {
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	Get(ctx context.Context, key string) ([]byte, error)
+	Put(ctx context.Context, key string, b []byte) error
+}
+
+// Extractor turns a stored file into pages of text.
+type Extractor interface {
+	Extract(ctx context.Context, f extract.Format, path string) ([]extract.Page, error)
+}
+
+// Enqueuer puts the next stage's task on the queue.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, typ string, payload []byte) error
+}
+
+// Params are the pipeline's dependencies and settings.
+type Params struct {
+	Store     Store
+	Blobs     Blobs
+	Extractor Extractor
+	Embedder  embed.Embedder
+	Queue     Enqueuer
+	Logger    *slog.Logger
+	BatchSize int    // chunks per embed task
+	TempDir   string // where raw files are staged for extraction; "" for the OS default
+}
+
+// Pipeline holds the task handlers.
+type Pipeline struct {
+	p Params
+}
+
+// New returns a Pipeline.
+func New(p Params) *Pipeline { return &Pipeline{p: p} }
+
+// Register adds the pipeline's handlers to mux.
+func (pl *Pipeline) Register(mux *asynq.ServeMux) {
+	mux.HandleFunc(queue.TypeExtract, pl.stage(ragpipe.StageExtract, pl.extract))
+	mux.HandleFunc(queue.TypeChunk, pl.stage(ragpipe.StageChunk, pl.chunk))
+	mux.HandleFunc(queue.TypeEmbed, pl.stage(ragpipe.StageEmbed, pl.embed))
+	mux.HandleFunc(queue.TypeUpsert, pl.stage(ragpipe.StageUpsert, pl.upsert))
+}
+
+func artifactKey(j *ragpipe.Job, name string) string {
+	return ragpipe.DocumentPrefix(j.TenantID, j.DocumentID) + "jobs/" + j.ID + "/" + name
+}
+
+type stageFunc func(ctx context.Context, log *slog.Logger, p queue.Payload, j *ragpipe.Job, d *ragpipe.Document) error
+
+// stage wraps a stage: it decodes the payload, records the attempt, skips
+// jobs that already ended, and ends the job at once on a permanent error.
+func (pl *Pipeline) stage(name string, fn stageFunc) asynq.HandlerFunc {
+	return func(ctx context.Context, t *asynq.Task) error {
+		p, err := queue.Decode(t.Payload())
+		if err != nil {
+			return err
+		}
+		log := pl.p.Logger.With("task", t.Type(), "job_id", p.JobID, "request_id", p.RequestID)
+		retry, _ := asynq.GetRetryCount(ctx)
+		if name != ragpipe.StageEmbed {
+			if _, err := pl.p.Store.BeginStage(ctx, p.JobID, name, retry+1); err != nil {
+				return pl.missingJob(err)
+			}
+		}
+		j, d, err := pl.p.Store.JobWithDocument(ctx, p.JobID)
+		if err != nil {
+			return pl.missingJob(err)
+		}
+		if j.Terminal() {
+			log.Info("job already ended; nothing to do", "status", j.Status)
+			return nil
+		}
+		err = fn(ctx, log, p, j, d)
+		if err == nil {
+			return nil
+		}
+		if permanent(err) {
+			log.Warn("job failed", "code", ragpipe.ErrorCode(err), "err", err)
+			if ferr := pl.p.Store.FailJob(ctx, j.ID, ragpipe.ErrorCode(err), ragpipe.ErrorMessage(err)); ferr != nil {
+				return ferr
+			}
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		return err
+	}
+}
+
+// missingJob makes a task whose job is gone (deleted) end without retries.
+func (pl *Pipeline) missingJob(err error) error {
+	if ragpipe.ErrorCode(err) == ragpipe.ENOTFOUND {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	return err
+}
+
+// permanent reports whether err is a verdict on the document rather than a
+// passing failure of something the pipeline depends on.
+func permanent(err error) bool {
+	var e *ragpipe.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Code != ragpipe.EUNAVAILABLE && e.Code != ragpipe.EINTERNAL
+}
+
+// HandleError is the worker's error handler: when a task has spent its
+// retries, its job fails with the last error.
+func (pl *Pipeline) HandleError(ctx context.Context, t *asynq.Task, err error) {
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	p, derr := queue.Decode(t.Payload())
+	if derr != nil {
+		return
+	}
+	log := pl.p.Logger.With("task", t.Type(), "job_id", p.JobID, "request_id", p.RequestID)
+	if errors.Is(err, asynq.SkipRetry) || retried < maxRetry {
+		log.Warn("task failed; will retry", "attempt", retried+1, "max_retry", maxRetry, "err", err)
+		return
+	}
+	msg := fmt.Sprintf("%s failed after %d attempts: %s", t.Type(), retried+1, ragpipe.ErrorMessage(err))
+	log.Error("task out of retries; failing job", "err", err)
+	if ferr := pl.p.Store.FailJob(context.WithoutCancel(ctx), p.JobID, ragpipe.CodeRetriesSpent, msg); ferr != nil {
+		log.Error("record job failure", "err", ferr)
+	}
+}
+
+func (pl *Pipeline) next(ctx context.Context, typ string, p queue.Payload) error {
+	return pl.p.Queue.Enqueue(ctx, typ, queue.Encode(p))
+}
+
+func (pl *Pipeline) extract(ctx context.Context, log *slog.Logger, p queue.Payload, j *ragpipe.Job, d *ragpipe.Document) error {
+	path, err := pl.stageRaw(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(path)
+	pages, err := pl.p.Extractor.Extract(ctx, extract.Format(d.Format), path)
+	if err != nil {
+		return err
+	}
+	text := 0
+	for _, pg := range pages {
+		text += len(pg.Text)
+	}
+	if text == 0 {
+		return ragpipe.Errorf(ragpipe.CodeNoText, "the document contains no extractable text")
+	}
+	b, err := json.Marshal(pages)
+	if err != nil {
+		return err
+	}
+	if err := pl.p.Blobs.Put(ctx, artifactKey(j, "pages.json"), b); err != nil {
+		return unavailable(err, "object store")
+	}
+	n := 0
+	for _, pg := range pages {
+		n = max(n, pg.Number)
+	}
+	if err := pl.p.Store.SetPages(ctx, d.ID, n); err != nil {
+		return err
+	}
+	log.Info("extracted", "pages", n, "bytes", text)
+	return pl.next(ctx, queue.TypeChunk, queue.Payload{JobID: j.ID, RequestID: p.RequestID})
+}
+
+// stageRaw copies the raw upload to a local file for the extractor.
+func (pl *Pipeline) stageRaw(ctx context.Context, d *ragpipe.Document) (string, error) {
+	rc, err := pl.p.Blobs.Open(ctx, d.RawKey)
+	if err != nil {
+		return "", unavailable(err, "object store")
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp(pl.p.TempDir, "ragpipe-raw-*")
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", unavailable(err, "object store")
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// storedChunk is a chunk as kept in a batch artifact.
+type storedChunk struct {
+	Index     int    `json:"index"`
+	Text      string `json:"text"`
+	PageStart int    `json:"page_start"`
+	PageEnd   int    `json:"page_end"`
+}
+
+func (pl *Pipeline) chunk(ctx context.Context, log *slog.Logger, p queue.Payload, j *ragpipe.Job, _ *ragpipe.Document) error {
+	b, err := pl.p.Blobs.Get(ctx, artifactKey(j, "pages.json"))
+	if err != nil {
+		return unavailable(err, "object store")
+	}
+	var pages []chunk.Page
+	if err := json.Unmarshal(b, &pages); err != nil {
+		return fmt.Errorf("decode pages artifact: %w", err)
+	}
+	chunks, err := chunk.Split(pages, chunk.Options{Size: j.ChunkSize, Overlap: j.ChunkOverlap})
+	if err != nil {
+		return err
+	}
+	if len(chunks) == 0 {
+		return ragpipe.Errorf(ragpipe.CodeNoText, "the document contains no text to index")
+	}
+	var sizes []int
+	for start := 0; start < len(chunks); start += pl.p.BatchSize {
+		batch := chunks[start:min(start+pl.p.BatchSize, len(chunks))]
+		out := make([]storedChunk, len(batch))
+		for i, c := range batch {
+			out[i] = storedChunk{Index: c.Index, Text: c.Text, PageStart: c.PageStart, PageEnd: c.PageEnd}
+		}
+		b, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		if err := pl.p.Blobs.Put(ctx, artifactKey(j, fmt.Sprintf("batches/%d.json", len(sizes))), b); err != nil {
+			return unavailable(err, "object store")
+		}
+		sizes = append(sizes, len(batch))
+	}
+	if err := pl.p.Store.PrepareEmbed(ctx, j.ID, sizes); err != nil {
+		return err
+	}
+	log.Info("chunked", "chunks", len(chunks), "batches", len(sizes))
+	for i := range sizes {
+		if err := pl.next(ctx, queue.TypeEmbed, queue.Payload{JobID: j.ID, Batch: i, RequestID: p.RequestID}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (pl *Pipeline) embed(ctx context.Context, log *slog.Logger, p queue.Payload, j *ragpipe.Job, _ *ragpipe.Document) error {
+	chunks, err := pl.readBatch(ctx, j, p.Batch)
+	if err != nil {
+		return err
+	}
+	texts := make([]string, len(chunks))
+	for i, c := range chunks {
+		texts[i] = c.Text
+	}
+	vecs, err := pl.p.Embedder.Embed(ctx, texts)
+	if err != nil {
+		if embed.IsPermanent(err) {
+			return ragpipe.Wrap(err, ragpipe.CodeEmbedRejected, "the embedding provider rejected the request")
+		}
+		return err
+	}
+	if len(vecs) != len(texts) {
+		return fmt.Errorf("embedder returned %d vectors for %d texts", len(vecs), len(texts))
+	}
+	if err := pl.p.Blobs.Put(ctx, artifactKey(j, fmt.Sprintf("batches/%d.vec", p.Batch)), encodeVectors(vecs)); err != nil {
+		return unavailable(err, "object store")
+	}
+	done, err := pl.p.Store.CompleteBatch(ctx, j.ID, p.Batch)
+	if err != nil {
+		return err
+	}
+	log.Debug("embedded batch", "batch", p.Batch, "chunks", len(chunks), "all_done", done)
+	if !done {
+		return nil
+	}
+	return pl.next(ctx, queue.TypeUpsert, queue.Payload{JobID: j.ID, RequestID: p.RequestID})
+}
+
+func (pl *Pipeline) readBatch(ctx context.Context, j *ragpipe.Job, batch int) ([]storedChunk, error) {
+	b, err := pl.p.Blobs.Get(ctx, artifactKey(j, fmt.Sprintf("batches/%d.json", batch)))
+	if err != nil {
+		return nil, unavailable(err, "object store")
+	}
+	var chunks []storedChunk
+	if err := json.Unmarshal(b, &chunks); err != nil {
+		return nil, fmt.Errorf("decode batch %d: %w", batch, err)
+	}
+	return chunks, nil
+}
+
+func (pl *Pipeline) upsert(ctx context.Context, log *slog.Logger, _ queue.Payload, j *ragpipe.Job, _ *ragpipe.Document) error {
+	var chunks []ragpipe.Chunk
+	var vectors [][]float32
+	for batch := range j.TotalBatches {
+		cs, err := pl.readBatch(ctx, j, batch)
+		if err != nil {
+			return err
+		}
+		b, err := pl.p.Blobs.Get(ctx, artifactKey(j, fmt.Sprintf("batches/%d.vec", batch)))
+		if err != nil {
+			return unavailable(err, "object store")
+		}
+		vs, err := decodeVectors(b, pl.p.Embedder.Dimensions())
+		if err != nil || len(vs) != len(cs) {
+			return fmt.Errorf("batch %d: %d chunks, %d vectors: %v", batch, len(cs), len(vs), err)
+		}
+		for _, c := range cs {
+			chunks = append(chunks, ragpipe.Chunk{DocumentID: j.DocumentID, Index: c.Index, Text: c.Text, PageStart: c.PageStart, PageEnd: c.PageEnd})
+		}
+		vectors = append(vectors, vs...)
+	}
+	ok, err := pl.p.Store.FinishJob(ctx, j.ID, chunks, vectors)
+	if err != nil {
+		return err
+	}
+	if ok {
+		log.Info("document ready", "document_id", j.DocumentID, "chunks", len(chunks))
+	}
+	return nil
+}
+
+// unavailable marks err as a passing failure of a dependency, to be retried.
+func unavailable(err error, what string) error {
+	return ragpipe.Wrap(err, ragpipe.EUNAVAILABLE, what+" unavailable")
+}
+
+// encodeVectors packs vectors as little-endian float32s, one after another.
+func encodeVectors(vs [][]float32) []byte {
+	var n int
+	for _, v := range vs {
+		n += len(v)
+	}
+	b := make([]byte, 0, 4*n)
+	for _, v := range vs {
+		for _, x := range v {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+		}
+	}
+	return b
+}
+
+func decodeVectors(b []byte, dim int) ([][]float32, error) {
+	if dim <= 0 || len(b)%(4*dim) != 0 {
+		return nil, fmt.Errorf("vector artifact of %d bytes does not hold %d-dimensional vectors", len(b), dim)
+	}
+	vs := make([][]float32, len(b)/(4*dim))
+	for i := range vs {
+		v := make([]float32, dim)
+		for k := range v {
+			v[k] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*(i*dim+k):]))
+		}
+		vs[i] = v
+	}
+	return vs, nil
+}

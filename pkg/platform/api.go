@@ -1,0 +1,105 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ragpipe/ragpipe/docs"
+	"github.com/ragpipe/ragpipe/pkg/blob"
+	"github.com/ragpipe/ragpipe/pkg/config"
+	"github.com/ragpipe/ragpipe/pkg/httpapi"
+	"github.com/ragpipe/ragpipe/pkg/postgres"
+	"github.com/ragpipe/ragpipe/pkg/queue"
+)
+
+// API is the HTTP API process.
+type API struct {
+	cfg     config.Config
+	log     *slog.Logger
+	db      *postgres.DB
+	rdb     *redis.Client
+	blobs   *blob.Store
+	queue   *queue.Client
+	handler http.Handler
+}
+
+// NewAPI connects to every dependency (migrating the schema when
+// RAGPIPE_AUTO_MIGRATE is on) and builds the handler.
+func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, error) {
+	db, err := openDB(ctx, cfg, cfg.AutoMigrate)
+	if err != nil {
+		return nil, err
+	}
+	emb, err := NewEmbedder(cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	a := &API{cfg: cfg, log: log, db: db, rdb: newRedis(cfg), blobs: newBlobs(cfg), queue: queue.NewClient(redisOpt(cfg))}
+	if err := a.blobs.EnsureBucket(ctx); err != nil {
+		log.Warn("object store not ready; uploads will fail until it is", "err", err)
+	}
+	a.handler = httpapi.New(httpapi.Params{
+		Store: db, Blobs: a.blobs, Queue: a.queue, Embedder: emb,
+		Limiter:   redis_rate.NewLimiter(a.rdb),
+		RateLimit: redis_rate.PerMinute(cfg.RateLimitPerMin),
+		Logger:    log,
+		Checks: map[string]httpapi.Check{
+			"postgres": db.Ping,
+			"redis":    func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
+			"s3":       a.blobs.Ping,
+		},
+		MaxUploadBytes: cfg.MaxUploadBytes,
+		ChunkSize:      cfg.ChunkSize,
+		ChunkOverlap:   cfg.ChunkOverlap,
+		OpenAPI:        docs.OpenAPI,
+	})
+	return a, nil
+}
+
+// Handler is the API's HTTP handler.
+func (a *API) Handler() http.Handler { return a.handler }
+
+// Serve answers requests on ln until ctx ends, then lets requests in flight
+// finish within the shutdown grace period.
+func (a *API) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("api listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info("api shutting down", "grace", a.cfg.ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Close releases the API's connections. Call it after Serve returns.
+func (a *API) Close() {
+	a.queue.Close()
+	a.rdb.Close()
+	a.db.Close()
+}

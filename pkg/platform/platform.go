@@ -1,0 +1,77 @@
+// Package platform wires ragpipe's parts into its two processes: the API and
+// the worker. The cmd/ binaries only load configuration and call in here, so
+// end-to-end tests run the real processes in-process.
+package platform
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ragpipe/ragpipe/pkg/blob"
+	"github.com/ragpipe/ragpipe/pkg/config"
+	"github.com/ragpipe/ragpipe/pkg/embed"
+	"github.com/ragpipe/ragpipe/pkg/postgres"
+)
+
+// NewLogger returns the process logger: JSON for machines, text for people.
+func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// NewEmbedder returns the embedder the configuration names.
+func NewEmbedder(cfg config.Config) (embed.Embedder, error) {
+	switch cfg.EmbedProvider {
+	case "openai":
+		return embed.NewOpenAI(embed.OpenAIConfig{
+			BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey, Model: cfg.OpenAIModel,
+			Dimensions: cfg.EmbedDimensions, BatchSize: cfg.EmbedBatchSize, Timeout: cfg.EmbedTimeout,
+			HTTPClient: &http.Client{},
+		})
+	default:
+		return embed.NewHashing(cfg.EmbedDimensions), nil
+	}
+}
+
+func redisOpt(cfg config.Config) asynq.RedisClientOpt {
+	return asynq.RedisClientOpt{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB}
+}
+
+func newRedis(cfg config.Config) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB})
+}
+
+func newBlobs(cfg config.Config) *blob.Store {
+	return blob.New(blob.Config{Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, Bucket: cfg.S3Bucket,
+		AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey})
+}
+
+// openDB connects to Postgres, migrating first when asked, and makes the
+// vector column match the embedder.
+func openDB(ctx context.Context, cfg config.Config, migrate bool) (*postgres.DB, error) {
+	if migrate {
+		if err := postgres.Migrate(ctx, cfg.DatabaseURL); err != nil {
+			return nil, fmt.Errorf("%w (is Postgres with pgvector running? `make services` starts it)", err)
+		}
+	}
+	db, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.EnsureEmbeddingDimensions(ctx, cfg.EmbedDimensions); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}

@@ -1,0 +1,241 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+)
+
+const jobColumns = `id, tenant_id, document_id, status, stage, progress, attempts, error_code, error_message,
+	request_id, chunk_size, chunk_overlap, total_chunks, embedded_chunks, total_batches,
+	created_at, started_at, finished_at, updated_at`
+
+func scanJob(row pgx.Row) (*ragpipe.Job, error) {
+	var j ragpipe.Job
+	err := row.Scan(&j.ID, &j.TenantID, &j.DocumentID, &j.Status, &j.Stage, &j.Progress, &j.Attempts,
+		&j.ErrorCode, &j.ErrorMessage, &j.RequestID, &j.ChunkSize, &j.ChunkOverlap, &j.TotalChunks,
+		&j.EmbeddedChunks, &j.TotalBatches, &j.CreatedAt, &j.StartedAt, &j.FinishedAt, &j.UpdatedAt)
+	return &j, err
+}
+
+// Job returns the tenant's job with this ID.
+func (db *DB) Job(ctx context.Context, tenantID, id string) (*ragpipe.Job, error) {
+	if !validUUID(id) {
+		return nil, ragpipe.Errorf(ragpipe.ENOTFOUND, "job not found")
+	}
+	j, err := scanJob(db.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+	return j, notFound(err, "job")
+}
+
+// JobWithDocument returns a job and its document, whatever their tenant; for
+// the workers, whose tasks carry only IDs.
+func (db *DB) JobWithDocument(ctx context.Context, jobID string) (*ragpipe.Job, *ragpipe.Document, error) {
+	j, err := scanJob(db.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1`, jobID))
+	if err != nil {
+		return nil, nil, notFound(err, "job")
+	}
+	d, err := scanDocument(db.pool.QueryRow(ctx, `SELECT `+documentColumns+` FROM documents WHERE id = $1`, j.DocumentID))
+	if err != nil {
+		return nil, nil, notFound(err, "document")
+	}
+	return j, d, nil
+}
+
+// lockJob reads the job inside tx and holds its row lock until tx ends, so
+// concurrent stage transitions of one job happen one at a time.
+func lockJob(ctx context.Context, tx pgx.Tx, jobID string) (*ragpipe.Job, error) {
+	j, err := scanJob(tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1 FOR UPDATE`, jobID))
+	return j, notFound(err, "job")
+}
+
+// BeginStage marks the job running in stage, on its attempt-th try. It returns
+// the job as it was; a terminal job is left alone and the caller should stop.
+func (db *DB) BeginStage(ctx context.Context, jobID, stage string, attempt int) (*ragpipe.Job, error) {
+	var out *ragpipe.Job
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		j, err := lockJob(ctx, tx, jobID)
+		if err != nil {
+			return err
+		}
+		out = j
+		// A redelivered task of an earlier stage must not move the job back.
+		if j.Terminal() || ragpipe.StageOrder(j.Stage) > ragpipe.StageOrder(stage) ||
+			(j.Status == ragpipe.JobRunning && j.Stage == stage && j.Attempts == attempt) {
+			return nil
+		}
+		changed := j.Stage != stage || j.Status != ragpipe.JobRunning
+		j.Status, j.Stage, j.Attempts = ragpipe.JobRunning, stage, attempt
+		if _, err := tx.Exec(ctx, `UPDATE jobs SET status = $2, stage = $3, attempts = $4,
+			started_at = coalesce(started_at, now()), updated_at = now() WHERE id = $1`,
+			jobID, j.Status, j.Stage, j.Attempts); err != nil {
+			return err
+		}
+		typ := "job.retrying"
+		if changed {
+			typ = "job.stage"
+		}
+		return appendEvent(ctx, tx, j, typ, map[string]any{"attempt": attempt})
+	})
+	return out, err
+}
+
+// SetPages records how many pages extraction found.
+func (db *DB) SetPages(ctx context.Context, documentID string, pages int) error {
+	_, err := db.pool.Exec(ctx, `UPDATE documents SET pages = $2, updated_at = now() WHERE id = $1`, documentID, pages)
+	return err
+}
+
+// PrepareEmbed records the embed batches of a job (batchSizes[i] chunks in
+// batch i) and moves it to the embed stage. Calling it again changes nothing.
+func (db *DB) PrepareEmbed(ctx context.Context, jobID string, batchSizes []int) error {
+	total := 0
+	for _, n := range batchSizes {
+		total += n
+	}
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		j, err := lockJob(ctx, tx, jobID)
+		if err != nil || j.Terminal() || j.TotalBatches > 0 {
+			return err
+		}
+		for i, n := range batchSizes {
+			if _, err := tx.Exec(ctx, `INSERT INTO job_batches (job_id, batch, chunk_count) VALUES ($1, $2, $3)
+				ON CONFLICT DO NOTHING`, jobID, i, n); err != nil {
+				return err
+			}
+		}
+		j.Stage, j.TotalChunks, j.TotalBatches, j.Progress = ragpipe.StageEmbed, total, len(batchSizes), 0
+		if _, err := tx.Exec(ctx, `UPDATE jobs SET stage = $2, total_chunks = $3, total_batches = $4,
+			progress = 0, updated_at = now() WHERE id = $1`, jobID, j.Stage, total, len(batchSizes)); err != nil {
+			return err
+		}
+		return appendEvent(ctx, tx, j, "job.stage", map[string]any{"chunks": total, "batches": len(batchSizes)})
+	})
+}
+
+// CompleteBatch marks one embed batch done and reports whether every batch of
+// the job is now done. Completing a batch twice counts it once.
+func (db *DB) CompleteBatch(ctx context.Context, jobID string, batch int) (allDone bool, err error) {
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		j, err := lockJob(ctx, tx, jobID)
+		if err != nil || j.Terminal() {
+			return err
+		}
+		var n int
+		err = tx.QueryRow(ctx, `UPDATE job_batches SET done_at = now()
+			WHERE job_id = $1 AND batch = $2 AND done_at IS NULL RETURNING chunk_count`, jobID, batch).Scan(&n)
+		switch {
+		case err == pgx.ErrNoRows:
+			// Done before: fall through to the count, so a retried last batch
+			// still reports completion.
+		case err != nil:
+			return err
+		default:
+			j.EmbeddedChunks += n
+			if j.TotalChunks > 0 {
+				j.Progress = float64(j.EmbeddedChunks) / float64(j.TotalChunks)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE jobs SET embedded_chunks = $2, progress = $3, updated_at = now()
+				WHERE id = $1`, jobID, j.EmbeddedChunks, j.Progress); err != nil {
+				return err
+			}
+			if err := appendEvent(ctx, tx, j, "job.progress", map[string]any{"embedded_chunks": j.EmbeddedChunks}); err != nil {
+				return err
+			}
+		}
+		var pending int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM job_batches WHERE job_id = $1 AND done_at IS NULL`, jobID).Scan(&pending); err != nil {
+			return err
+		}
+		allDone = pending == 0
+		return nil
+	})
+	return allDone, err
+}
+
+// FinishJob replaces the document's chunks with chunks (vectors[i] belongs to
+// chunks[i]) in one transaction, marks the document ready and the job
+// succeeded. A search sees the old chunks or the new ones, never a mix. A job
+// that already ended is left alone and ok is false.
+func (db *DB) FinishJob(ctx context.Context, jobID string, chunks []ragpipe.Chunk, vectors [][]float32) (ok bool, err error) {
+	if len(chunks) != len(vectors) {
+		return false, fmt.Errorf("finish job: %d chunks but %d vectors", len(chunks), len(vectors))
+	}
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		j, err := lockJob(ctx, tx, jobID)
+		if err != nil || j.Terminal() {
+			return err
+		}
+		var collection string
+		if err := tx.QueryRow(ctx, `SELECT collection FROM documents WHERE id = $1 FOR UPDATE`, j.DocumentID).Scan(&collection); err != nil {
+			return notFound(err, "document")
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM chunks WHERE document_id = $1`, j.DocumentID); err != nil {
+			return err
+		}
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"chunks"},
+			[]string{"tenant_id", "document_id", "collection", "chunk_index", "text", "page_start", "page_end", "embedding"},
+			pgx.CopyFromSlice(len(chunks), func(i int) ([]any, error) {
+				c := chunks[i]
+				return []any{j.TenantID, j.DocumentID, collection, c.Index, c.Text, c.PageStart, c.PageEnd,
+					pgvector.NewVector(vectors[i])}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("copy chunks: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE documents SET status = 'ready', chunk_count = $2, last_job_id = $3,
+			updated_at = now() WHERE id = $1`, j.DocumentID, len(chunks), jobID); err != nil {
+			return err
+		}
+		j.Status, j.Stage, j.Progress = ragpipe.JobSucceeded, ragpipe.StageUpsert, 1
+		if _, err := tx.Exec(ctx, `UPDATE jobs SET status = $2, stage = $3, progress = 1, finished_at = now(),
+			updated_at = now() WHERE id = $1`, jobID, j.Status, j.Stage); err != nil {
+			return err
+		}
+		ok = true
+		return appendEvent(ctx, tx, j, "job.succeeded", map[string]any{"chunk_count": len(chunks)})
+	})
+	return ok, err
+}
+
+// FailJob ends the job as failed with a code and message and marks its
+// document failed. A job that already ended is left alone.
+func (db *DB) FailJob(ctx context.Context, jobID, code, message string) error {
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		j, err := lockJob(ctx, tx, jobID)
+		if err != nil || j.Terminal() {
+			return err
+		}
+		j.Status, j.ErrorCode, j.ErrorMessage = ragpipe.JobFailed, code, message
+		if _, err := tx.Exec(ctx, `UPDATE jobs SET status = $2, error_code = $3, error_message = $4,
+			finished_at = now(), updated_at = now() WHERE id = $1`, jobID, j.Status, code, message); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE documents SET status = 'failed', updated_at = now()
+			WHERE id = $1 AND status = 'processing'`, j.DocumentID); err != nil {
+			return err
+		}
+		return appendEvent(ctx, tx, j, "job.failed", map[string]any{"code": code, "message": message})
+	})
+}
+
+// appendEvent adds an event to the job's log and wakes listeners.
+func appendEvent(ctx context.Context, tx pgx.Tx, j *ragpipe.Job, typ string, data map[string]any) error {
+	if data == nil {
+		data = map[string]any{}
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO job_events (job_id, type, status, stage, progress, data)
+		VALUES ($1, $2, $3, $4, $5, $6)`, j.ID, typ, j.Status, j.Stage, j.Progress, raw); err != nil {
+		return fmt.Errorf("append job event: %w", err)
+	}
+	_, err = tx.Exec(ctx, `SELECT pg_notify('job_events', $1)`, j.ID)
+	return err
+}

@@ -1,0 +1,121 @@
+// Package postgres stores ragpipe's state — tenants, keys, documents, jobs and
+// their events, the task outbox, and chunks with their vectors — in
+// PostgreSQL with pgvector. All SQL lives here.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/golang-migrate/migrate/v4"
+	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	pgxvec "github.com/pgvector/pgvector-go/pgx"
+
+	"github.com/ragpipe/ragpipe/migrations"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+)
+
+// DB is a pool of connections to the ragpipe database.
+type DB struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to the database at url and registers the vector type.
+// The schema must exist (see Migrate).
+func Open(ctx context.Context, url string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	// Filtered vector searches keep scanning the HNSW graph until they have
+	// enough rows (pgvector >= 0.8), so a tenant filter cannot starve results.
+	cfg.ConnConfig.RuntimeParams["hnsw.iterative_scan"] = "relaxed_order"
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		return pgxvec.RegisterTypes(ctx, conn)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return &DB{pool: pool}, nil
+}
+
+// Close releases every connection.
+func (db *DB) Close() { db.pool.Close() }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
+
+// Migrate brings the schema at url up to date. It holds an advisory lock, so
+// several processes may call it at once.
+func Migrate(ctx context.Context, url string) error {
+	src, err := iofs.New(migrations.FS, ".")
+	if err != nil {
+		return fmt.Errorf("read migrations: %w", err)
+	}
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return fmt.Errorf("parse database url: %w", err)
+	}
+	sqlDB := stdlib.OpenDB(*cfg)
+	defer sqlDB.Close()
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("connect to database: %w", err)
+	}
+	drv, err := migratepgx.WithInstance(sqlDB, &migratepgx.Config{})
+	if err != nil {
+		return fmt.Errorf("open migration driver: %w", err)
+	}
+	m, err := migrate.NewWithInstance("iofs", src, "pgx5", drv)
+	if err != nil {
+		return fmt.Errorf("prepare migrations: %w", err)
+	}
+	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	return nil
+}
+
+// EnsureEmbeddingDimensions makes the chunks' vector column hold dim values.
+// The column can change only while no chunk is stored; otherwise a mismatch
+// is an error, since vectors of different sizes cannot be compared.
+func (db *DB) EnsureEmbeddingDimensions(ctx context.Context, dim int) error {
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE chunks IN ACCESS EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		var current int
+		err := tx.QueryRow(ctx, `SELECT atttypmod FROM pg_attribute
+			WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'`).Scan(&current)
+		if err != nil {
+			return fmt.Errorf("read embedding dimensions: %w", err)
+		}
+		if current == dim {
+			return nil
+		}
+		var any bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM chunks)`).Scan(&any); err != nil {
+			return err
+		}
+		if any {
+			return fmt.Errorf("stored chunks have %d-dimensional embeddings but RAGPIPE_EMBED_DIMENSIONS is %d; delete the documents or keep the old setting", current, dim)
+		}
+		_, err = tx.Exec(ctx, fmt.Sprintf(`DROP INDEX IF EXISTS chunks_embedding_idx;
+			ALTER TABLE chunks ALTER COLUMN embedding TYPE vector(%d);
+			CREATE INDEX chunks_embedding_idx ON chunks USING hnsw (embedding vector_cosine_ops);`, dim))
+		return err
+	})
+}
+
+// notFound turns pgx.ErrNoRows into a domain not-found error naming what.
+func notFound(err error, what string) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ragpipe.Errorf(ragpipe.ENOTFOUND, "%s not found", what)
+	}
+	return err
+}

@@ -1,0 +1,126 @@
+// Package queue defines ragpipe's Asynq task types, their payloads and
+// per-type policies, and enqueues them with deterministic IDs so that
+// enqueueing the same step twice is harmless.
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Task types, one per pipeline stage.
+const (
+	TypeExtract = "doc:extract"
+	TypeChunk   = "doc:chunk"
+	TypeEmbed   = "doc:embed"
+	TypeUpsert  = "doc:upsert"
+)
+
+// QueueIngest is the queue the pipeline's tasks run on.
+const QueueIngest = "ingest"
+
+// Payload is what every pipeline task carries: IDs only. The data lives in
+// Postgres and the object store.
+type Payload struct {
+	JobID     string `json:"job_id"`
+	Batch     int    `json:"batch,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// Policy is how one task type is retried and bounded.
+type Policy struct {
+	MaxRetry int
+	Timeout  time.Duration
+}
+
+// Policies holds each task type's policy. Extraction is slow and rarely helped
+// by retries; embedding calls providers that fail transiently, so it retries most.
+var Policies = map[string]Policy{
+	TypeExtract: {MaxRetry: 3, Timeout: 10 * time.Minute},
+	TypeChunk:   {MaxRetry: 5, Timeout: 5 * time.Minute},
+	TypeEmbed:   {MaxRetry: 10, Timeout: 5 * time.Minute},
+	TypeUpsert:  {MaxRetry: 8, Timeout: 5 * time.Minute},
+}
+
+// retention keeps finished task records (and so their IDs) for a day, so a
+// late duplicate enqueue of a finished step is still refused.
+const retention = 24 * time.Hour
+
+// TaskID returns the deterministic ID of a task: one per job, stage and batch.
+func TaskID(typ string, p Payload) string {
+	if typ == TypeEmbed {
+		return fmt.Sprintf("%s:%s:%d", typ, p.JobID, p.Batch)
+	}
+	return typ + ":" + p.JobID
+}
+
+// Encode returns the payload's wire form.
+func Encode(p Payload) []byte {
+	b, _ := json.Marshal(p) // a struct of strings and ints always marshals
+	return b
+}
+
+// Decode parses a task payload.
+func Decode(b []byte) (Payload, error) {
+	var p Payload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("decode payload: %w: %w", err, asynq.SkipRetry)
+	}
+	if p.JobID == "" {
+		return p, fmt.Errorf("payload without job_id: %w", asynq.SkipRetry)
+	}
+	return p, nil
+}
+
+// Client enqueues tasks.
+type Client struct {
+	c *asynq.Client
+}
+
+// NewClient returns a Client on the Redis at opt.
+func NewClient(opt asynq.RedisConnOpt) *Client {
+	return &Client{c: asynq.NewClient(opt)}
+}
+
+// Close releases the client's connections.
+func (c *Client) Close() error { return c.c.Close() }
+
+// Enqueue puts a task of type typ on its queue. A task with the same ID that
+// is already queued, running or retained counts as success.
+func (c *Client) Enqueue(ctx context.Context, typ string, payload []byte) error {
+	p, err := Decode(payload)
+	if err != nil {
+		return err
+	}
+	pol, ok := Policies[typ]
+	if !ok {
+		return fmt.Errorf("unknown task type %q", typ)
+	}
+	_, err = c.c.EnqueueContext(ctx, asynq.NewTask(typ, payload),
+		asynq.TaskID(TaskID(typ, p)),
+		asynq.Queue(QueueIngest),
+		asynq.MaxRetry(pol.MaxRetry),
+		asynq.Timeout(pol.Timeout),
+		asynq.Retention(retention))
+	if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", typ, err)
+	}
+	return nil
+}
+
+// RetryDelay is exponential backoff with full jitter: up to 2^n seconds
+// (capped at 10 minutes) before the n-th retry.
+func RetryDelay(n int, _ error, _ *asynq.Task) time.Duration {
+	ceiling := time.Duration(1<<min(n, 20)) * time.Second
+	ceiling = min(ceiling, 10*time.Minute)
+	return time.Second + rand.N(ceiling)
+}

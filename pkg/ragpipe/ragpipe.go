@@ -1,0 +1,149 @@
+package ragpipe
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Tenant owns documents, jobs and API keys. Nothing crosses tenants.
+type Tenant struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// Document states.
+const (
+	DocProcessing = "processing"
+	DocReady      = "ready"
+	DocFailed     = "failed"
+)
+
+// Document is one uploaded file and what ingestion made of it.
+type Document struct {
+	ID         string
+	TenantID   string
+	Collection string
+	Filename   string
+	Format     string // sniffed from content: pdf, text, markdown
+	SizeBytes  int64
+	SHA256     string
+	Metadata   json.RawMessage
+	Status     string
+	Pages      int
+	ChunkCount int
+	RawKey     string // object-store key of the uploaded bytes
+	LastJobID  string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// RawKey is the object-store key of a document's uploaded bytes. Everything
+// stored for a document lives under DocumentPrefix.
+func RawKey(tenantID, documentID string) string {
+	return DocumentPrefix(tenantID, documentID) + "raw"
+}
+
+// DocumentPrefix is the object-store prefix of everything kept for a document.
+func DocumentPrefix(tenantID, documentID string) string {
+	return fmt.Sprintf("tenants/%s/documents/%s/", tenantID, documentID)
+}
+
+// Job states.
+const (
+	JobQueued    = "queued"
+	JobRunning   = "running"
+	JobSucceeded = "succeeded"
+	JobFailed    = "failed"
+	JobCanceled  = "canceled"
+)
+
+// Pipeline stages, in order.
+const (
+	StageExtract = "extract"
+	StageChunk   = "chunk"
+	StageEmbed   = "embed"
+	StageUpsert  = "upsert"
+)
+
+// StageOrder gives each stage's place in the pipeline, from 1; 0 for unknown.
+func StageOrder(stage string) int {
+	switch stage {
+	case StageExtract:
+		return 1
+	case StageChunk:
+		return 2
+	case StageEmbed:
+		return 3
+	case StageUpsert:
+		return 4
+	}
+	return 0
+}
+
+// Job is one run of the pipeline over a document.
+type Job struct {
+	ID             string
+	TenantID       string
+	DocumentID     string
+	Status         string
+	Stage          string
+	Progress       float64
+	Attempts       int
+	ErrorCode      string
+	ErrorMessage   string
+	RequestID      string
+	ChunkSize      int
+	ChunkOverlap   int
+	TotalChunks    int
+	EmbeddedChunks int
+	TotalBatches   int
+	CreatedAt      time.Time
+	StartedAt      *time.Time
+	FinishedAt     *time.Time
+	UpdatedAt      time.Time
+}
+
+// Terminal reports whether the job has reached an end state.
+func (j *Job) Terminal() bool {
+	return j.Status == JobSucceeded || j.Status == JobFailed || j.Status == JobCanceled
+}
+
+// Chunk is a searchable piece of a document with the pages it came from.
+type Chunk struct {
+	DocumentID string
+	Index      int
+	Text       string
+	PageStart  int
+	PageEnd    int
+}
+
+// Search modes.
+const (
+	SearchHybrid  = "hybrid"
+	SearchVector  = "vector"
+	SearchKeyword = "keyword"
+)
+
+// SearchQuery asks for the chunks of one tenant that best match a query.
+type SearchQuery struct {
+	TenantID    string
+	Query       string
+	Vector      []float32 // embedding of Query; unused in keyword mode
+	TopK        int
+	Mode        string
+	Collection  string
+	DocumentIDs []string
+}
+
+// SearchResult is one chunk that matched, with its score (higher is better;
+// comparable only within one mode).
+type SearchResult struct {
+	DocumentID string
+	ChunkIndex int
+	Text       string
+	PageStart  int
+	PageEnd    int
+	Score      float64
+}
