@@ -1,0 +1,256 @@
+package embed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+	"github.com/tmc/langchaingo/embeddings"
+	"github.com/tmc/langchaingo/llms/openai"
+)
+
+// Defaults for the zero values of OpenAIConfig.
+const (
+	DefaultOpenAIBatchSize = 100
+	DefaultOpenAITimeout   = 60 * time.Second
+)
+
+// OpenAIConfig configures an OpenAI-compatible embeddings client.
+type OpenAIConfig struct {
+	// BaseURL is the API root including its version path; requests go to
+	// BaseURL + "/embeddings". Examples: "https://api.openai.com/v1" (the
+	// default when empty), "http://localhost:11434/v1" for Ollama.
+	BaseURL string
+	// APIKey is sent as "Authorization: Bearer <APIKey>". Empty sends no
+	// Authorization header, for local servers that need none.
+	APIKey string
+	// Model is the embedding model to ask for. Required.
+	Model string
+	// Dimensions is the length of the vectors the model returns. Required: a
+	// response with vectors of any other length is a permanent error.
+	Dimensions int
+	// SendDimensions asks the server for Dimensions-long vectors (the
+	// "dimensions" request field). OpenAI's text-embedding-3 models honour it;
+	// older models and many compatible servers reject the field, so it is off
+	// by default.
+	SendDimensions bool
+	// BatchSize is the most texts sent in one request. Zero means
+	// DefaultOpenAIBatchSize. OpenAI accepts up to 2048 inputs and 300k tokens
+	// per request; local servers often far fewer.
+	BatchSize int
+	// Timeout bounds each HTTP request (one batch), reading the response
+	// included. Zero means DefaultOpenAITimeout.
+	Timeout time.Duration
+	// HTTPClient sends the requests. Nil means http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+// OpenAI embeds texts through an OpenAI-compatible embeddings endpoint
+// (POST {BaseURL}/embeddings), sending at most BatchSize texts per request,
+// one request after another. Texts are sent verbatim; the endpoint may reject
+// empty strings or texts longer than the model's context.
+//
+// Errors other than the caller's ctx being done are *ProviderError; use
+// IsPermanent to tell a failure worth retrying from one that is not.
+type OpenAI struct {
+	embedder *embeddings.EmbedderImpl
+	dim      int
+}
+
+// NewOpenAI returns an OpenAI embedder for cfg. It makes no request; a bad
+// key or model shows up on the first Embed. An invalid cfg is a
+// ragpipe.EINVALID error. Nothing is read from the environment (langchaingo's
+// OPENAI_* variables are overridden).
+func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
+	switch {
+	case cfg.Model == "":
+		return nil, ragpipe.Errorf(ragpipe.EINVALID, "embedding model is required")
+	case cfg.Dimensions <= 0:
+		return nil, ragpipe.Errorf(ragpipe.EINVALID, "embedding dimensions must be positive, got %d", cfg.Dimensions)
+	case cfg.BatchSize < 0:
+		return nil, ragpipe.Errorf(ragpipe.EINVALID, "embedding batch size must not be negative, got %d", cfg.BatchSize)
+	case cfg.Timeout < 0:
+		return nil, ragpipe.Errorf(ragpipe.EINVALID, "embedding timeout must not be negative, got %s", cfg.Timeout)
+	}
+	batch := cfg.BatchSize
+	if batch == 0 {
+		batch = DefaultOpenAIBatchSize
+	}
+	d := &doer{client: cfg.HTTPClient, timeout: cfg.Timeout, noAuth: cfg.APIKey == ""}
+	if d.client == nil {
+		d.client = http.DefaultClient
+	}
+	if d.timeout == 0 {
+		d.timeout = DefaultOpenAITimeout
+	}
+	token := cfg.APIKey
+	if token == "" {
+		token = "none" // langchaingo insists on a token; doer drops the header
+	}
+	opts := []openai.Option{
+		openai.WithToken(token),
+		openai.WithBaseURL(cfg.BaseURL),
+		openai.WithOrganization(""),
+		openai.WithEmbeddingModel(cfg.Model),
+		openai.WithHTTPClient(d),
+	}
+	if cfg.SendDimensions {
+		opts = append(opts, openai.WithEmbeddingDimensions(cfg.Dimensions))
+	}
+	llm, err := openai.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("openai client: %w", err)
+	}
+	// Newlines are kept: current models do not need them stripped, and
+	// langchaingo strips them in the caller's slice.
+	e, err := embeddings.NewEmbedder(llm, embeddings.WithBatchSize(batch), embeddings.WithStripNewLines(false))
+	if err != nil {
+		return nil, fmt.Errorf("openai embedder: %w", err)
+	}
+	return &OpenAI{embedder: e, dim: cfg.Dimensions}, nil
+}
+
+// Dimensions returns the length of every vector Embed returns.
+func (o *OpenAI) Dimensions() int { return o.dim }
+
+// Embed returns one vector per text, in order. If ctx is done it returns
+// ctx's error (wrapped); any other failure is a *ProviderError, and no
+// partial result is returned.
+func (o *OpenAI) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	if len(texts) == 0 {
+		return [][]float32{}, nil
+	}
+	var ex exchange
+	vecs, err := o.embedder.EmbedDocuments(context.WithValue(ctx, exchangeKey{}, &ex), texts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("embedding: %w", context.Cause(ctx))
+		}
+		return nil, ex.classify(err)
+	}
+	if len(vecs) != len(texts) {
+		return nil, &ProviderError{StatusCode: ex.status,
+			Err: fmt.Errorf("got %d vectors for %d texts", len(vecs), len(texts))}
+	}
+	for _, v := range vecs {
+		if len(v) != o.dim {
+			return nil, &ProviderError{StatusCode: ex.status, Permanent: true,
+				Err: fmt.Errorf("got a %d-dimensional vector, configured for %d", len(v), o.dim)}
+		}
+	}
+	return vecs, nil
+}
+
+// ProviderError is a failed call to an embedding provider.
+type ProviderError struct {
+	// StatusCode is the HTTP status of the provider's last answer, 0 if none
+	// arrived (connection refused, timeout, reset).
+	StatusCode int
+	// Permanent reports that repeating the same call cannot succeed: the
+	// provider rejected it with a 4xx other than 408 and 429 (bad key, unknown
+	// model, input too long), or answered vectors of the wrong dimension.
+	// Everything else (5xx, 408, 429, network errors, timeouts, malformed
+	// answers) is transient.
+	Permanent bool
+	// Err is the cause. For network failures it is the transport error, so
+	// errors.Is works with context.DeadlineExceeded or syscall.ECONNREFUSED.
+	Err error
+}
+
+func (e *ProviderError) Error() string {
+	kind := "transient"
+	if e.Permanent {
+		kind = "permanent"
+	}
+	if e.StatusCode != 0 {
+		return fmt.Sprintf("embedding provider (%s, HTTP %d): %v", kind, e.StatusCode, e.Err)
+	}
+	return fmt.Sprintf("embedding provider (%s): %v", kind, e.Err)
+}
+
+func (e *ProviderError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err holds a permanent *ProviderError: retrying
+// the same texts with the same configuration would fail again.
+func IsPermanent(err error) bool {
+	var pe *ProviderError
+	return errors.As(err, &pe) && pe.Permanent
+}
+
+// exchange records the outcome of the latest HTTP request of one Embed call.
+// langchaingo flattens status codes and transport errors into strings
+// ("network error: failed to reach API server"); this keeps them for
+// classification. Requests of one call run one after another, so it needs no
+// lock.
+type exchange struct {
+	status int
+	err    error // transport error, while sending or reading the body
+}
+
+type exchangeKey struct{}
+
+func (ex *exchange) classify(err error) *ProviderError {
+	if ex.err != nil {
+		return &ProviderError{StatusCode: ex.status, Err: ex.err}
+	}
+	s := ex.status
+	permanent := s >= 400 && s < 500 && s != http.StatusRequestTimeout && s != http.StatusTooManyRequests
+	return &ProviderError{StatusCode: s, Permanent: permanent, Err: err}
+}
+
+// doer is the HTTP client handed to langchaingo. It applies the per-request
+// timeout, drops the placeholder Authorization header when there is no key,
+// and records each request's outcome in the exchange found in its context.
+type doer struct {
+	client  *http.Client
+	timeout time.Duration
+	noAuth  bool
+}
+
+func (d *doer) Do(req *http.Request) (*http.Response, error) {
+	ex, _ := req.Context().Value(exchangeKey{}).(*exchange)
+	if ex == nil {
+		ex = new(exchange)
+	}
+	*ex = exchange{}
+	ctx, cancel := context.WithTimeout(req.Context(), d.timeout)
+	req = req.Clone(ctx)
+	if d.noAuth {
+		req.Header.Del("Authorization")
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		cancel()
+		ex.err = err
+		return nil, err
+	}
+	ex.status = resp.StatusCode
+	resp.Body = &recordingBody{ReadCloser: resp.Body, cancel: cancel, ex: ex}
+	return resp, nil
+}
+
+// recordingBody ends the request's timeout when closed and records read
+// errors, which langchaingo reports only as a failure to decode.
+type recordingBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+	ex     *exchange
+}
+
+func (b *recordingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.ex.err = err
+	}
+	return n, err
+}
+
+func (b *recordingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}

@@ -1,0 +1,247 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+
+	"github.com/ragpipe/ragpipe/internal/testenv"
+	"github.com/ragpipe/ragpipe/pkg/apikey"
+	"github.com/ragpipe/ragpipe/pkg/blob"
+	"github.com/ragpipe/ragpipe/pkg/embed"
+	"github.com/ragpipe/ragpipe/pkg/extract"
+	"github.com/ragpipe/ragpipe/pkg/pipeline"
+	"github.com/ragpipe/ragpipe/pkg/postgres"
+	"github.com/ragpipe/ragpipe/pkg/queue"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+)
+
+// redisDB is this package's Redis database (see testenv.Redis).
+const redisDB = 2
+
+type fixture struct {
+	db        *postgres.DB
+	blobs     *blob.Store
+	mux       *asynq.ServeMux
+	inspector *asynq.Inspector
+	tenant    string
+}
+
+func newFixture(t *testing.T, batchSize int) *fixture {
+	t.Helper()
+	db, _ := testenv.DB(t)
+	testenv.Redis(t, redisDB)
+	_, blobs := testenv.Bucket(t)
+	cfg := testenv.Config(t)
+	opt := asynq.RedisClientOpt{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: redisDB}
+	q := queue.NewClient(opt)
+	t.Cleanup(func() { q.Close() })
+	ins := asynq.NewInspector(opt)
+	t.Cleanup(func() { ins.Close() })
+	pl := pipeline.New(pipeline.Params{
+		Store: db, Blobs: blobs, Extractor: extract.New(extract.Limits{}), Embedder: embed.NewHashing(384),
+		Queue: q, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BatchSize: batchSize,
+	})
+	mux := asynq.NewServeMux()
+	pl.Register(mux)
+	_, hash := apikey.New()
+	tenant, err := db.CreateKey(context.Background(), "t", "rp_x", hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{db: db, blobs: blobs, mux: mux, inspector: ins, tenant: tenant}
+}
+
+// newJob stores raw as a document of format and records its queued job.
+func (f *fixture) newJob(t *testing.T, format string, raw []byte) *ragpipe.Job {
+	t.Helper()
+	ctx := context.Background()
+	d := &ragpipe.Document{ID: uuid.NewString(), TenantID: f.tenant, Filename: "f", Format: format,
+		SizeBytes: int64(len(raw)), SHA256: "x", Status: ragpipe.DocProcessing}
+	d.RawKey = ragpipe.RawKey(f.tenant, d.ID)
+	if err := f.blobs.Put(ctx, d.RawKey, raw); err != nil {
+		t.Fatal(err)
+	}
+	j := &ragpipe.Job{ID: uuid.NewString(), TenantID: f.tenant, DocumentID: d.ID, Status: ragpipe.JobQueued,
+		Stage: ragpipe.StageExtract, ChunkSize: 500, ChunkOverlap: 50}
+	if err := f.db.CreateDocument(ctx, d, j, postgres.OutboxTask{Type: queue.TypeExtract, ID: "x:" + j.ID, Payload: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func (f *fixture) run(t *testing.T, typ string, p queue.Payload) error {
+	t.Helper()
+	return f.mux.ProcessTask(context.Background(), asynq.NewTask(typ, queue.Encode(p)))
+}
+
+// pending lists the IDs of tasks waiting in the ingest queue, sorted.
+func (f *fixture) pending(t *testing.T) []string {
+	t.Helper()
+	tasks, err := f.inspector.ListPendingTasks(queue.QueueIngest, asynq.PageSize(1000))
+	if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, ti := range tasks {
+		ids = append(ids, ti.ID)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func (f *fixture) drain(t *testing.T) {
+	t.Helper()
+	if _, err := f.inspector.DeleteAllPendingTasks(queue.QueueIngest); err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) job(t *testing.T, id string) *ragpipe.Job {
+	t.Helper()
+	j, err := f.db.Job(context.Background(), f.tenant, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// TestStagesTwice runs every stage of a real PDF twice over, as at-least-once
+// delivery may, and checks that each enqueues its successors exactly once and
+// that the document ends with the right chunks, once.
+func TestStagesTwice(t *testing.T) {
+	f := newFixture(t, 4)
+	pdf, err := os.ReadFile("../../testdata/lppl.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := f.newJob(t, "pdf", pdf)
+	p := queue.Payload{JobID: j.ID}
+
+	for range 2 {
+		if err := f.run(t, queue.TypeExtract, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff([]string{"doc:chunk:" + j.ID}, f.pending(t)); diff != "" {
+		t.Errorf("after extract (-want +got):\n%s", diff)
+	}
+	f.drain(t)
+
+	for range 2 {
+		if err := f.run(t, queue.TypeChunk, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := f.job(t, j.ID)
+	if got.Stage != ragpipe.StageEmbed || got.TotalBatches < 2 {
+		t.Fatalf("after chunk: stage %s, %d batches", got.Stage, got.TotalBatches)
+	}
+	batches := got.TotalBatches
+	if n := len(f.pending(t)); n != batches {
+		t.Errorf("after chunk twice: %d embed tasks pending, want %d", n, batches)
+	}
+	f.drain(t)
+
+	for b := range batches {
+		for range 2 {
+			if err := f.run(t, queue.TypeEmbed, queue.Payload{JobID: j.ID, Batch: b}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := []string(nil)
+		if b == batches-1 {
+			want = []string{"doc:upsert:" + j.ID}
+		}
+		if diff := cmp.Diff(want, f.pending(t)); diff != "" {
+			t.Errorf("after embed batch %d (-want +got):\n%s", b, diff)
+		}
+	}
+	got = f.job(t, j.ID)
+	if got.Progress != 1 || got.EmbeddedChunks != got.TotalChunks {
+		t.Errorf("after embed: progress %v, %d/%d chunks", got.Progress, got.EmbeddedChunks, got.TotalChunks)
+	}
+
+	for range 2 {
+		if err := f.run(t, queue.TypeUpsert, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got = f.job(t, j.ID)
+	doc, err := f.db.Document(context.Background(), f.tenant, j.DocumentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != ragpipe.JobSucceeded || doc.Status != ragpipe.DocReady || doc.Pages != 8 || doc.ChunkCount != got.TotalChunks {
+		t.Errorf("end: job %s, document %s with %d pages and %d chunks (job counted %d)",
+			got.Status, doc.Status, doc.Pages, doc.ChunkCount, got.TotalChunks)
+	}
+	chunks, err := f.db.Chunks(context.Background(), f.tenant, j.DocumentID, -1, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chunks) != got.TotalChunks {
+		t.Errorf("%d chunks stored, want %d", len(chunks), got.TotalChunks)
+	}
+	for i, c := range chunks {
+		if c.Index != i {
+			t.Fatalf("chunk %d has index %d", i, c.Index)
+		}
+	}
+	// A late redelivery of the first stage changes nothing.
+	if err := f.run(t, queue.TypeExtract, p); err != nil {
+		t.Fatal(err)
+	}
+	if after := f.job(t, j.ID); after.Status != ragpipe.JobSucceeded || after.Stage != ragpipe.StageUpsert {
+		t.Errorf("after a late extract: %s/%s", after.Status, after.Stage)
+	}
+}
+
+func TestPermanentFailures(t *testing.T) {
+	f := newFixture(t, 64)
+	corrupt, err := os.ReadFile("../../testdata/corrupt.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		format string
+		raw    []byte
+		code   string
+	}{
+		{"corrupt pdf", "pdf", corrupt, ragpipe.CodePDFCorrupt},
+		{"whitespace only", "text", []byte("   \n\n\t  \n"), ragpipe.CodeNoText},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			j := f.newJob(t, tc.format, tc.raw)
+			err := f.run(t, queue.TypeExtract, queue.Payload{JobID: j.ID})
+			if !errors.Is(err, asynq.SkipRetry) {
+				t.Errorf("error %v does not skip retries", err)
+			}
+			got := f.job(t, j.ID)
+			if got.Status != ragpipe.JobFailed || got.ErrorCode != tc.code || got.ErrorMessage == "" {
+				t.Errorf("job %s %q %q; want failed %s", got.Status, got.ErrorCode, got.ErrorMessage, tc.code)
+			}
+			if n := len(f.pending(t)); n != 0 {
+				t.Errorf("%d tasks enqueued after a permanent failure", n)
+			}
+		})
+	}
+}
+
+func TestMissingJobIsNotRetried(t *testing.T) {
+	f := newFixture(t, 64)
+	err := f.run(t, queue.TypeChunk, queue.Payload{JobID: uuid.NewString()})
+	if !errors.Is(err, asynq.SkipRetry) {
+		t.Errorf("task of a missing job: %v, want SkipRetry", err)
+	}
+}
