@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,17 +69,52 @@ func Load(environ []string) (Config, error) {
 		}
 	}
 	var c Config
+	var problems []string
 	if err := env.ParseWithOptions(&c, env.Options{Prefix: Prefix, Environment: m}); err != nil {
-		return c, fmt.Errorf("configuration: %w", err)
+		problems = parseErrors(err)
 	}
-	if err := c.Validate(); err != nil {
-		return c, err
+	for _, p := range c.problems() {
+		name, _, _ := strings.Cut(p, ":")
+		if !slices.ContainsFunc(problems, func(q string) bool { return strings.HasPrefix(q, name+":") }) {
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) > 0 {
+		return c, errors.New("invalid configuration:\n  " + strings.Join(problems, "\n  "))
 	}
 	return c, nil
 }
 
+// parseErrors restates env's errors, which name struct fields, in terms of
+// the environment variables a user sets.
+func parseErrors(err error) []string {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return []string{err.Error()}
+	}
+	var lines []string
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			f, _ := reflect.TypeFor[Config]().FieldByName(pe.Name)
+			lines = append(lines, fmt.Sprintf("%s%s: not a valid %s", Prefix, f.Tag.Get("env"), pe.Type))
+			continue
+		}
+		lines = append(lines, e.Error())
+	}
+	return lines
+}
+
 // Validate checks every setting and reports all problems in one error.
 func (c Config) Validate() error {
+	if errs := c.problems(); len(errs) > 0 {
+		return errors.New("invalid configuration:\n  " + strings.Join(errs, "\n  "))
+	}
+	return nil
+}
+
+// problems lists every invalid setting, one line each, starting with its name.
+func (c Config) problems() []string {
 	var errs []string
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, Prefix+name+": "+fmt.Sprintf(format, args...))
@@ -128,8 +165,8 @@ func (c Config) Validate() error {
 	if c.ChunkOverlap < 0 || c.ChunkOverlap >= c.ChunkSize {
 		bad("CHUNK_OVERLAP", "must be in [0, CHUNK_SIZE)")
 	}
-	if c.ExtractTimeout <= 0 {
-		bad("EXTRACT_TIMEOUT", "must be positive")
+	if c.ExtractTimeout <= 0 || c.ExtractTimeout > 9*time.Minute {
+		bad("EXTRACT_TIMEOUT", "must be positive and at most 9m (the extract task itself times out at 10m)")
 	}
 	if c.ExtractMaxMemory < 64<<20 {
 		bad("EXTRACT_MAX_MEMORY_BYTES", "must be at least 64 MiB")
@@ -146,17 +183,11 @@ func (c Config) Validate() error {
 	switch c.EmbedProvider {
 	case "hashing":
 	case "openai":
-		if c.OpenAIAPIKey == "" {
-			bad("OPENAI_API_KEY", "is required when EMBED_PROVIDER=openai")
-		}
-		if u, err := url.Parse(c.OpenAIBaseURL); err != nil || u.Host == "" {
+		if u, err := url.Parse(c.OpenAIBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("OPENAI_BASE_URL", "want an http(s):// URL, got %q", c.OpenAIBaseURL)
 		}
 	default:
 		bad("EMBED_PROVIDER", "want hashing or openai, got %q", c.EmbedProvider)
 	}
-	if len(errs) > 0 {
-		return errors.New("invalid configuration:\n  " + strings.Join(errs, "\n  "))
-	}
-	return nil
+	return errs
 }

@@ -90,7 +90,7 @@ func (r searchRequest) validate(tenant string) (ragpipe.SearchQuery, error) {
 		return q, ragpipe.Errorf(ragpipe.EINVALID, "mode must be hybrid, vector or keyword")
 	}
 	for _, id := range q.DocumentIDs {
-		if _, err := uuid.Parse(id); err != nil {
+		if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
 			return q, ragpipe.Errorf(ragpipe.EINVALID, "document_ids: %q is not a document ID", id)
 		}
 	}

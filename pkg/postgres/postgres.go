@@ -58,11 +58,11 @@ func Migrate(ctx context.Context, url string) error {
 	if err != nil {
 		return fmt.Errorf("read migrations: %w", err)
 	}
-	cfg, err := pgx.ParseConfig(url)
+	cfg, err := pgxpool.ParseConfig(url) // accepts the pool_* settings Open honours
 	if err != nil {
 		return fmt.Errorf("parse database url: %w", err)
 	}
-	sqlDB := stdlib.OpenDB(*cfg)
+	sqlDB := stdlib.OpenDB(*cfg.ConnConfig)
 	defer sqlDB.Close()
 	if err := sqlDB.PingContext(ctx); err != nil {
 		return fmt.Errorf("connect to database: %w", err)
@@ -85,27 +85,32 @@ func Migrate(ctx context.Context, url string) error {
 // The column can change only while no chunk is stored; otherwise a mismatch
 // is an error, since vectors of different sizes cannot be compared.
 func (db *DB) EnsureEmbeddingDimensions(ctx context.Context, dim int) error {
+	const dimSQL = `SELECT atttypmod FROM pg_attribute WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'`
+	var current int
+	if err := db.pool.QueryRow(ctx, dimSQL).Scan(&current); err != nil {
+		return fmt.Errorf("read embedding dimensions: %w", err)
+	}
+	if current == dim {
+		return nil // the usual case, without the exclusive lock below
+	}
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `LOCK TABLE chunks IN ACCESS EXCLUSIVE MODE`); err != nil {
 			return err
 		}
-		var current int
-		err := tx.QueryRow(ctx, `SELECT atttypmod FROM pg_attribute
-			WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'`).Scan(&current)
-		if err != nil {
+		if err := tx.QueryRow(ctx, dimSQL).Scan(&current); err != nil {
 			return fmt.Errorf("read embedding dimensions: %w", err)
 		}
 		if current == dim {
 			return nil
 		}
-		var any bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM chunks)`).Scan(&any); err != nil {
+		var stored bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM chunks)`).Scan(&stored); err != nil {
 			return err
 		}
-		if any {
+		if stored {
 			return fmt.Errorf("stored chunks have %d-dimensional embeddings but RAGPIPE_EMBED_DIMENSIONS is %d; delete the documents or keep the old setting", current, dim)
 		}
-		_, err = tx.Exec(ctx, fmt.Sprintf(`DROP INDEX IF EXISTS chunks_embedding_idx;
+		_, err := tx.Exec(ctx, fmt.Sprintf(`DROP INDEX IF EXISTS chunks_embedding_idx;
 			ALTER TABLE chunks ALTER COLUMN embedding TYPE vector(%d);
 			CREATE INDEX chunks_embedding_idx ON chunks USING hnsw (embedding vector_cosine_ops);`, dim))
 		return err
