@@ -40,7 +40,9 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 # -------------------------------------------------------------- runtime --
 FROM debian:bookworm-slim
 
-# poppler-utils: pdftotext, the PDF text extractor the worker runs.
+# poppler-utils: pdftotext, the PDF text extractor the worker runs (and
+#   pdfinfo, pdfimages, pdftoppm for page counts and OCR).
+# tesseract-ocr, tesseract-ocr-eng: OCR of scanned pages (about 30 MB).
 # util-linux: prlimit, which caps pdftotext's memory from its first instruction.
 # ca-certificates: TLS to S3, Postgres, Redis or an embeddings provider.
 # curl: the compose healthcheck of the API (GET /readyz).
@@ -49,6 +51,8 @@ RUN apt-get update \
         ca-certificates \
         curl \
         poppler-utils \
+        tesseract-ocr \
+        tesseract-ocr-eng \
         util-linux \
     && rm -rf /var/lib/apt/lists/*
 

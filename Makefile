@@ -5,7 +5,7 @@ GO        ?= go
 BIN       := bin
 export PATH := $(PATH):/usr/local/go/bin:$(shell $(GO) env GOPATH 2>/dev/null)/bin
 
-.PHONY: all services stop-services build run test bench lint clean
+.PHONY: all services stop-services build run test chaos bench lint clean
 
 all: build
 
@@ -30,6 +30,10 @@ test: services
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 30m ./...
+
+## chaos: the chaos suite (docs/chaos.md): real processes on services of its own, faults injected
+chaos: services build
+	RAGPIPE_CHAOS=1 RAGPIPE_CHAOS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m -v -run '^TestChaos$$' ./chaos/
 
 ## bench: benchmarks that back the figures in docs/performance.md
 bench: services

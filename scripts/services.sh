@@ -191,6 +191,10 @@ newest_pg_bin() {
 missing=()
 command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# tesseract: OCR of PDF pages without a text layer (pkg/extract; tests use it).
+if ! command -v tesseract >/dev/null 2>&1 || [ ! -e /usr/share/tesseract-ocr/5/tessdata/eng.traineddata ]; then
+	missing+=(tesseract-ocr tesseract-ocr-eng)
+fi
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
 	missing+=(redis-server)
 fi
@@ -202,7 +206,7 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
 	apt_install "${missing[@]}"
 else
-	say "apt: packages present (poppler-utils, redis, postgresql, curl)"
+	say "apt: packages present (poppler-utils, tesseract-ocr, redis, postgresql, curl)"
 fi
 
 # -------------------------------------------------------------- PostgreSQL --

@@ -2,6 +2,9 @@
 //
 //	ragctl migrate                          apply database migrations
 //	ragctl admin create-key --tenant NAME   create a tenant (if new) and an API key
+//	ragctl tasks stats                      queue depth by state
+//	ragctl tasks archived [--queue Q]       tasks given up after their retries
+//	ragctl tasks retry [--queue Q] ID|--all run archived tasks again
 package main
 
 import (
@@ -13,15 +16,23 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/ragpipe/ragpipe/pkg/apikey"
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
+	"github.com/ragpipe/ragpipe/pkg/queue"
 )
 
 const usage = `usage:
   ragctl migrate                          apply database migrations
   ragctl admin create-key --tenant NAME   create the tenant if needed and print a new API key
+  ragctl tasks stats                      queue depth by state
+  ragctl tasks archived [--queue Q]       list tasks given up after their retries (queue ingest or webhooks)
+  ragctl tasks retry [--queue Q] ID|--all run archived tasks again (their jobs are revived)
 `
 
 func main() {
@@ -53,6 +64,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return nil
 	case len(args) >= 2 && args[0] == "admin" && args[1] == "create-key":
 		return createKey(ctx, cfg, args[2:], stdout, stderr)
+	case len(args) >= 2 && args[0] == "tasks":
+		return tasks(ctx, cfg, args[1], args[2:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return errUsage
@@ -83,4 +96,63 @@ func createKey(ctx context.Context, cfg config.Config, args []string, stdout, st
 	}
 	fmt.Fprintf(stdout, "tenant %s (%s)\nAPI key (shown once; store it now):\n%s\n", *tenant, tenantID, key)
 	return nil
+}
+
+func tasks(ctx context.Context, cfg config.Config, verb string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tasks "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	q := fs.String("queue", queue.QueueIngest, "queue: ingest or webhooks")
+	all := fs.Bool("all", false, "retry every archived task of the queue")
+	limit := fs.Int("limit", 100, "most tasks to list")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	db, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	admin := queue.NewAdmin(asynq.RedisClientOpt{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB}, db.ReviveJob)
+	defer admin.Close()
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	defer tw.Flush()
+	switch verb {
+	case "stats":
+		stats, err := admin.Stats()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(tw, "QUEUE\tPENDING\tACTIVE\tSCHEDULED\tRETRY\tARCHIVED\tCOMPLETED")
+		for _, s := range stats {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", s.Queue, s.Pending, s.Active, s.Scheduled, s.Retry, s.Archived, s.Completed)
+		}
+		return nil
+	case "archived":
+		list, err := admin.Archived(*q, *limit)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(tw, "ID\tTYPE\tJOB\tRETRIED\tFAILED AT\tLAST ERROR")
+		for _, t := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", t.ID, t.Type, t.JobID, t.Retried, t.MaxRetry,
+				t.LastFailedAt.Format(time.RFC3339), t.LastError)
+		}
+		return nil
+	case "retry":
+		if *all {
+			n, err := admin.RetryAll(ctx, *q)
+			fmt.Fprintf(stdout, "retried %d tasks\n", n)
+			return err
+		}
+		if fs.NArg() != 1 {
+			return errors.New("tasks retry: give one task ID or --all")
+		}
+		if err := admin.Retry(ctx, *q, fs.Arg(0)); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "retried %s\n", fs.Arg(0))
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return errUsage
 }

@@ -122,18 +122,31 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	return b, nil
 }
 
-// DeletePrefix removes every object whose key starts with prefix.
-func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
+// List returns the keys of every object whose key starts with prefix.
+func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return fmt.Errorf("list %s: %w", prefix, err)
+			return nil, fmt.Errorf("list %s: %w", prefix, err)
 		}
 		for _, o := range page.Contents {
-			if err := s.Delete(ctx, aws.ToString(o.Key)); err != nil {
-				return err
-			}
+			keys = append(keys, aws.ToString(o.Key))
+		}
+	}
+	return keys, nil
+}
+
+// DeletePrefix removes every object whose key starts with prefix.
+func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
+	keys, err := s.List(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := s.Delete(ctx, k); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -1,75 +1,97 @@
 // Package chunk cuts a document's extracted text into overlapping chunks for
-// embedding and retrieval, keeping track of the pages each chunk came from.
+// embedding and retrieval, following its structure (headings, paragraphs,
+// list items, code blocks, sentences) and keeping track of the pages and the
+// section each chunk came from.
 package chunk
 
 import (
-	"sort"
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
-	"github.com/tmc/langchaingo/textsplitter"
 )
 
-// Default chunking, in characters (Unicode code points).
+// Default chunking in characters (Unicode code points), Options.Unit Runes.
 //
 // 1000 characters is about 200–250 tokens of English: one or two paragraphs,
 // enough context for a passage to stand on its own as a cited answer, small
 // enough that its vector stays about one topic, and inside the input limit of
 // common embedding models (512 tokens for small local ones such as bge-small,
-// 8k for OpenAI's). An overlap of 150 (15%) repeats
-// up to a sentence or so across a cut made inside a paragraph, so a statement
-// cut there is still found whole in one of the two neighbouring chunks.
+// 8k for OpenAI's). An overlap of 150 (15%) repeats a sentence or so across
+// a cut made inside a section.
 const (
 	DefaultSize    = 1000
 	DefaultOverlap = 150
 )
 
-// pageSeparator joins pages before splitting; the splitter prefers to cut there.
-const pageSeparator = "\n\n"
+// Default chunking in tokens, Options.Unit Tokens: the same amount of text
+// as DefaultSize and DefaultOverlap.
+const (
+	DefaultTokenSize    = 256
+	DefaultTokenOverlap = 32
+)
 
-// separators are tried in order: paragraphs, lines, words, and as a last
-// resort single characters, so no chunk is ever longer than Size. (Sentences,
-// ". ", are left out: the splitter drops the separator where it cuts, which
-// would strip the full stop from the end of chunks.)
-var separators = []string{"\n\n", "\n", " ", ""}
+// Unit is what Options.Size and Overlap count.
+type Unit int
+
+const (
+	// Runes counts Unicode code points (the zero value, for compatibility).
+	Runes Unit = iota
+	// Tokens counts tokens of OpenAI's cl100k_base encoding (GPT-3.5/4,
+	// text-embedding-3-*), a fair measure for other models' tokenizers too.
+	// The encoding is compiled into the binary: nothing is downloaded.
+	Tokens
+)
 
 // Page is the text of one page of a document. Number is the page's number as
-// shown to users (usually from 1).
+// shown to users (usually from 1). OCR marks text recognised from an image.
 type Page struct {
 	Number int
 	Text   string
+	OCR    bool `json:",omitempty"`
 }
 
-// Options controls chunking. Size is the most characters (code points) in a
-// chunk and must be positive; Overlap is how many characters at most
-// consecutive chunks may share, 0 <= Overlap < Size.
+// Options controls chunking. Size is the most units in a chunk and must be
+// positive; Overlap is how many units at most consecutive chunks of one
+// section may share, 0 <= Overlap < Size. Unit says what is counted.
+//
+// Markdown says the text marks structure the Markdown way: ATX headings
+// ("## Title") start a new chunk and make the heading path (Chunk.Section),
+// and fenced code blocks are kept whole where they fit. Set it for
+// Markdown, HTML and DOCX text (extract.Format.Markdown); in other text a
+// "# " line is more likely a comment than a heading.
 type Options struct {
 	Size, Overlap int
+	Unit          Unit
+	Markdown      bool
 }
 
 // Chunk is a piece of a document's text. Index is its position among the
 // document's chunks, from 0. PageStart and PageEnd are the numbers of the
 // first and last page its text comes from (equal unless it spans pages).
+// Section is the path of headings it falls under, outermost first, joined
+// by " > " ("Install > From source"), or "" before the first heading and in
+// text without headings. OCR is true when any of its text came from OCR.
 type Chunk struct {
 	Index              int
 	Text               string
 	PageStart, PageEnd int
+	Section            string `json:",omitempty"`
+	OCR                bool   `json:",omitempty"`
 }
 
 // Split cuts the text of pages, in reading order, into chunks of at most
-// o.Size characters, cutting preferably between paragraphs, then lines, then
-// words, and inside a word only if it is longer than o.Size. Pages are
-// joined with a blank line first, so a chunk may span pages. Chunk texts are
-// trimmed of surrounding white space; chunks with no text are dropped. The
-// result is deterministic.
-//
-// Overlap is the splitter's (langchaingo's RecursiveCharacter): text is
-// repeated across a cut only when the pieces merged at that level
-// (paragraphs, lines or words) are no longer than o.Overlap, so chunks cut
-// between long paragraphs do not overlap, while chunks cut inside a paragraph
-// share up to o.Overlap characters of whole words.
+// o.Size units. It cuts preferably before a heading, then between blocks
+// (paragraphs, list items, code blocks), then between sentences, then lines,
+// then words, and inside a word only if it is longer than o.Size. Blocks
+// never span pages, but a chunk may. Chunks are cut at every heading and
+// section change, so each has one Section. Within a section, a chunk
+// starts by repeating the last whole sentences or blocks of the one before,
+// up to o.Overlap units. Blocks are joined by a blank line, so a chunk's
+// text is its blocks' text as extracted, apart from white space at their
+// ends. The result is deterministic.
 //
 // Invalid options are a ragpipe.EINVALID error.
 func Split(pages []Page, o Options) ([]Chunk, error) {
@@ -79,146 +101,369 @@ func Split(pages []Page, o Options) ([]Chunk, error) {
 	if o.Overlap < 0 || o.Overlap >= o.Size {
 		return nil, ragpipe.Errorf(ragpipe.EINVALID, "chunk overlap must be at least 0 and less than the size %d, got %d", o.Size, o.Overlap)
 	}
-
-	var b strings.Builder
-	starts := make([]int, len(pages)) // byte offset of each page in the joined text
-	for i, p := range pages {
-		if i > 0 {
-			b.WriteString(pageSeparator)
+	count := runeCount
+	if o.Unit == Tokens {
+		enc, err := cl100k()
+		if err != nil {
+			return nil, ragpipe.Wrap(err, ragpipe.EINTERNAL, "loading the tokenizer")
 		}
-		starts[i] = b.Len()
-		b.WriteString(p.Text)
+		count = func(s string) int { return len(enc.EncodeOrdinary(s)) }
+	} else if o.Unit != Runes {
+		return nil, ragpipe.Errorf(ragpipe.EINVALID, "unknown chunk size unit %d", o.Unit)
 	}
-	text := b.String()
-	if strings.TrimSpace(text) == "" {
-		return []Chunk{}, nil
+	p := packer{opts: o, count: count, chunks: []Chunk{}}
+	var sections sectionPath
+	for _, pg := range pages {
+		for _, b := range blocks(pg.Text, o.Markdown) {
+			if b.level > 0 {
+				sections.enter(b.level, b.title)
+			}
+			b.page, b.ocr, b.section = pg.Number, pg.OCR, sections.String()
+			p.add(b)
+		}
 	}
+	p.flush(false)
+	return p.chunks, nil
+}
 
-	splitter := textsplitter.NewRecursiveCharacter(
-		textsplitter.WithChunkSize(o.Size),
-		textsplitter.WithChunkOverlap(o.Overlap),
-		textsplitter.WithSeparators(separators),
-	)
-	texts, err := splitter.SplitText(text)
-	if err != nil {
-		return nil, ragpipe.Wrap(err, ragpipe.EINTERNAL, "splitting text")
-	}
+func runeCount(s string) int { return utf8.RuneCountInString(s) }
 
-	pageAt := func(off int) int {
-		return pages[sort.SearchInts(starts, off+1)-1].Number
+// sectionPath is the stack of headings above the current text.
+type sectionPath []struct {
+	level int
+	title string
+}
+
+func (s *sectionPath) enter(level int, title string) {
+	for len(*s) > 0 && (*s)[len(*s)-1].level >= level {
+		*s = (*s)[:len(*s)-1]
 	}
-	chunks := make([]Chunk, 0, len(texts))
-	var loc locator
-	for _, t := range texts {
-		t = capSize(t, o.Size)
-		if t == "" {
+	*s = append(*s, struct {
+		level int
+		title string
+	}{level, title})
+}
+
+func (s sectionPath) String() string {
+	titles := make([]string, len(s))
+	for i, h := range s {
+		titles[i] = h.title
+	}
+	return strings.Join(titles, " > ")
+}
+
+// blockKind tells how a block may be cut.
+type blockKind int
+
+const (
+	prose blockKind = iota // paragraphs and list items: by sentence
+	code                   // fenced code: by line
+)
+
+// block is a unit of structure: a paragraph, list item, heading or code block.
+type block struct {
+	text    string
+	kind    blockKind
+	level   int // heading level, 0 for other blocks
+	title   string
+	page    int
+	ocr     bool
+	section string
+}
+
+var (
+	atxHeading = regexp.MustCompile(`^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$`)
+	fence      = regexp.MustCompile("^ {0,3}(```|~~~)")
+	listItem   = regexp.MustCompile(`^[ \t]*(?:[-*+•◦▪‣–]|\d{1,9}[.)]|[a-zA-Z][.)])[ \t]+\S`)
+)
+
+// blocks cuts a page's text into blocks: at blank lines, before list items,
+// around headings (with markdown) and around fenced code (with markdown).
+func blocks(text string, markdown bool) []block {
+	var out []block
+	var cur []string
+	inFence := ""
+	flush := func(kind blockKind) {
+		t := strings.Trim(strings.Join(cur, "\n"), "\n")
+		if strings.TrimSpace(t) != "" {
+			if kind == prose {
+				t = strings.TrimSpace(t)
+			}
+			out = append(out, block{text: t, kind: kind})
+		}
+		cur = cur[:0]
+	}
+	for line := range strings.Lines(text) {
+		line = strings.TrimRight(line, "\r\n")
+		if markdown && inFence != "" {
+			cur = append(cur, line)
+			if strings.HasPrefix(strings.TrimSpace(line), inFence) {
+				flush(code)
+				inFence = ""
+			}
 			continue
 		}
-		start, end := loc.find(text, t, o.Overlap)
-		chunks = append(chunks, Chunk{
-			Index:     len(chunks),
-			Text:      t,
-			PageStart: pageAt(start),
-			PageEnd:   pageAt(end - 1),
-		})
-	}
-	return chunks, nil
-}
-
-// capSize returns chunk trimmed of surrounding white space and, if it is
-// longer than size characters, without enough of its head to fit.
-//
-// langchaingo's RecursiveCharacter (v0.1.14) can exceed the chunk size by one
-// separator (at most 2 characters): when the overlap it carries into a new
-// chunk is a single piece, it does not count the separator that will join it
-// to the next piece. That head is overlap, already at the end of the previous
-// chunk, so cutting it at a white-space boundary loses no text.
-func capSize(chunk string, size int) string {
-	chunk = strings.TrimSpace(chunk)
-	excess := utf8.RuneCountInString(chunk) - size
-	if excess <= 0 {
-		return chunk
-	}
-	i := 0
-	var last rune
-	for range excess {
-		r, n := utf8.DecodeRuneInString(chunk[i:])
-		last, i = r, i+n
-	}
-	if !unicode.IsSpace(last) { // mid-word: go on to the next white space
-		if j := strings.IndexFunc(chunk[i:], unicode.IsSpace); j >= 0 {
-			i += j
+		if markdown {
+			if m := fence.FindStringSubmatch(line); m != nil {
+				flush(prose)
+				inFence = m[1]
+				cur = append(cur, line)
+				continue
+			}
+			if m := atxHeading.FindStringSubmatch(line); m != nil {
+				flush(prose)
+				title := strings.Join(strings.Fields(m[2]), " ")
+				out = append(out, block{text: strings.TrimSpace(line), level: len(m[1]), title: title})
+				continue
+			}
+		}
+		switch {
+		case strings.TrimSpace(line) == "":
+			flush(prose)
+		case listItem.MatchString(line):
+			flush(prose)
+			cur = append(cur, line)
+		default:
+			cur = append(cur, line)
 		}
 	}
-	return strings.TrimSpace(chunk[i:])
-}
-
-// probeRunes caps the first and last words searched for when a chunk as a
-// whole is not found verbatim.
-const probeRunes = 32
-
-// locator finds successive chunks in the text they were cut from. Chunks come
-// in order and each starts no earlier than overlap characters before the end
-// of the one before it, nor before its start, so searching from there keeps
-// the search linear and avoids matching an earlier repeat of the same words.
-type locator struct {
-	prevStart, prevEnd int
-}
-
-// find returns the byte span [start, end) of chunk in text. Chunks are
-// normally verbatim substrings; if one is not (the splitter changed its white
-// space), it is located by its first and last words instead, and failing that
-// placed right after the previous chunk.
-func (l *locator) find(text, chunk string, overlap int) (start, end int) {
-	from := l.prevEnd
-	for n := 0; n < overlap && from > l.prevStart; n++ {
-		_, size := utf8.DecodeLastRuneInString(text[:from])
-		from -= size
-	}
-
-	if i := strings.Index(text[from:], chunk); i >= 0 {
-		start, end = from+i, from+i+len(chunk)
-	} else if i := strings.Index(text[from:], firstWord(chunk)); i >= 0 {
-		start = from + i
-		end = min(start+len(chunk), len(text))
-		last := lastWord(chunk)
-		window := text[start:min(start+2*len(chunk), len(text))]
-		if j := strings.LastIndex(window, last); j >= 0 {
-			end = start + j + len(last)
-		}
+	if inFence != "" {
+		flush(code)
 	} else {
-		start = min(l.prevEnd, len(text)-1)
-		end = min(start+len(chunk), len(text))
+		flush(prose)
 	}
-	l.prevStart, l.prevEnd = start, end
-	return start, end
+	return out
 }
 
-// firstWord returns the run of s before its first white space, at most
-// probeRunes long; lastWord the run after its last white space. s has no
-// leading or trailing white space.
-func firstWord(s string) string {
-	i, n := 0, 0
-	for i < len(s) && n < probeRunes {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if unicode.IsSpace(r) {
-			break
-		}
-		i += size
-		n++
-	}
-	return s[:i]
+// piece is a part of a block small enough for a chunk.
+type piece struct {
+	text  string
+	n     int    // its size in units
+	sep   string // what joins it to the piece before in the same chunk
+	nSep  int
+	block *block
 }
 
-func lastWord(s string) string {
-	i, n := len(s), 0
-	for i > 0 && n < probeRunes {
-		r, size := utf8.DecodeLastRuneInString(s[:i])
-		if unicode.IsSpace(r) {
+// packer fills chunks with pieces.
+type packer struct {
+	opts   Options
+	count  func(string) int
+	chunks []Chunk
+	cur    []piece
+	size   int // units in cur, separators included
+}
+
+func (p *packer) add(b block) {
+	if b.level > 0 || (len(p.cur) > 0 && p.cur[0].block.section != b.section) {
+		p.flush(false) // headings and section changes start a chunk
+	}
+	// A block that does not fit in the room left starts a chunk, rather than
+	// being cut, unless all the chunk has is its heading.
+	n := p.count(b.text)
+	if len(p.cur) > 0 && p.size+p.count("\n\n")+n > p.opts.Size && !p.onlyHeadings() {
+		p.flush(true)
+	}
+	pieces := []string{b.text}
+	if n > p.opts.Size {
+		pieces = p.cut(b.text, b.kind)
+	}
+	for i, text := range pieces {
+		sep := "\n\n"
+		if i > 0 {
+			sep = " "
+			if b.kind == code {
+				sep = "\n"
+			}
+		}
+		p.push(piece{text: text, n: p.count(text), sep: sep, nSep: p.count(sep), block: &b})
+	}
+}
+
+func (p *packer) onlyHeadings() bool {
+	for _, pc := range p.cur {
+		if pc.block.level == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *packer) push(pc piece) {
+	if len(p.cur) > 0 && p.size+pc.nSep+pc.n > p.opts.Size {
+		p.flush(true)
+		for len(p.cur) > 0 && p.size+pc.nSep+pc.n > p.opts.Size {
+			p.dropFirst()
+		}
+	}
+	if len(p.cur) > 0 {
+		p.size += pc.nSep
+	}
+	p.cur = append(p.cur, pc)
+	p.size += pc.n
+}
+
+func (p *packer) dropFirst() {
+	p.size -= p.cur[0].n
+	p.cur = p.cur[1:]
+	if len(p.cur) > 0 {
+		p.size -= p.cur[0].nSep
+	}
+}
+
+// flush ends the current chunk. With overlap, the next chunk starts with
+// the current one's last pieces, up to Overlap units.
+func (p *packer) flush(overlap bool) {
+	if len(p.cur) == 0 {
+		return
+	}
+	text, first, last := p.text()
+	// The sum of the pieces' sizes is exact for code points; for tokens a
+	// join can merge differently, so check and move pieces on if needed.
+	for len(p.cur) > 1 && p.opts.Unit == Tokens && p.count(text) > p.opts.Size {
+		rest := p.cur[len(p.cur)-1]
+		p.cur = p.cur[:len(p.cur)-1]
+		p.size -= rest.n + rest.nSep
+		p.flush(overlap)
+		p.push(rest)
+		return
+	}
+	c := Chunk{Index: len(p.chunks), Text: text, PageStart: first, PageEnd: last, Section: p.cur[0].block.section}
+	for _, pc := range p.cur {
+		c.OCR = c.OCR || pc.block.ocr
+	}
+	p.chunks = append(p.chunks, c)
+
+	if !overlap || p.opts.Overlap == 0 {
+		p.cur, p.size = p.cur[:0], 0
+		return
+	}
+	keep, size := len(p.cur), 0
+	for keep > 1 {
+		add := p.cur[keep-1].n
+		if keep < len(p.cur) {
+			add += p.cur[keep].nSep
+		}
+		if size+add > p.opts.Overlap || p.cur[keep-1].block.level > 0 {
 			break
 		}
-		i -= size
-		n++
+		size += add
+		keep--
 	}
-	return s[i:]
+	if keep == len(p.cur) {
+		p.cur, p.size = p.cur[:0], 0
+		return
+	}
+	p.cur = append([]piece(nil), p.cur[keep:]...)
+	p.size = size
+}
+
+// text joins the current pieces and returns the span of their pages.
+func (p *packer) text() (string, int, int) {
+	var b strings.Builder
+	first, last := p.cur[0].block.page, p.cur[0].block.page
+	for i, pc := range p.cur {
+		if i > 0 {
+			b.WriteString(pc.sep)
+		}
+		b.WriteString(pc.text)
+		first, last = min(first, pc.block.page), max(last, pc.block.page)
+	}
+	return b.String(), first, last
+}
+
+// cut cuts text that does not fit in a chunk into sentences
+// (prose) or lines (code), each cut further into words and, for words
+// longer than a chunk, into pieces of a chunk's size.
+func (p *packer) cut(text string, kind blockKind) []string {
+	var parts []string
+	if kind == code {
+		parts = strings.Split(text, "\n")
+	} else {
+		parts = sentences(text)
+	}
+	var out []string
+	for _, s := range parts {
+		if p.count(s) <= p.opts.Size {
+			out = append(out, s)
+			continue
+		}
+		out = append(out, p.cutWords(s)...)
+	}
+	return out
+}
+
+// cutWords packs the words of s into pieces of at most Size units; words
+// longer than that are cut into runs of runes. Sizes are summed word by
+// word (" word" is counted, as it is tokenized in running text), and each
+// piece is then checked whole, so this stays linear.
+func (p *packer) cutWords(s string) []string {
+	var out, cur []string
+	curN := 0
+	emit := func() {
+		for len(cur) > 0 {
+			// The sum can undercount tokens at a join: give back words until the whole fits.
+			k := len(cur)
+			for k > 1 && p.count(strings.Join(cur[:k], " ")) > p.opts.Size {
+				k--
+			}
+			out = append(out, strings.Join(cur[:k], " "))
+			cur = cur[k:]
+		}
+		curN = 0
+	}
+	for _, w := range strings.Fields(s) {
+		n := p.count(" " + w)
+		if len(cur) > 0 && curN+n <= p.opts.Size {
+			cur, curN = append(cur, w), curN+n
+			continue
+		}
+		emit()
+		for p.count(w) > p.opts.Size {
+			// Longest prefix that fits, shrinking from the size in runes.
+			r := []rune(w)
+			k := min(len(r), p.opts.Size)
+			for k > 1 && p.count(string(r[:k])) > p.opts.Size {
+				k = k * 3 / 4
+			}
+			out = append(out, string(r[:k]))
+			w = string(r[k:])
+		}
+		cur, curN = append(cur, w), p.count(w)
+	}
+	emit()
+	return out
+}
+
+// abbreviations end in a full stop without ending a sentence.
+var abbreviations = map[string]bool{
+	"e.g.": true, "i.e.": true, "etc.": true, "vs.": true, "cf.": true, "fig.": true, "figs.": true,
+	"mr.": true, "mrs.": true, "ms.": true, "dr.": true, "prof.": true, "no.": true, "vol.": true,
+	"p.": true, "pp.": true, "sec.": true, "ch.": true, "eq.": true, "al.": true, "approx.": true,
+}
+
+// sentences cuts prose after ".", "!" or "?" (and closing quotes or
+// brackets) followed by white space and an upper-case letter, a digit or
+// an opening quote or bracket, unless the word before is a known
+// abbreviation or a single letter (an initial). Joining the sentences with
+// single spaces gives back the text with its white space runs collapsed.
+func sentences(text string) []string {
+	words := strings.Fields(text)
+	var out []string
+	start := 0
+	for i := 0; i < len(words)-1; i++ {
+		w := strings.TrimRight(words[i], `"'”’)]`)
+		if w == "" || !strings.ContainsRune(".!?", rune(w[len(w)-1])) {
+			continue
+		}
+		if abbreviations[strings.ToLower(w)] || utf8.RuneCountInString(w) == 2 && w[1] == '.' {
+			continue
+		}
+		next, _ := utf8.DecodeRuneInString(words[i+1])
+		if !unicode.IsUpper(next) && !unicode.IsDigit(next) && !strings.ContainsRune(`"'“‘([`, next) {
+			continue
+		}
+		out = append(out, strings.Join(words[start:i+1], " "))
+		start = i + 1
+	}
+	return append(out, strings.Join(words[start:], " "))
 }

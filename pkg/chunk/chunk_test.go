@@ -7,8 +7,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
-	"github.com/tmc/langchaingo/textsplitter"
 )
 
 func TestSplit(t *testing.T) {
@@ -19,107 +19,153 @@ func TestSplit(t *testing.T) {
 		want  []Chunk
 	}{
 		{
-			name: "three pages, short ones merged across a boundary",
+			name: "short pages merged across a boundary, a long one cut between sentences",
 			pages: []Page{
-				{1, "Short one."},
-				{2, "Short two."},
-				{3, "A third page that is long enough to stand alone."},
+				{Number: 1, Text: "Short one."},
+				{Number: 2, Text: "Short two."},
+				{Number: 3, Text: "A third page. It has three sentences. They do not fit."},
 			},
-			opts: Options{Size: 30, Overlap: 8},
+			opts: Options{Size: 40},
 			want: []Chunk{
-				{0, "Short one.\n\nShort two.", 1, 2},
-				{1, "A third page that is long", 3, 3},
-				{2, "is long enough to stand alone.", 3, 3},
+				{Index: 0, Text: "Short one.\n\nShort two.", PageStart: 1, PageEnd: 2},
+				{Index: 1, Text: "A third page. It has three sentences.", PageStart: 3, PageEnd: 3},
+				{Index: 2, Text: "They do not fit.", PageStart: 3, PageEnd: 3},
 			},
 		},
 		{
-			name: "page numbers are the caller's, long pages split on words with overlap",
-			pages: []Page{
-				{5, "The first page ends in the middle of a"},
-				{6, "sentence that continues here. Then more text follows on page six."},
-				{7, "Last."},
-			},
-			opts: Options{Size: 30, Overlap: 8},
+			name:  "overlap repeats whole sentences",
+			pages: []Page{{Number: 4, Text: "One is first. Two is next. Three follows. Four ends it."}},
+			opts:  Options{Size: 30, Overlap: 15},
 			want: []Chunk{
-				{0, "The first page ends in the", 5, 5},
-				{1, "in the middle of a", 5, 5},
-				{2, "sentence that continues here.", 6, 6},
-				{3, "here. Then more text follows", 6, 6},
-				{4, "follows on page six.", 6, 6},
-				{5, "Last.", 7, 7},
+				{Index: 0, Text: "One is first. Two is next.", PageStart: 4, PageEnd: 4},
+				{Index: 1, Text: "Two is next. Three follows.", PageStart: 4, PageEnd: 4},
+				{Index: 2, Text: "Three follows. Four ends it.", PageStart: 4, PageEnd: 4},
 			},
 		},
 		{
-			name:  "everything fits in one chunk",
-			pages: []Page{{1, "Alpha."}, {2, "Beta."}, {3, "Gamma."}},
-			opts:  Options{Size: DefaultSize, Overlap: DefaultOverlap},
-			want:  []Chunk{{0, "Alpha.\n\nBeta.\n\nGamma.", 1, 3}},
-		},
-		{
-			name:  "empty and blank pages in between",
-			pages: []Page{{1, "Hello"}, {2, ""}, {3, "  \n "}, {4, "World"}},
-			opts:  Options{Size: 100, Overlap: 0},
-			want:  []Chunk{{0, "Hello\n\n\n\n  \n \n\nWorld", 1, 4}},
-		},
-		{
-			name:  "overlapping word windows",
-			pages: []Page{{1, "one two three four five six seven eight nine ten"}},
-			opts:  Options{Size: 20, Overlap: 10},
+			name:  "abbreviations and initials do not end sentences",
+			pages: []Page{{Number: 1, Text: "See e.g. Fig. 3 by J. Smith for details. Next sentence here."}},
+			opts:  Options{Size: 45},
 			want: []Chunk{
-				{0, "one two three four", 1, 1},
-				{1, "three four five six", 1, 1},
-				{2, "five six seven eight", 1, 1},
-				{3, "eight nine ten", 1, 1},
+				{Index: 0, Text: "See e.g. Fig. 3 by J. Smith for details.", PageStart: 1, PageEnd: 1},
+				{Index: 1, Text: "Next sentence here.", PageStart: 1, PageEnd: 1},
 			},
 		},
 		{
-			// A word longer than Size is cut into Size-long pieces (with
-			// overlap), so no chunk is ever longer than Size.
-			name:  "overlong word",
-			pages: []Page{{1, "aaaaaaaaaaaaaaaaaaaaaaaaa bb"}},
-			opts:  Options{Size: 10, Overlap: 3},
+			name: "markdown headings start chunks and make the section path",
+			pages: []Page{{Number: 1, Text: "Preface text.\n\n# Guide\n\nIntro.\n\n## Install\n\nRun make.\n\n" +
+				"## Use\n\nCall it.\n\n# Appendix\n\nMore."}},
+			opts: Options{Size: 100, Markdown: true},
 			want: []Chunk{
-				{0, "aaaaaaaaaa", 1, 1},
-				{1, "aaaaaaaaaa", 1, 1},
-				{2, "aaaaaaaaaa", 1, 1},
-				{3, "aaaa", 1, 1},
-				{4, "bb", 1, 1},
+				{Index: 0, Text: "Preface text.", PageStart: 1, PageEnd: 1},
+				{Index: 1, Text: "# Guide\n\nIntro.", PageStart: 1, PageEnd: 1, Section: "Guide"},
+				{Index: 2, Text: "## Install\n\nRun make.", PageStart: 1, PageEnd: 1, Section: "Guide > Install"},
+				{Index: 3, Text: "## Use\n\nCall it.", PageStart: 1, PageEnd: 1, Section: "Guide > Use"},
+				{Index: 4, Text: "# Appendix\n\nMore.", PageStart: 1, PageEnd: 1, Section: "Appendix"},
 			},
 		},
 		{
-			// langchaingo makes "and them" and "the were" (8 characters):
-			// their heads are overlap and are cut off.
-			name:  "separator overflow is capped",
-			pages: []Page{{1, "and them the were"}},
-			opts:  Options{Size: 7, Overlap: 3},
-			want:  []Chunk{{0, "and", 1, 1}, {1, "them", 1, 1}, {2, "the", 1, 1}, {3, "were", 1, 1}},
+			name:  "without markdown a # line is text",
+			pages: []Page{{Number: 1, Text: "# not a heading\nport = 80"}},
+			opts:  Options{Size: 100},
+			want:  []Chunk{{Index: 0, Text: "# not a heading\nport = 80", PageStart: 1, PageEnd: 1}},
+		},
+		{
+			name:  "code blocks stay whole, list items are blocks",
+			pages: []Page{{Number: 2, Text: "Steps:\n- first item\n- second item\n\n```sh\nmake\n\nmake test\n```\nAfter."}},
+			opts:  Options{Size: 30, Markdown: true},
+			want: []Chunk{
+				{Index: 0, Text: "Steps:\n\n- first item", PageStart: 2, PageEnd: 2},
+				{Index: 1, Text: "- second item", PageStart: 2, PageEnd: 2},
+				{Index: 2, Text: "```sh\nmake\n\nmake test\n```", PageStart: 2, PageEnd: 2},
+				{Index: 3, Text: "After.", PageStart: 2, PageEnd: 2},
+			},
+		},
+		{
+			name:  "a code block too long is cut between lines",
+			pages: []Page{{Number: 1, Text: "```\nline one\nline two\nline three\n```"}},
+			opts:  Options{Size: 20, Markdown: true},
+			want: []Chunk{
+				{Index: 0, Text: "```\nline one", PageStart: 1, PageEnd: 1},
+				{Index: 1, Text: "line two\nline three", PageStart: 1, PageEnd: 1},
+				{Index: 2, Text: "```", PageStart: 1, PageEnd: 1},
+			},
+		},
+		{
+			name:  "OCR pages mark their chunks",
+			pages: []Page{{Number: 1, Text: "Typed."}, {Number: 2, Text: "Scanned.", OCR: true}, {Number: 3, Text: "Typed again, at length."}},
+			opts:  Options{Size: 25},
+			want: []Chunk{
+				{Index: 0, Text: "Typed.\n\nScanned.", PageStart: 1, PageEnd: 2, OCR: true},
+				{Index: 1, Text: "Typed again, at length.", PageStart: 3, PageEnd: 3},
+			},
+		},
+		{
+			name:  "a sentence longer than a chunk is cut between words, a word between runes",
+			pages: []Page{{Number: 1, Text: "aaaaaaaaaaaaaaaaaaaaaaaaa bb cc"}},
+			opts:  Options{Size: 10},
+			want: []Chunk{
+				{Index: 0, Text: "aaaaaaaaaa", PageStart: 1, PageEnd: 1},
+				{Index: 1, Text: "aaaaaaaaaa", PageStart: 1, PageEnd: 1},
+				{Index: 2, Text: "aaaaa bb", PageStart: 1, PageEnd: 1},
+				{Index: 3, Text: "cc", PageStart: 1, PageEnd: 1},
+			},
 		},
 		{
 			name:  "size counts characters, not bytes",
-			pages: []Page{{1, "ééééé ççççç"}, {2, "ñ"}},
-			opts:  Options{Size: 5, Overlap: 0},
-			want:  []Chunk{{0, "ééééé", 1, 1}, {1, "ççççç", 1, 1}, {2, "ñ", 2, 2}},
+			pages: []Page{{Number: 1, Text: "ééééé ééééé"}},
+			opts:  Options{Size: 5},
+			want: []Chunk{
+				{Index: 0, Text: "ééééé", PageStart: 1, PageEnd: 1},
+				{Index: 1, Text: "ééééé", PageStart: 1, PageEnd: 1},
+			},
+		},
+		{
+			name:  "tokens",
+			pages: []Page{{Number: 1, Text: "Hello world. Hello again world."}},
+			opts:  Options{Size: 4, Unit: Tokens},
+			want: []Chunk{
+				{Index: 0, Text: "Hello world.", PageStart: 1, PageEnd: 1},
+				{Index: 1, Text: "Hello again world.", PageStart: 1, PageEnd: 1},
+			},
 		},
 		{name: "no pages", pages: nil, opts: Options{Size: 10}, want: []Chunk{}},
-		{name: "blank pages", pages: []Page{{1, " \n\n\t"}, {2, ""}}, opts: Options{Size: 10}, want: []Chunk{}},
+		{name: "blank pages", pages: []Page{{Number: 1, Text: " \n\n\t"}, {Number: 2}}, opts: Options{Size: 10}, want: []Chunk{}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := Split(tt.pages, tt.opts)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Split(tc.pages, tc.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("Split() =\n%#v\nwant\n%#v", got, tt.want)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Split mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}
 }
 
+func TestTokenCount(t *testing.T) {
+	enc, err := cl100k()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reference values from OpenAI's tiktoken (cl100k_base).
+	for text, want := range map[string]int{
+		"hello world":                     2,
+		"Hello world. Hello again world.": 7,
+		"tiktoken is great!":              6,
+	} {
+		if got := len(enc.EncodeOrdinary(text)); got != want {
+			t.Errorf("tokens(%q) = %d; want %d", text, got, want)
+		}
+	}
+}
+
 func TestSplitInvalidOptions(t *testing.T) {
-	for _, o := range []Options{{0, 0}, {-5, 0}, {10, -1}, {10, 10}, {10, 11}} {
+	for _, o := range []Options{{Size: 0}, {Size: -5}, {Size: 10, Overlap: -1}, {Size: 10, Overlap: 10}, {Size: 10, Overlap: 11}, {Size: 10, Unit: 7}} {
 		t.Run(fmt.Sprintf("%+v", o), func(t *testing.T) {
-			_, err := Split([]Page{{1, "text"}}, o)
+			_, err := Split([]Page{{Number: 1, Text: "text"}}, o)
 			if code := ragpipe.ErrorCode(err); code != ragpipe.EINVALID {
 				t.Errorf("err = %v, code %q; want %q", err, code, ragpipe.EINVALID)
 			}
@@ -127,159 +173,112 @@ func TestSplitInvalidOptions(t *testing.T) {
 	}
 }
 
-// On a realistic document with the default options: chunks are no longer
-// than Size, numbered in order, move forward through the pages, overlap
-// their neighbour when cut inside a paragraph, and come out the same twice.
+// On a realistic document, for both units: chunks are no longer than Size,
+// numbered in order, move forward through the pages, keep every word of
+// the document in order, overlap their neighbour when cut inside a
+// section, and come out the same twice.
 func TestSplitDocumentProperties(t *testing.T) {
-	pages := benchPages(30)
-	o := Options{Size: DefaultSize, Overlap: DefaultOverlap}
-	chunks, err := Split(pages, o)
+	enc, err := cl100k()
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _ := Split(pages, o)
-	if !reflect.DeepEqual(chunks, again) {
-		t.Error("Split is not deterministic")
-	}
-	if len(chunks) < 30 {
-		t.Fatalf("got %d chunks for 30 pages", len(chunks))
-	}
-	overlaps, spans := 0, 0
-	for i, c := range chunks {
-		if c.Index != i {
-			t.Errorf("chunk %d has Index %d", i, c.Index)
-		}
-		if n := utf8.RuneCountInString(c.Text); n > o.Size || n == 0 {
-			t.Errorf("chunk %d has %d characters", i, n)
-		}
-		if c.PageStart > c.PageEnd {
-			t.Errorf("chunk %d spans pages %d..%d", i, c.PageStart, c.PageEnd)
-		}
-		if c.PageStart < c.PageEnd {
-			spans++
-		}
-		// The chunk's text comes from its pages.
-		var src strings.Builder
-		for _, p := range pages[c.PageStart-1 : c.PageEnd] {
-			src.WriteString(p.Text + pageSeparator)
-		}
-		if !strings.Contains(src.String(), c.Text) {
-			t.Errorf("chunk %d is not in pages %d..%d", i, c.PageStart, c.PageEnd)
-		}
-		if i > 0 {
-			prev := chunks[i-1]
-			if c.PageStart < prev.PageStart {
-				t.Errorf("chunk %d starts on page %d, before chunk %d (page %d)", i, c.PageStart, i-1, prev.PageStart)
+	pages := benchPages(30)
+	for _, o := range []Options{
+		{Size: DefaultSize, Overlap: DefaultOverlap},
+		{Size: DefaultTokenSize, Overlap: DefaultTokenOverlap, Unit: Tokens},
+	} {
+		t.Run(fmt.Sprint(o.Unit), func(t *testing.T) {
+			count := runeCount
+			if o.Unit == Tokens {
+				count = func(s string) int { return len(enc.EncodeOrdinary(s)) }
 			}
-			if sharedEdge(prev.Text, c.Text) >= 20 {
-				overlaps++
-			}
-		}
-	}
-	if overlaps == 0 || spans == 0 {
-		t.Errorf("%d chunks overlap their predecessor by >= 20 bytes and %d span pages; want some of each", overlaps, spans)
-	}
-}
-
-// sharedEdge returns the length of the longest suffix of a that is a prefix of b.
-func sharedEdge(a, b string) int {
-	for n := min(len(a), len(b)); n > 0; n-- {
-		if strings.HasSuffix(a, b[:n]) {
-			return n
-		}
-	}
-	return 0
-}
-
-func TestCapSize(t *testing.T) {
-	tests := []struct {
-		chunk string
-		size  int
-		want  string
-	}{
-		{"  fits  ", 4, "fits"},
-		{"the were", 7, "were"},
-		{"the were", 5, "were"},
-		{"ab cd ef", 6, "cd ef"},
-		{"Short.\n\nLonger para", 15, "Longer para"},
-		{"   ", 3, ""},
-	}
-	for _, tt := range tests {
-		if got := capSize(tt.chunk, tt.size); got != tt.want {
-			t.Errorf("capSize(%q, %d) = %q, want %q", tt.chunk, tt.size, got, tt.want)
-		}
-	}
-}
-
-func TestLocator(t *testing.T) {
-	text := "aaa bbb\n\nccc  ddd eee\n\nfff ggg"
-	tests := []struct {
-		chunk     string
-		overlap   int
-		wantSpan  [2]int
-		wantMatch string
-	}{
-		{"aaa bbb", 0, [2]int{0, 7}, "aaa bbb"},
-		// White space differs from the source: located by head and tail.
-		{"ccc ddd eee", 0, [2]int{9, 21}, "ccc  ddd eee"},
-		// Overlap lets the next chunk start inside the previous one.
-		{"eee\n\nfff", 3, [2]int{18, 26}, "eee\n\nfff"},
-		// Not in the text at all: placed right after the previous chunk.
-		{"zzz", 0, [2]int{26, 29}, " gg"},
-	}
-	var l locator
-	for i, tt := range tests {
-		start, end := l.find(text, tt.chunk, tt.overlap)
-		if [2]int{start, end} != tt.wantSpan || text[start:end] != tt.wantMatch {
-			t.Errorf("%d: find(%q) = [%d, %d) %q, want %v %q", i, tt.chunk, start, end, text[start:end], tt.wantSpan, tt.wantMatch)
-		}
-	}
-}
-
-// Every chunk the splitter makes, once capped, fits Size and is found verbatim, even in repetitive text
-// and with large overlaps, so the fallbacks above are only a safety net.
-func TestLocatorFindsSplitterOutput(t *testing.T) {
-	var doc strings.Builder
-	for _, p := range benchPages(5) {
-		doc.WriteString(p.Text + pageSeparator)
-	}
-	texts := []string{
-		doc.String(),
-		strings.Repeat("a a a a a\n", 300),
-		strings.Repeat("x", 500) + " " + strings.Repeat("yy ", 100),
-	}
-	for _, text := range texts {
-		for _, o := range []Options{{50, 0}, {50, 49}, {200, 30}, {DefaultSize, DefaultOverlap}, {7, 3}, {12, 5}, {300, 150}} {
-			splitter := textsplitter.NewRecursiveCharacter(
-				textsplitter.WithChunkSize(o.Size),
-				textsplitter.WithChunkOverlap(o.Overlap),
-				textsplitter.WithSeparators(separators),
-			)
-			chunks, err := splitter.SplitText(text)
+			chunks, err := Split(pages, o)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var l locator
+			again, _ := Split(pages, o)
+			if !reflect.DeepEqual(chunks, again) {
+				t.Error("Split is not deterministic")
+			}
+			if len(chunks) < 30 {
+				t.Fatalf("got %d chunks for 30 pages", len(chunks))
+			}
+			var all []string
+			for _, p := range pages {
+				all = append(all, strings.Fields(p.Text)...)
+			}
+			overlaps, spans, pos := 0, 0, 0
 			for i, c := range chunks {
-				c = capSize(c, o.Size)
-				if n := utf8.RuneCountInString(c); n > o.Size {
-					t.Errorf("%+v: chunk %d %q has %d characters", o, i, c, n)
+				if c.Index != i {
+					t.Errorf("chunk %d has Index %d", i, c.Index)
 				}
-				start, end := l.find(text, c, o.Overlap)
-				if text[start:end] != c {
-					t.Fatalf("%+v: chunk %d %q located as %q", o, i, c, text[start:end])
+				if n := count(c.Text); n > o.Size || n == 0 {
+					t.Errorf("chunk %d has size %d", i, n)
+				}
+				if c.PageStart < c.PageEnd {
+					spans++
+				}
+				// Its words continue the document, after up to Overlap units repeated.
+				words := strings.Fields(c.Text)
+				start := pos
+				for start > 0 && !slicesHasPrefix(all[start:], words) {
+					start--
+				}
+				if !slicesHasPrefix(all[start:], words) {
+					t.Fatalf("chunk %d is not the document's text in order", i)
+				}
+				if start < pos {
+					overlaps++
+					if n := count(strings.Join(all[start:pos], " ")); n > o.Overlap {
+						t.Errorf("chunk %d repeats %d units", i, n)
+					}
+				}
+				pos = start + len(words)
+				if i > 0 && c.PageStart < chunks[i-1].PageStart {
+					t.Errorf("chunk %d starts before its predecessor", i)
 				}
 			}
-		}
+			if pos != len(all) {
+				t.Errorf("chunks end at word %d of %d", pos, len(all))
+			}
+			if overlaps == 0 || spans == 0 {
+				t.Errorf("%d chunks overlap their predecessor and %d span pages; want some of each", overlaps, spans)
+			}
+		})
 	}
+}
+
+func slicesHasPrefix(s, prefix []string) bool {
+	return len(s) >= len(prefix) && reflect.DeepEqual(s[:len(prefix)], prefix)
+}
+
+// FuzzSplit: any text splits without error into chunks no longer than
+// Size that keep every word in order.
+func FuzzSplit(f *testing.F) {
+	f.Add("# A\n\nText. More text.\n\n- item\n\n```\ncode\n```", 20, 5, true)
+	f.Add("plain words without end", 3, 1, false)
+	f.Fuzz(func(t *testing.T, text string, size, overlap int, md bool) {
+		if size < 1 || size > 200 || overlap < 0 || overlap >= size || !utf8.ValidString(text) {
+			return
+		}
+		chunks, err := Split([]Page{{Number: 1, Text: text}}, Options{Size: size, Overlap: overlap, Markdown: md})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range chunks {
+			if n := utf8.RuneCountInString(c.Text); n > size || strings.TrimSpace(c.Text) == "" {
+				t.Fatalf("chunk %q has %d runes (size %d)", c.Text, n, size)
+			}
+		}
+	})
 }
 
 // benchPages returns n pages of about 2000 characters of prose in
 // paragraphs of varying length, deterministically.
 func benchPages(n int) []Page {
-	words := strings.Fields("the retrieval system splits every document into chunks and embeds " +
-		"them so that search can rank passages by similarity; invoices, contracts, manuals " +
-		"and reports from 2019 to 2024 were ingested with their page numbers and metadata")
+	words := strings.Fields("The retrieval system splits every document into chunks and embeds " +
+		"them so that search can rank passages by similarity. Invoices, contracts, manuals " +
+		"and reports from 2019 to 2024 were ingested with their page numbers and metadata.")
 	pages := make([]Page, n)
 	var b strings.Builder
 	k := 0
@@ -302,11 +301,17 @@ func benchPages(n int) []Page {
 // BenchmarkSplit splits a 200-page document (about 400,000 characters).
 func BenchmarkSplit(b *testing.B) {
 	pages := benchPages(200)
-	o := Options{Size: DefaultSize, Overlap: DefaultOverlap}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Split(pages, o); err != nil {
-			b.Fatal(err)
-		}
+	for _, o := range []Options{
+		{Size: DefaultSize, Overlap: DefaultOverlap},
+		{Size: DefaultTokenSize, Overlap: DefaultTokenOverlap, Unit: Tokens},
+	} {
+		b.Run(fmt.Sprint(o.Unit), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Split(pages, o); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -43,6 +43,12 @@ type Config struct {
 	ShutdownGrace     time.Duration `env:"SHUTDOWN_GRACE" envDefault:"30s"`
 	WorkerConcurrency int           `env:"WORKER_CONCURRENCY" envDefault:"4"`
 
+	AdminToken        string        `env:"ADMIN_TOKEN"`
+	MaxQueuedJobs     int           `env:"MAX_QUEUED_JOBS" envDefault:"50000"`
+	TenantMaxInflight int           `env:"TENANT_MAX_INFLIGHT" envDefault:"4"`
+	ReaperInterval    time.Duration `env:"REAPER_INTERVAL" envDefault:"10s"`
+	ReaperStaleAfter  time.Duration `env:"REAPER_STALE_AFTER" envDefault:"30s"`
+
 	ChunkSize    int `env:"CHUNK_SIZE" envDefault:"1000"`
 	ChunkOverlap int `env:"CHUNK_OVERLAP" envDefault:"150"`
 
@@ -57,6 +63,14 @@ type Config struct {
 	OpenAIBaseURL   string        `env:"OPENAI_BASE_URL" envDefault:"https://api.openai.com/v1"`
 	OpenAIAPIKey    string        `env:"OPENAI_API_KEY"`
 	OpenAIModel     string        `env:"OPENAI_EMBED_MODEL" envDefault:"text-embedding-3-small"`
+
+	WebhookAllowHTTP     bool            `env:"WEBHOOK_ALLOW_HTTP" envDefault:"false"`
+	WebhookAllowPrivate  bool            `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false"`
+	WebhookTimeout       time.Duration   `env:"WEBHOOK_TIMEOUT" envDefault:"10s"`
+	WebhookConcurrency   int             `env:"WEBHOOK_CONCURRENCY" envDefault:"10"`
+	WebhookRetrySchedule []time.Duration `env:"WEBHOOK_RETRY_SCHEDULE" envSeparator:"," envDefault:"5s,1m,5m,30m,1h,2h,4h,8h,12h,16h,24h"`
+	WebhookDisableAfter  time.Duration   `env:"WEBHOOK_DISABLE_AFTER" envDefault:"120h"`
+	WebhookSecretOverlap time.Duration   `env:"WEBHOOK_SECRET_OVERLAP" envDefault:"24h"`
 }
 
 // Load reads the configuration from getenv (os.Getenv in production) and
@@ -159,6 +173,18 @@ func (c Config) problems() []string {
 	if c.WorkerConcurrency <= 0 {
 		bad("WORKER_CONCURRENCY", "must be positive")
 	}
+	if c.MaxQueuedJobs <= 0 {
+		bad("MAX_QUEUED_JOBS", "must be positive")
+	}
+	if c.TenantMaxInflight <= 0 {
+		bad("TENANT_MAX_INFLIGHT", "must be positive")
+	}
+	if c.ReaperInterval < 100*time.Millisecond {
+		bad("REAPER_INTERVAL", "must be at least 100ms")
+	}
+	if c.ReaperStaleAfter < time.Second {
+		bad("REAPER_STALE_AFTER", "must be at least 1s")
+	}
 	if c.ChunkSize <= 0 {
 		bad("CHUNK_SIZE", "must be positive")
 	}
@@ -179,6 +205,22 @@ func (c Config) problems() []string {
 	}
 	if c.EmbedBatchSize <= 0 {
 		bad("EMBED_BATCH_SIZE", "must be positive")
+	}
+	if c.WebhookTimeout <= 0 || c.WebhookTimeout > time.Minute {
+		bad("WEBHOOK_TIMEOUT", "must be positive and at most 1m")
+	}
+	if c.WebhookConcurrency <= 0 {
+		bad("WEBHOOK_CONCURRENCY", "must be positive")
+	}
+	if len(c.WebhookRetrySchedule) == 0 || len(c.WebhookRetrySchedule) > 50 ||
+		slices.ContainsFunc(c.WebhookRetrySchedule, func(d time.Duration) bool { return d <= 0 }) {
+		bad("WEBHOOK_RETRY_SCHEDULE", "want 1 to 50 positive durations, comma-separated")
+	}
+	if c.WebhookDisableAfter < 0 {
+		bad("WEBHOOK_DISABLE_AFTER", "must not be negative (0 never disables)")
+	}
+	if c.WebhookSecretOverlap < 0 || c.WebhookSecretOverlap > 7*24*time.Hour {
+		bad("WEBHOOK_SECRET_OVERLAP", "must be from 0 to 168h")
 	}
 	switch c.EmbedProvider {
 	case "hashing":

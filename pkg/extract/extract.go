@@ -3,8 +3,10 @@
 //
 // PDF text comes from poppler's pdftotext (Debian package poppler-utils), run
 // as a child process under hard limits on time, memory and output size, so a
-// hostile PDF can fail its own document but never the worker. Plain text and
-// Markdown are decoded in process.
+// hostile PDF can fail its own document but never the worker. Pages without a
+// text layer are OCRed by tesseract. Plain text (UTF-8, UTF-16, legacy 8-bit
+// encodings), Markdown, HTML and DOCX are read in process, under limits on
+// input and inflated size. docs/extraction.md has the engine comparison.
 package extract
 
 import (
@@ -13,57 +15,125 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
-	xunicode "golang.org/x/text/encoding/unicode"
-	"golang.org/x/text/transform"
 )
 
 // Page is the text of one page. Number counts from 1 in the source document;
-// pages without text are left out of results, so numbers may skip.
-// Plain-text and Markdown documents are a single page numbered 1.
+// pages without text are left out of results, so numbers may skip. Documents
+// without pages (text, Markdown, HTML, DOCX) are a single page numbered 1.
+//
+// Text from Markdown, HTML and DOCX is Markdown: headings are ATX headings
+// ("## Title"), list items start with "- ", table rows are cells joined by
+// " | ", so one chunker can follow the structure of all of them (see
+// Format.Markdown). OCR is true when the text was recognised from an image
+// of the page by tesseract rather than read from the PDF's text layer.
 type Page struct {
 	Number int
 	Text   string
+	OCR    bool `json:",omitempty"`
 }
 
 // Limits bound the work of one Extract call. A zero field takes its default.
 type Limits struct {
-	// Timeout bounds the whole extraction of one document (default
-	// DefaultTimeout). The caller's context deadline applies as well.
+	// Timeout bounds the whole extraction of one document, OCR included
+	// (default DefaultTimeout). The caller's context deadline applies as well.
 	Timeout time.Duration
-	// MaxMemoryBytes caps the address space (RLIMIT_AS) of the pdftotext
-	// process, not of this process (default DefaultMaxMemoryBytes). Address
-	// space exceeds resident memory: below about 24 MiB pdftotext cannot
-	// even load its shared libraries.
+	// MaxMemoryBytes caps the address space (RLIMIT_AS) of each child
+	// process (pdftotext, pdfinfo, pdftoppm, tesseract), not of this
+	// process (default DefaultMaxMemoryBytes). Address space exceeds
+	// resident memory: below about 24 MiB pdftotext cannot even load its
+	// shared libraries.
 	MaxMemoryBytes int64
 	// MaxPages is the most pages a PDF may have (default DefaultMaxPages).
 	MaxPages int
-	// MaxTextBytes caps the extracted PDF text and the size of a plain-text
-	// or Markdown file (default DefaultMaxTextBytes).
+	// MaxTextBytes caps the extracted text of a document and the size of a
+	// plain-text, Markdown or HTML file (default DefaultMaxTextBytes). For
+	// PDFs it is also the guard against decompression bombs: pdftotext
+	// streams content, so a bomb shows as runaway text, time or memory.
 	MaxTextBytes int64
+	// MaxInflatedBytes caps how many bytes may be decompressed from a DOCX
+	// (ZIP) archive in total (default DefaultMaxInflatedBytes).
+	MaxInflatedBytes int64
+	// MaxOCRPages caps how many pages of one PDF are OCRed; past it the
+	// extraction fails with CodeLimitExceeded (default DefaultMaxOCRPages).
+	MaxOCRPages int
 }
 
 // Defaults for zero fields of Limits.
 const (
-	DefaultTimeout        = 2 * time.Minute
-	DefaultMaxMemoryBytes = 1 << 30
-	DefaultMaxPages       = 5000
-	DefaultMaxTextBytes   = 64 << 20
+	DefaultTimeout          = 2 * time.Minute
+	DefaultMaxMemoryBytes   = 1 << 30
+	DefaultMaxPages         = 5000
+	DefaultMaxTextBytes     = 64 << 20
+	DefaultMaxInflatedBytes = 256 << 20
+	DefaultMaxOCRPages      = 200
 )
+
+// DefaultRangePages is how many pages one pdftotext run extracts. Each run
+// starts afresh, so poppler's caches (fonts, page tree) cannot grow with the
+// document: a 2,800-page PDF in one run peaks at 225 MB, in 100-page ranges
+// at about 110 MB. The first range tells whether a document is small, so
+// small documents still cost one process.
+const DefaultRangePages = 100
+
+// OCRMode says when pages without a text layer are OCRed.
+type OCRMode int
+
+const (
+	// OCRAuto OCRs when tesseract and pdftoppm are installed (the default).
+	OCRAuto OCRMode = iota
+	// OCROff never OCRs; a PDF of scans fails with CodeNoText.
+	OCROff
+	// OCROn always OCRs; Check fails if tesseract or pdftoppm is missing.
+	OCROn
+)
+
+// Option configures an Extractor beyond its Limits.
+type Option func(*Extractor)
+
+// WithOCR sets when pages without text are OCRed (default OCRAuto).
+func WithOCR(m OCRMode) Option { return func(e *Extractor) { e.ocrMode = m } }
+
+// WithOCRLanguage sets tesseract's language (-l), e.g. "eng+deu"; the
+// matching tesseract-ocr-* packages must be installed (default "eng").
+func WithOCRLanguage(lang string) Option { return func(e *Extractor) { e.ocrLang = lang } }
+
+// WithRangePages sets how many pages one pdftotext run extracts (default
+// DefaultRangePages); progress is reported per page regardless.
+func WithRangePages(n int) Option {
+	return func(e *Extractor) {
+		if n > 0 {
+			e.rangePages = n
+		}
+	}
+}
+
+// WithTempDir sets where page images for OCR are written (default os.TempDir()).
+func WithTempDir(dir string) Option { return func(e *Extractor) { e.tempDir = dir } }
+
+// Progress is told how many pages of a PDF are done and how many there are
+// in all, from the goroutine that called ExtractProgress, in order, done
+// never decreasing. It is called at least once, at the end, with done ==
+// total; for PDFs of more than one page range it is called about once per
+// page as text arrives. It must be quick: extraction waits for it.
+type Progress func(done, total int)
 
 // Extractor extracts text from documents. It is safe for concurrent use.
 type Extractor struct {
-	limits Limits
+	limits     Limits
+	ocrMode    OCRMode
+	ocrLang    string
+	rangePages int
+	tempDir    string
 	// Commands run for PDFs; tests replace them with fakes.
-	pdftotext string
-	prlimit   string
+	pdftotext, pdfinfo, pdftoppm, pdfimages, tesseract, prlimit string
 }
 
-// New returns an Extractor that enforces l, with defaults for its zero fields.
-func New(l Limits) *Extractor {
+// New returns an Extractor that enforces l, with defaults for its zero
+// fields, configured by opts.
+func New(l Limits, opts ...Option) *Extractor {
 	if l.Timeout <= 0 {
 		l.Timeout = DefaultTimeout
 	}
@@ -76,17 +146,57 @@ func New(l Limits) *Extractor {
 	if l.MaxTextBytes <= 0 {
 		l.MaxTextBytes = DefaultMaxTextBytes
 	}
-	return &Extractor{limits: l, pdftotext: "pdftotext", prlimit: "prlimit"}
+	if l.MaxInflatedBytes <= 0 {
+		l.MaxInflatedBytes = DefaultMaxInflatedBytes
+	}
+	if l.MaxOCRPages <= 0 {
+		l.MaxOCRPages = DefaultMaxOCRPages
+	}
+	e := &Extractor{
+		limits: l, ocrLang: "eng", rangePages: DefaultRangePages,
+		pdftotext: "pdftotext", pdfinfo: "pdfinfo", pdftoppm: "pdftoppm",
+		pdfimages: "pdfimages", tesseract: "tesseract", prlimit: "prlimit",
+	}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
+}
+
+// OCR reports whether pages without text will be OCRed: the mode is OCROn,
+// or OCRAuto with tesseract and pdftoppm installed.
+func (e *Extractor) OCR() bool {
+	switch e.ocrMode {
+	case OCROff:
+		return false
+	case OCROn:
+		return true
+	}
+	for _, c := range []string{e.tesseract, e.pdftoppm, e.pdfimages} {
+		if _, err := exec.LookPath(c); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Check reports whether the programs PDF extraction needs are installed:
-// pdftotext (Debian package poppler-utils) and prlimit (util-linux).
+// pdftotext, pdfinfo (Debian package poppler-utils) and prlimit
+// (util-linux), and with OCROn tesseract (tesseract-ocr) too.
 // Call it at start-up so a missing tool stops the worker, not each document.
 func (e *Extractor) Check() error {
-	for _, tool := range []struct{ cmd, pkg string }{
+	tools := []struct{ cmd, pkg string }{
 		{e.pdftotext, "poppler-utils"},
+		{e.pdfinfo, "poppler-utils"},
 		{e.prlimit, "util-linux"},
-	} {
+	}
+	if e.ocrMode == OCROn {
+		tools = append(tools,
+			struct{ cmd, pkg string }{e.pdftoppm, "poppler-utils"},
+			struct{ cmd, pkg string }{e.pdfimages, "poppler-utils"},
+			struct{ cmd, pkg string }{e.tesseract, "tesseract-ocr"})
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool.cmd); err != nil {
 			return fmt.Errorf("extract: %s is needed for PDF text: install the Debian package %s: %w", tool.cmd, tool.pkg, err)
 		}
@@ -99,48 +209,58 @@ func (e *Extractor) Check() error {
 //
 // Failures that retrying cannot fix are *ragpipe.Error values with a code:
 // ragpipe.CodePDFCorrupt, CodePDFEncrypted, CodeNoText, CodeLimitExceeded
-// (pages, memory or text size), CodeTimeout (Limits.Timeout ran out), and
-// ragpipe.EUNSUPPORTED for an unknown format. When ctx ends first, the error
-// wraps ctx's error instead; other errors (a missing file, a missing tool)
-// are plain errors.
+// (pages, memory, text or inflated size), CodeTimeout (Limits.Timeout ran
+// out), CodeInvalidContent (a damaged DOCX or undecodable text), and
+// ragpipe.EUNSUPPORTED for an unknown format. When ctx ends first, the
+// error wraps ctx's error instead; other errors (a missing file, a missing
+// tool) are plain errors.
 func (e *Extractor) Extract(ctx context.Context, f Format, path string) ([]Page, error) {
+	return e.ExtractProgress(ctx, f, path, nil)
+}
+
+// ExtractProgress is Extract that reports progress through PDF pages to
+// progress, which may be nil. Other formats report (1, 1) once done.
+func (e *Extractor) ExtractProgress(ctx context.Context, f Format, path string, progress Progress) ([]Page, error) {
+	if progress == nil {
+		progress = func(int, int) {}
+	}
+	var pages []Page
+	var err error
 	switch f {
 	case PDF:
-		return e.extractPDF(ctx, path)
+		return e.extractPDF(ctx, path, progress)
 	case Text, Markdown:
-		return e.extractText(ctx, path)
+		pages, err = e.extractText(ctx, path, f == Markdown)
+	case HTML:
+		pages, err = e.extractHTML(ctx, path)
+	case DOCX:
+		pages, err = e.extractDOCX(ctx, path)
 	default:
 		return nil, ragpipe.Errorf(ragpipe.EUNSUPPORTED, "cannot extract format %q; %s", f, supportedList)
 	}
+	if err == nil {
+		progress(1, 1)
+	}
+	return pages, err
 }
 
-// extractText decodes UTF-8 (a BOM is dropped) or UTF-16 with a BOM, keeping
-// the text as it is apart from line endings.
-func (e *Extractor) extractText(ctx context.Context, path string) ([]Page, error) {
+// readLimited reads the file at path, failing with CodeLimitExceeded if it
+// is larger than max bytes.
+func readLimited(ctx context.Context, path string, max int64, what string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("extract text: %w", err)
+		return nil, fmt.Errorf("extract %s: %w", what, err)
 	}
 	file, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("extract text: %w", err)
+		return nil, fmt.Errorf("extract %s: %w", what, err)
 	}
 	defer file.Close()
-	raw, err := io.ReadAll(io.LimitReader(file, e.limits.MaxTextBytes+1))
+	raw, err := io.ReadAll(io.LimitReader(file, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("extract text: %w", err)
+		return nil, fmt.Errorf("extract %s: %w", what, err)
 	}
-	if int64(len(raw)) > e.limits.MaxTextBytes {
-		return nil, ragpipe.Errorf(ragpipe.CodeLimitExceeded, "text file is larger than %d bytes", e.limits.MaxTextBytes)
+	if int64(len(raw)) > max {
+		return nil, ragpipe.Errorf(ragpipe.CodeLimitExceeded, "%s file is larger than %d bytes", what, max)
 	}
-	// Invalid UTF-8 becomes U+FFFD; with a BOM present decoding cannot fail.
-	dec, _, err := transform.Bytes(xunicode.BOMOverride(xunicode.UTF8.NewDecoder()), raw)
-	if err != nil {
-		return nil, ragpipe.Wrap(err, ragpipe.CodeInvalidContent, "text cannot be decoded")
-	}
-	text := strings.ReplaceAll(string(dec), "\x00", "")
-	text = strings.ReplaceAll(text, "\r\n", "\n")
-	if strings.TrimSpace(text) == "" {
-		return nil, ragpipe.Errorf(ragpipe.CodeNoText, "document has no text")
-	}
-	return []Page{{Number: 1, Text: text}}, nil
+	return raw, nil
 }

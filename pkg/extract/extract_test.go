@@ -172,12 +172,12 @@ func TestExtractText(t *testing.T) {
 		{name: "utf-8 bom and crlf", format: Text, content: []byte("\xEF\xBB\xBFa\r\nb\r\n"), want: "a\nb\n"},
 		{name: "utf-16le bom", format: Text, content: utf16LE("Grüße, €5\n"), want: "Grüße, €5\n"},
 		{name: "utf-16be bom", format: Text, content: utf16BE("Grüße, €5\n"), want: "Grüße, €5\n"},
-		{name: "invalid utf-8 replaced", format: Text, content: []byte("caf\xe9\x00!"), want: "caf\uFFFD!"},
+		{name: "latin-1 with a NUL", format: Text, content: []byte("caf\xe9\x00!"), want: "café!"},
 		{name: "markdown kept raw", format: Markdown, content: []byte(readme), want: readme},
 		{name: "whitespace only", format: Text, content: []byte(" \n\t \n"), code: ragpipe.CodeNoText},
 		{name: "empty utf-16", format: Markdown, content: utf16LE("\n"), code: ragpipe.CodeNoText},
 		{name: "too large", format: Text, content: []byte("12345678901"), limits: Limits{MaxTextBytes: 10}, code: ragpipe.CodeLimitExceeded},
-		{name: "unknown format", format: Format("docx"), content: []byte("x"), code: ragpipe.EUNSUPPORTED},
+		{name: "unknown format", format: Format("rtf"), content: []byte("x"), code: ragpipe.EUNSUPPORTED},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

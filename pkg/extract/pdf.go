@@ -1,10 +1,13 @@
 package extract
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"os/exec"
 	"strconv"
@@ -43,50 +46,211 @@ var outOfMemory = []string{
 // with a form feed, so the N-th segment of its output is page N. It also
 // joins words hyphenated across line breaks, so that is not redone here.
 //
-// The process runs under prlimit so RLIMIT_AS is in force from its first
-// instruction (Go cannot set rlimits on a child between fork and exec), in
-// its own process group so a timeout kills everything it started.
-func (e *Extractor) extractPDF(ctx context.Context, path string) ([]Page, error) {
+// Pages are extracted in ranges of e.rangePages (see DefaultRangePages) and
+// read from the pipe page by page, for progress and so that neither the
+// child's caches nor this process's buffers grow with the document. The page
+// count comes from pdfinfo, asked only when the first range is full.
+// Pages left without text are OCRed afterwards when OCR is on (see ocrPages).
+func (e *Extractor) extractPDF(ctx context.Context, path string, progress Progress) ([]Page, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, e.limits.Timeout, errTimedOut)
 	defer cancel()
 	if strings.HasPrefix(path, "-") {
 		path = "./" + path // not an option
 	}
+	rng := min(e.rangePages, e.limits.MaxPages+1) // one more than allowed, to notice too many
+	var (
+		texts     []string // by page number - 1
+		textBytes int64
+		total     int // 0 until known
+	)
+	onPage := func(text string) error {
+		textBytes += int64(len(text))
+		if textBytes > e.limits.MaxTextBytes {
+			return errTooMuchText
+		}
+		texts = append(texts, normalize(text))
+		if total > 0 {
+			progress(len(texts), total)
+		}
+		return nil
+	}
+	for first := 1; ; first += rng {
+		last := first + rng - 1
+		if total > 0 {
+			last = min(last, total)
+		}
+		n, err := e.pdftotextRange(ctx, path, first, last, onPage)
+		if err != nil {
+			return nil, err
+		}
+		if first == 1 {
+			if n == 0 {
+				// poppler drops a page tree it cannot walk (a loop, a bad
+				// /Kids) and goes on with no pages; a real PDF has one at least.
+				return nil, ragpipe.Errorf(ragpipe.CodePDFCorrupt, "PDF has no pages; its page tree is damaged")
+			}
+			if n > e.limits.MaxPages {
+				return nil, tooManyPages(e.limits.MaxPages)
+			}
+			if n < rng {
+				total = n
+				break
+			}
+			if total, err = e.pageCount(ctx, path); err != nil {
+				return nil, err
+			}
+			if total > e.limits.MaxPages {
+				return nil, tooManyPages(e.limits.MaxPages)
+			}
+			progress(len(texts), total)
+		}
+		if n == 0 || last >= total {
+			break
+		}
+	}
+	if len(texts) < total {
+		total = len(texts) // pdfinfo counted pages pdftotext did not give
+	}
+
+	pages := make([]Page, 0, len(texts))
+	var blank []int
+	for i, text := range texts {
+		if text != "" {
+			pages = append(pages, Page{Number: i + 1, Text: text})
+		} else {
+			blank = append(blank, i+1)
+		}
+	}
+	if len(blank) > 0 && e.OCR() {
+		ocred, err := e.ocrPages(ctx, path, blank)
+		if err != nil {
+			return nil, err
+		}
+		pages = mergePages(pages, ocred)
+	}
+	progress(len(texts), len(texts))
+	if len(pages) == 0 {
+		msg := "PDF has no extractable text (%d pages)"
+		if !e.OCR() {
+			msg += "; scanned pages need OCR, which is off or not installed"
+		}
+		return nil, ragpipe.Errorf(ragpipe.CodeNoText, msg, len(texts))
+	}
+	return pages, nil
+}
+
+func tooManyPages(max int) error {
+	return ragpipe.Errorf(ragpipe.CodeLimitExceeded, "PDF has more than %d pages", max)
+}
+
+// mergePages merges two page lists sorted by number.
+func mergePages(a, b []Page) []Page {
+	out := make([]Page, 0, len(a)+len(b))
+	for len(a) > 0 || len(b) > 0 {
+		if len(b) == 0 || len(a) > 0 && a[0].Number < b[0].Number {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return out
+}
+
+// limitedCommand returns a command running name with args under prlimit's
+// address-space cap, in its own process group, killed as a group when ctx
+// ends.
+func (e *Extractor) limitedCommand(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, e.prlimit,
-		"--as="+strconv.FormatInt(e.limits.MaxMemoryBytes, 10), "--",
-		e.pdftotext, "-enc", "UTF-8", "-eol", "unix",
-		"-l", strconv.Itoa(e.limits.MaxPages+1), // one more than allowed, to notice too many
-		path, "-")
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
+		append([]string{"--as=" + strconv.FormatInt(e.limits.MaxMemoryBytes, 10), "--", name}, args...)...)
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "OMP_THREAD_LIMIT=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
-	stdout := &capBuffer{max: e.limits.MaxTextBytes, failOnOverflow: true}
+	return cmd
+}
+
+// pdftotextRange extracts pages first to last, handing each page's text to
+// onPage as it arrives, and returns how many pages there were (fewer than
+// asked when the document ends before last).
+func (e *Extractor) pdftotextRange(ctx context.Context, path string, first, last int, onPage func(string) error) (int, error) {
+	cmd := e.limitedCommand(ctx, e.pdftotext, "-enc", "UTF-8", "-eol", "unix",
+		"-f", strconv.Itoa(first), "-l", strconv.Itoa(last), path, "-")
 	stderr := &capBuffer{max: stderrMax}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-
-	if err := cmd.Run(); err != nil {
-		return nil, e.pdfFailure(ctx, err, stdout.overflow, stderr.buf.String())
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, fmt.Errorf("extract pdf: %w", err)
 	}
-
-	segments := strings.Split(stdout.buf.String(), "\f")
-	if segments[len(segments)-1] == "" {
-		segments = segments[:len(segments)-1] // after the last page's form feed
+	if err := cmd.Start(); err != nil {
+		return 0, e.pdfFailure(ctx, err, false, "")
 	}
-	if len(segments) > e.limits.MaxPages {
-		return nil, ragpipe.Errorf(ragpipe.CodeLimitExceeded, "PDF has more than %d pages", e.limits.MaxPages)
+	n, readErr := readPages(stdout, e.limits.MaxTextBytes, onPage)
+	if readErr != nil {
+		_ = cmd.Cancel() // stop the child; its error is the read error's consequence
 	}
-	var pages []Page
-	for i, s := range segments {
-		if text := normalize(s); text != "" {
-			pages = append(pages, Page{Number: i + 1, Text: text})
+	err = cmd.Wait()
+	if readErr != nil {
+		if errors.Is(readErr, errTooMuchText) || errors.Is(readErr, bufio.ErrTooLong) {
+			if ctx.Err() == nil {
+				return 0, ragpipe.Wrap(readErr, ragpipe.CodeLimitExceeded,
+					fmt.Sprintf("PDF text is larger than %d bytes", e.limits.MaxTextBytes))
+			}
+		}
+		if err == nil {
+			err = readErr
 		}
 	}
-	if len(pages) == 0 {
-		return nil, ragpipe.Errorf(ragpipe.CodeNoText,
-			"PDF has no extractable text (%d pages); scanned pages need OCR, which is not supported", len(segments))
+	if err != nil {
+		return 0, e.pdfFailure(ctx, err, false, stderr.buf.String())
 	}
-	return pages, nil
+	return n, nil
+}
+
+// readPages splits pdftotext's output at form feeds, one page each; text
+// after the last form feed (there is none when pdftotext ends normally) is
+// not a page. No page may be longer than max bytes.
+func readPages(r io.Reader, max int64, onPage func(string) error) (int, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), int(min(max+1, math.MaxInt32)))
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		if i := bytes.IndexByte(data, '\f'); i >= 0 {
+			return i + 1, data[:i], nil
+		}
+		if atEOF {
+			return len(data), nil, nil // trailing bytes without a form feed: not a page
+		}
+		return 0, nil, nil
+	})
+	n := 0
+	for sc.Scan() {
+		if sc.Bytes() == nil {
+			continue
+		}
+		n++
+		if err := onPage(sc.Text()); err != nil {
+			return n, err
+		}
+	}
+	return n, sc.Err()
+}
+
+// pageCount asks pdfinfo how many pages the PDF has.
+func (e *Extractor) pageCount(ctx context.Context, path string) (int, error) {
+	cmd := e.limitedCommand(ctx, e.pdfinfo, path)
+	stdout := &capBuffer{max: 1 << 20}
+	stderr := &capBuffer{max: stderrMax}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Run(); err != nil {
+		return 0, e.pdfFailure(ctx, err, false, stderr.buf.String())
+	}
+	for line := range strings.Lines(stdout.buf.String()) {
+		if v, ok := strings.CutPrefix(line, "Pages:"); ok {
+			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+				return n, nil
+			}
+		}
+	}
+	return 0, ragpipe.Errorf(ragpipe.CodePDFCorrupt, "PDF page count cannot be read")
 }
 
 // pdfFailure turns a failed pdftotext run into an error with a code.

@@ -20,7 +20,16 @@ const (
 	PDF      Format = "pdf"
 	Text     Format = "text"
 	Markdown Format = "markdown"
+	HTML     Format = "html"
+	DOCX     Format = "docx"
 )
+
+// Markdown reports whether text extracted from format f marks its structure
+// the Markdown way (ATX headings, "- " list items, fenced code), which is
+// what chunk.Options.Markdown wants to know.
+func (f Format) Markdown() bool {
+	return f == Markdown || f == HTML || f == DOCX
+}
 
 // SniffLen is how many leading bytes of a document Sniff wants to see.
 // Fewer are fine for shorter documents; more are ignored.
@@ -32,18 +41,24 @@ const pdfMagicWindow = 1024
 
 var pdfHeader = regexp.MustCompile(`%PDF-[0-9]`)
 
-const supportedList = "supported: PDF, plain text, Markdown"
+const supportedList = "supported: PDF, plain text, Markdown, HTML, DOCX"
 
 // Sniff tells the format of a document from its first bytes (up to SniffLen)
 // and never from a file name or a client's content type.
 //
 //   - PDF: "%PDF-" and a version digit within the first 1024 bytes (PDF
 //     readers accept junk before the header).
-//   - Text: valid UTF-8 (a rune cut at the end of head is tolerated), or
-//     UTF-16 with a byte-order mark; no NUL bytes; at most 2% of the
-//     characters are control characters other than tab, newline, carriage
-//     return, vertical tab and form feed. Text that is HTML, XML, RTF or
-//     PostScript is refused: indexing its markup would be useless.
+//   - DOCX: a ZIP archive whose first entries include a file under "word/"
+//     (Word, LibreOffice and most libraries write [Content_Types].xml,
+//     _rels/ and word/ first). Extract then requires word/document.xml.
+//   - Text: valid UTF-8 (a rune cut at the end of head is tolerated),
+//     UTF-16 with a byte-order mark, or a legacy 8-bit encoding that the
+//     detector recognises; no NUL bytes; at most 2% of the characters are
+//     control characters other than tab, newline, carriage return, vertical
+//     tab and form feed. Text that is XML, RTF or PostScript is refused:
+//     indexing its markup would be useless.
+//   - HTML: text that net/http.DetectContentType calls text/html (it starts
+//     with a doctype, a comment or a common HTML tag).
 //   - Markdown: text with clear Markdown structure, which here means a fenced
 //     code block (opening and closing fence); or a heading (ATX "# " or
 //     setext) or a table, together with any other kind of Markdown syntax
@@ -67,14 +82,22 @@ func Sniff(head []byte) (Format, error) {
 	if pdfHeader.Match(head[:min(len(head), pdfMagicWindow)]) {
 		return PDF, nil
 	}
+	if isDOCX(head) {
+		return DOCX, nil
+	}
 	text, ok := decodeHead(head)
+	if !ok && !utf8.Valid(head) && bytes.IndexByte(head, 0) < 0 && describeBinary(head) == binaryOrLegacy {
+		text, _, ok = decodeLegacy(head)
+	}
 	if !ok {
 		return "", unsupported("content looks like " + describeBinary(head))
 	}
 	if isMarkdown(text) {
 		return Markdown, nil
 	}
-	if what := markupKind(text); what != "" {
+	if what := markupKind(text); what == htmlKind {
+		return HTML, nil
+	} else if what != "" {
 		return "", unsupported("content looks like " + what)
 	}
 	return Text, nil
@@ -136,6 +159,34 @@ func decodeHead(head []byte) (string, bool) {
 	return string(head), true
 }
 
+const htmlKind = "an HTML document"
+
+// isDOCX reports whether head starts a ZIP archive with an entry under
+// word/ among the local file headers head shows. Headers are looked for by
+// signature rather than walked, since an entry's size may come only after
+// its data (in a data descriptor).
+func isDOCX(head []byte) bool {
+	sig := []byte("PK\x03\x04")
+	if !bytes.HasPrefix(head, sig) {
+		return false
+	}
+	for off := 0; ; {
+		i := bytes.Index(head[off:], sig)
+		if i < 0 {
+			return false
+		}
+		off += i
+		if off+30 > len(head) {
+			return false
+		}
+		nameLen := int(head[off+26]) | int(head[off+27])<<8
+		if name := head[off+30 : min(off+30+nameLen, len(head))]; bytes.HasPrefix(name, []byte("word/")) {
+			return true
+		}
+		off += len(sig)
+	}
+}
+
 // markupKind names text formats that are not plain text to a reader, or "".
 func markupKind(text string) string {
 	t := strings.TrimLeft(text, " \t\r\n")
@@ -147,7 +198,7 @@ func markupKind(text string) string {
 	}
 	switch ct := http.DetectContentType([]byte(t)); {
 	case strings.HasPrefix(ct, "text/html"):
-		return "an HTML document"
+		return htmlKind
 	case strings.HasPrefix(ct, "text/xml"):
 		if strings.Contains(t[:min(len(t), 1024)], "<svg") {
 			return "an SVG image"
@@ -270,6 +321,8 @@ var mimeNames = map[string]string{
 	"font/woff2":                   "a font file",
 }
 
+const binaryOrLegacy = "binary data or text in an unsupported encoding"
+
 // describeBinary names what non-text content looks like.
 func describeBinary(head []byte) string {
 	for _, s := range binarySignatures {
@@ -294,5 +347,5 @@ func describeBinary(head []byte) string {
 	if utf8.Valid(head) || bytes.IndexByte(head, 0) >= 0 {
 		return "binary data"
 	}
-	return "binary data or text in an unsupported encoding (only UTF-8 and UTF-16 with a byte-order mark are read)"
+	return binaryOrLegacy
 }

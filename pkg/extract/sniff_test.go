@@ -1,8 +1,10 @@
 package extract
 
 import (
+	"archive/zip"
 	"bytes"
 	"errors"
+	"golang.org/x/text/encoding/charmap"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +27,28 @@ func utf16BE(s string) []byte {
 	b := []byte{0xFE, 0xFF}
 	for _, r := range s {
 		b = append(b, byte(r>>8), byte(r))
+	}
+	return b
+}
+
+// zipHead returns the start of a ZIP archive with stored, empty entries
+// of the given names.
+func zipHead(names ...string) []byte {
+	var b bytes.Buffer
+	w := zip.NewWriter(&b)
+	for _, n := range names {
+		if _, err := w.CreateHeader(&zip.FileHeader{Name: n, Method: zip.Store}); err != nil {
+			panic(err)
+		}
+	}
+	w.Close()
+	return b.Bytes()
+}
+
+func koi8(s string) []byte {
+	b, err := charmap.KOI8R.NewEncoder().Bytes([]byte(s))
+	if err != nil {
+		panic(err)
 	}
 	return b
 }
@@ -53,7 +77,7 @@ var sniffCases = []struct {
 	{name: "pdf", head: []byte("%PDF-1.5\n%\xd0\xd4\xc5\xd8\n1 0 obj\n<< /Type /Catalog >>\n"), want: PDF},
 	{name: "pdf after junk", head: append(bytes.Repeat([]byte{0}, 900), "%PDF-1.4\n"...), want: PDF},
 	{name: "pdf header too late", head: append(bytes.Repeat([]byte{0}, 1100), "%PDF-1.4\n"...),
-		wantMsg: "content looks like binary data; supported: PDF, plain text, Markdown"},
+		wantMsg: "content looks like binary data; supported: PDF, plain text, Markdown, HTML, DOCX"},
 	{name: "text mentioning the pdf magic", head: []byte("A PDF starts with `%PDF-` and a version.\n"), want: Text},
 	{name: "text", head: []byte("Minutes of the meeting\n\nWe agreed to ship on Friday.\n"), want: Text},
 	{name: "text with utf-8 bom", head: []byte("\xEF\xBB\xBFCafé crème, 30 €.\r\n"), want: Text},
@@ -70,31 +94,39 @@ var sniffCases = []struct {
 	{name: "utf-16le text", head: utf16LE("Grüße aus Köln\nZweite Zeile\n"), want: Text},
 	{name: "utf-16be markdown", head: utf16BE("# Title\n\n- [link](http://example.com)\n"), want: Markdown},
 	{name: "utf-16le cut in the middle of a unit", head: utf16LE("plain text")[:9], want: Text},
-	{name: "html", head: []byte("<!DOCTYPE html>\n<html><body><p>Hi</p></body></html>"),
-		wantMsg: "content looks like an HTML document; supported: PDF, plain text, Markdown"},
+	{name: "html", head: []byte("<!DOCTYPE html>\n<html><body><p>Hi</p></body></html>"), want: HTML},
+	{name: "html fragment", head: []byte("\n  <p>Hello <b>there</b></p>"), want: HTML},
+	{name: "html in latin-1", head: []byte("<html><body><p>Caf\xe9 cr\xe8me</p></body></html>"), want: HTML},
+	{name: "xml", head: []byte(`<?xml version="1.0"?><catalog><book/></catalog>`),
+		wantMsg: "content looks like an XML document; supported: PDF, plain text, Markdown, HTML, DOCX"},
 	{name: "svg", head: []byte(`<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"></svg>`),
-		wantMsg: "content looks like an SVG image; supported: PDF, plain text, Markdown"},
+		wantMsg: "content looks like an SVG image; supported: PDF, plain text, Markdown, HTML, DOCX"},
 	{name: "rtf", head: []byte(`{\rtf1\ansi Hello}`),
-		wantMsg: "content looks like an RTF document; supported: PDF, plain text, Markdown"},
+		wantMsg: "content looks like an RTF document; supported: PDF, plain text, Markdown, HTML, DOCX"},
 	{name: "png", head: append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), pseudoRandom(64)...),
-		wantMsg: "content looks like a PNG image; supported: PDF, plain text, Markdown"},
+		wantMsg: "content looks like a PNG image; supported: PDF, plain text, Markdown, HTML, DOCX"},
 	{name: "jpeg", head: append([]byte("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00"), pseudoRandom(64)...),
-		wantMsg: "content looks like a JPEG image; supported: PDF, plain text, Markdown"},
+		wantMsg: "content looks like a JPEG image; supported: PDF, plain text, Markdown, HTML, DOCX"},
 	{name: "zip", head: append([]byte("PK\x03\x04\x14\x00\x00\x00\x08\x00"), pseudoRandom(64)...),
-		wantMsg: "content looks like a ZIP archive; supported: PDF, plain text, Markdown"},
-	{name: "docx", head: []byte("PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00[Content_Types].xml\x00word/document.xml"),
-		wantMsg: "content looks like a Word (DOCX) document; supported: PDF, plain text, Markdown"},
+		wantMsg: "content looks like a ZIP archive; supported: PDF, plain text, Markdown, HTML, DOCX"},
+	{name: "docx", head: zipHead("[Content_Types].xml", "word/document.xml"), want: DOCX},
+	{name: "zip naming word/ only in data", head: append([]byte("PK\x03\x04\x14\x00\x00\x00\x08\x00"), "word/document.xml"...),
+		wantMsg: "content looks like a Word (DOCX) document; supported: PDF, plain text, Markdown, HTML, DOCX"},
+	{name: "docx by entry walk", head: zipHead("[Content_Types].xml", "_rels/.rels", "word/styles.xml"), want: DOCX},
+	{name: "xlsx", head: zipHead("[Content_Types].xml", "_rels/.rels", "xl/workbook.xml"),
+		wantMsg: "content looks like an Excel (XLSX) workbook; supported: PDF, plain text, Markdown, HTML, DOCX"},
 	{name: "gzip", head: append([]byte("\x1f\x8b\x08\x00"), pseudoRandom(64)...),
-		wantMsg: "content looks like a gzip archive; supported: PDF, plain text, Markdown"},
+		wantMsg: "content looks like a gzip archive; supported: PDF, plain text, Markdown, HTML, DOCX"},
 	{name: "elf", head: append([]byte("\x7fELF\x02\x01\x01\x00"), make([]byte, 56)...),
-		wantMsg: "content looks like an ELF executable; supported: PDF, plain text, Markdown"},
-	{name: "empty", head: nil, wantMsg: "content is empty; supported: PDF, plain text, Markdown"},
+		wantMsg: "content looks like an ELF executable; supported: PDF, plain text, Markdown, HTML, DOCX"},
+	{name: "empty", head: nil, wantMsg: "content is empty; supported: PDF, plain text, Markdown, HTML, DOCX"},
 	{name: "random binary", head: pseudoRandom(4096),
-		wantMsg: "content looks like binary data; supported: PDF, plain text, Markdown"},
+		wantMsg: "content looks like binary data; supported: PDF, plain text, Markdown, HTML, DOCX"},
 	{name: "control characters", head: []byte("ab\x01\x02\x03\x04cd"),
-		wantMsg: "content looks like binary data; supported: PDF, plain text, Markdown"},
-	{name: "latin-1 text", head: []byte("Caf\xe9 cr\xe8me"),
-		wantMsg: "content looks like binary data or text in an unsupported encoding (only UTF-8 and UTF-16 with a byte-order mark are read); supported: PDF, plain text, Markdown"},
+		wantMsg: "content looks like binary data; supported: PDF, plain text, Markdown, HTML, DOCX"},
+	{name: "latin-1 text", head: []byte("Caf\xe9 cr\xe8me"), want: Text},
+	{name: "windows-1252 text", head: []byte("\x93Quoted\x94 \x96 dash, 5\x80.\n"), want: Text},
+	{name: "koi8-r text", head: koi8("Привет, как дела? Это русский текст в старой кодировке.\n"), want: Text},
 }
 
 func TestSniff(t *testing.T) {
@@ -158,7 +190,11 @@ func FuzzSniff(f *testing.F) {
 			if !pdfHeader.Match(head[:min(len(head), pdfMagicWindow)]) {
 				t.Fatalf("Sniff = pdf without a PDF header")
 			}
-		case Text, Markdown:
+		case DOCX:
+			if !bytes.HasPrefix(head, []byte("PK\x03\x04")) {
+				t.Fatalf("Sniff = docx without a ZIP header")
+			}
+		case Text, Markdown, HTML:
 			if bytes.IndexByte(head[:min(len(head), SniffLen)], 0) >= 0 && !bytes.HasPrefix(head, []byte{0xFF, 0xFE}) && !bytes.HasPrefix(head, []byte{0xFE, 0xFF}) {
 				t.Fatalf("Sniff = %q for content with a NUL byte", got)
 			}

@@ -16,6 +16,7 @@ type jobError struct {
 
 type jobJSON struct {
 	ID             string     `json:"id"`
+	Kind           string     `json:"kind"`
 	DocumentID     string     `json:"document_id"`
 	Status         string     `json:"status"`
 	Stage          string     `json:"stage"`
@@ -32,7 +33,7 @@ type jobJSON struct {
 
 func toJob(j *ragpipe.Job) jobJSON {
 	out := jobJSON{
-		ID: j.ID, DocumentID: j.DocumentID, Status: j.Status, Stage: j.Stage, Progress: j.Progress,
+		ID: j.ID, Kind: j.Kind, DocumentID: j.DocumentID, Status: j.Status, Stage: j.Stage, Progress: j.Progress,
 		Attempts: j.Attempts, TotalChunks: j.TotalChunks, EmbeddedChunks: j.EmbeddedChunks,
 		CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt, UpdatedAt: j.UpdatedAt,
 	}

@@ -77,7 +77,7 @@ func rateLimit(l *redis_rate.Limiter, limit redis_rate.Limit) echo.MiddlewareFun
 }
 
 // logRequests logs one line per request with its ID, status and latency.
-func logRequests(log *slog.Logger) echo.MiddlewareFunc {
+func logRequests(log *slog.Logger, m *metrics) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -85,6 +85,7 @@ func logRequests(log *slog.Logger) echo.MiddlewareFunc {
 			if err != nil {
 				c.Error(err)
 			}
+			m.observe(c, start)
 			attrs := []any{"request_id", requestID(c), "method", c.Request().Method,
 				"path", c.Path(), "status", c.Response().Status,
 				"latency_ms", fmt.Sprintf("%.1f", float64(time.Since(start).Microseconds())/1000)}

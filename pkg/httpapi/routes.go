@@ -8,19 +8,43 @@ import (
 // addRoutes maps the whole API. docs/openapi.yaml describes every route
 // registered here; a test keeps the two in step.
 func addRoutes(e *echo.Echo, p Params) {
+	m := newMetrics(p.Admin, p.WaitingJobs)
 	e.Use(middleware.RequestID())
-	e.Use(logRequests(p.Logger))
+	e.Use(logRequests(p.Logger, m))
 	e.Use(middleware.Recover())
 
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(p.Checks))
 	e.GET("/openapi.yaml", handleOpenAPI(p.OpenAPI))
+	e.GET("/metrics", m.handler())
+
+	admin := e.Group("/admin", adminOnly(p.AdminToken))
+	admin.GET("/queues", handleQueueStats(p.Admin))
+	admin.GET("/tasks/archived", handleListArchived(p.Admin))
+	admin.POST("/tasks/archived/retry", handleRetryAllArchived(p.Admin))
+	admin.POST("/tasks/archived/:id/retry", handleRetryArchived(p.Admin))
 
 	v1 := e.Group("/v1", authenticate(p.Store), rateLimit(p.Limiter, p.RateLimit))
 	v1.POST("/documents", handleUpload(p))
 	v1.GET("/documents", handleListDocuments(p.Store))
 	v1.GET("/documents/:id", handleGetDocument(p.Store))
 	v1.GET("/documents/:id/chunks", handleListChunks(p.Store))
+	v1.DELETE("/documents/:id", handleDeleteDocument(p))
+	v1.POST("/documents/:id/reingest", handleReingest(p))
 	v1.GET("/jobs/:id", handleGetJob(p.Store))
+	v1.GET("/jobs/:id/events", handleJobEvents(p.Store, p.Events, p.Draining))
+	v1.POST("/jobs/:id/cancel", handleCancelJob(p.Store))
 	v1.POST("/search", handleSearch(p.Store, p.Embedder))
+
+	v1.POST("/webhooks", handleCreateWebhook(p))
+	v1.GET("/webhooks", handleListWebhooks(p.Webhooks))
+	v1.GET("/webhooks/callback-secret", handleGetCallbackSecret(p.Webhooks))
+	v1.POST("/webhooks/callback-secret/rotate", handleRotateCallbackSecret(p))
+	v1.GET("/webhooks/:id", handleGetWebhook(p.Webhooks))
+	v1.PATCH("/webhooks/:id", handleUpdateWebhook(p))
+	v1.DELETE("/webhooks/:id", handleDeleteWebhook(p.Webhooks))
+	v1.POST("/webhooks/:id/rotate-secret", handleRotateWebhookSecret(p))
+	v1.POST("/webhooks/:id/test", handleTestWebhook(p))
+	v1.GET("/webhooks/:id/deliveries", handleListDeliveries(p.Webhooks))
+	v1.POST("/webhooks/:id/deliveries/:delivery_id/redeliver", handleRedeliver(p))
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/labstack/echo/v4"
@@ -19,8 +20,13 @@ import (
 // Store is the state the API reads and writes.
 type Store interface {
 	TenantByKeyHash(ctx context.Context, hash []byte) (string, error)
-	CreateDocument(ctx context.Context, d *ragpipe.Document, j *ragpipe.Job, t postgres.OutboxTask) error
+	CreateDocument(ctx context.Context, d *ragpipe.Document, j *ragpipe.Job, opts postgres.CreateOptions) (*ragpipe.Document, error)
+	IdempotentResponse(ctx context.Context, tenantID, key string) (*postgres.IdempotencyRecord, error)
 	MarkSent(ctx context.Context, taskID string) error
+	CancelJob(ctx context.Context, tenantID, jobID string) (*ragpipe.Job, error)
+	Reingest(ctx context.Context, tenantID, documentID string, j *ragpipe.Job) error
+	DeleteDocument(ctx context.Context, tenantID, documentID string, t postgres.OutboxTask) error
+	JobEvents(ctx context.Context, tenantID, jobID string, after int64, limit int) ([]ragpipe.JobEvent, error)
 	Document(ctx context.Context, tenantID, id string) (*ragpipe.Document, error)
 	Documents(ctx context.Context, tenantID string, f postgres.DocumentFilter, cursor string, limit int) ([]*ragpipe.Document, string, error)
 	Chunks(ctx context.Context, tenantID, documentID string, after, limit int) ([]ragpipe.Chunk, error)
@@ -61,6 +67,17 @@ type Params struct {
 	ChunkSize      int
 	ChunkOverlap   int
 	OpenAPI        []byte
+	Backpressure   *Backpressure
+	Events         Subscriber
+	Draining       <-chan struct{} // closed when the server shuts down
+	Admin          QueueAdmin
+	AdminToken     string // enables /admin; empty turns it off
+	WaitingJobs    func(ctx context.Context) (int, error)
+
+	// Webhooks, per-upload callbacks and the targets they may reach.
+	Webhooks             WebhookStore
+	WebhookGuard         URLGuard
+	WebhookSecretOverlap time.Duration // default overlap of a secret rotation
 }
 
 // New returns the API's handler.

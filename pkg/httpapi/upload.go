@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"mime"
@@ -22,8 +23,8 @@ import (
 
 	"github.com/ragpipe/ragpipe/pkg/extract"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
-	"github.com/ragpipe/ragpipe/pkg/queue"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+	"github.com/ragpipe/ragpipe/pkg/webhook"
 )
 
 const (
@@ -55,12 +56,13 @@ func (l *limitedHashReader) Read(p []byte) (int, error) {
 }
 
 type uploadForm struct {
-	filename   string
-	format     extract.Format
-	size       int64
-	sha256     string
-	metadata   json.RawMessage
-	collection string
+	filename    string
+	format      extract.Format
+	size        int64
+	sha256      string
+	metadata    json.RawMessage
+	collection  string
+	callbackURL string
 }
 
 // handleUpload accepts one document as multipart/form-data. The file streams
@@ -76,6 +78,12 @@ func handleUpload(p Params) echo.HandlerFunc {
 		mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
 		if err != nil || mt != echo.MIMEMultipartForm {
 			return ragpipe.Errorf(ragpipe.EUNSUPPORTED, "send the document as multipart/form-data with a \"file\" part")
+		}
+		if k := r.Header.Get(headerIdempotencyKey); len(k) > 255 || strings.ContainsFunc(k, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+			return ragpipe.Errorf(ragpipe.EINVALID, "Idempotency-Key must be at most 255 printable ASCII characters")
+		}
+		if err := p.Backpressure.admit(r.Context(), c); err != nil {
+			return err
 		}
 		r.Body = http.MaxBytesReader(c.Response(), r.Body, limit+formOverhead)
 		mr, err := r.MultipartReader()
@@ -94,34 +102,104 @@ func handleUpload(p Params) echo.HandlerFunc {
 		}
 		doc.Filename, doc.Format, doc.SizeBytes, doc.SHA256 = form.filename, string(form.format), form.size, form.sha256
 		doc.Collection, doc.Metadata = form.collection, form.metadata
+		ctx := r.Context()
+		discard := func() {
+			_ = p.Blobs.Delete(context.WithoutCancel(ctx), doc.RawKey)
+			if form.callbackURL != "" {
+				_ = p.Webhooks.DeleteDocumentCallback(context.WithoutCancel(ctx), tenant, doc.ID)
+			}
+		}
+		dedupe := c.QueryParam("dedupe") != "false"
+		idemKey := r.Header.Get(headerIdempotencyKey)
+		fingerprint := form.fingerprint(dedupe)
+		if idemKey != "" {
+			rec, err := p.Store.IdempotentResponse(ctx, tenant, idemKey)
+			if err != nil || rec != nil {
+				discard()
+				if err != nil {
+					return err
+				}
+				return replay(c, rec, fingerprint)
+			}
+		}
 		job := &ragpipe.Job{
-			ID: uuid.NewString(), TenantID: tenant, DocumentID: doc.ID,
+			ID: uuid.NewString(), TenantID: tenant, DocumentID: doc.ID, Kind: ragpipe.JobIngest,
 			Status: ragpipe.JobQueued, Stage: ragpipe.StageExtract, RequestID: requestID(c),
 			ChunkSize: p.ChunkSize, ChunkOverlap: p.ChunkOverlap,
 		}
-		payload := queue.Payload{JobID: job.ID, RequestID: job.RequestID}
-		task := postgres.OutboxTask{Type: queue.TypeExtract, ID: queue.TaskID(queue.TypeExtract, payload), Payload: queue.Encode(payload)}
-		if err := p.Store.CreateDocument(r.Context(), doc, job, task); err != nil {
-			_ = p.Blobs.Delete(context.WithoutCancel(r.Context()), doc.RawKey)
+		// The callback is recorded first, so no event of the document can miss it.
+		if form.callbackURL != "" {
+			if err := p.Webhooks.SetDocumentCallback(ctx, tenant, doc.ID, form.callbackURL, webhook.NewSecret()); err != nil {
+				_ = p.Blobs.Delete(context.WithoutCancel(ctx), doc.RawKey)
+				return err
+			}
+		}
+		opts := postgres.CreateOptions{Dedupe: dedupe}
+		if idemKey != "" {
+			opts.Idempotency = &postgres.IdempotencyRecord{Key: idemKey, Fingerprint: fingerprint, Status: http.StatusAccepted,
+				Body: func(d *ragpipe.Document, j *ragpipe.Job) ([]byte, error) {
+					return json.Marshal(uploadResponse{DocumentID: d.ID, JobID: j.ID, Status: j.Status, Document: toDocument(d)})
+				}}
+		}
+		existing, err := p.Store.CreateDocument(ctx, doc, job, opts)
+		if errors.Is(err, postgres.ErrIdempotencyConflict) {
+			discard()
+			rec, err := p.Store.IdempotentResponse(ctx, tenant, idemKey)
+			if err != nil || rec == nil {
+				return ragpipe.Errorf(ragpipe.ECONFLICT, "a request with this Idempotency-Key is in progress; retry")
+			}
+			return replay(c, rec, fingerprint)
+		}
+		if err != nil {
+			discard()
 			return err
 		}
-		// The outbox row guarantees delivery; enqueueing here only saves the
-		// relay's delay. A failure is logged and left to the relay.
-		if err := p.Queue.Enqueue(r.Context(), task.Type, task.Payload); err != nil {
-			p.Logger.Warn("enqueue failed; outbox relay will retry", "job_id", job.ID, "err", err)
-		} else if err := p.Store.MarkSent(r.Context(), task.ID); err != nil {
-			p.Logger.Warn("mark outbox sent", "job_id", job.ID, "err", err)
+		if existing != nil {
+			discard()
+			c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+existing.LastJobID)
+			return c.JSON(http.StatusOK, uploadResponse{DocumentID: existing.ID, JobID: existing.LastJobID,
+				Status: existing.Status, Deduplicated: true, Document: toDocument(existing)})
 		}
 		c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+job.ID)
+		if opts.Idempotency != nil { // answer with the very bytes a retry will get
+			return c.Blob(http.StatusAccepted, echo.MIMEApplicationJSON, opts.Idempotency.RawBody)
+		}
 		return c.JSON(http.StatusAccepted, uploadResponse{DocumentID: doc.ID, JobID: job.ID, Status: job.Status, Document: toDocument(doc)})
 	}
 }
 
+// headerIdempotencyKey names the header that makes a retried upload return
+// the first answer.
+const headerIdempotencyKey = "Idempotency-Key"
+
+// fingerprint identifies what an upload asked for, so a retry with the same
+// Idempotency-Key but a different request can be told apart.
+func (f *uploadForm) fingerprint(dedupe bool) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%t", f.sha256, f.collection, f.metadata, f.callbackURL, dedupe)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// replay answers with a recorded response, or refuses a key reused for a
+// different request.
+func replay(c echo.Context, rec *postgres.IdempotencyRecord, fingerprint string) error {
+	if rec.Fingerprint != fingerprint {
+		return ragpipe.Errorf(ragpipe.EUNPROCESSABLE, "this Idempotency-Key was used for a different request")
+	}
+	c.Response().Header().Set("Idempotent-Replayed", "true")
+	var body uploadResponse
+	if err := json.Unmarshal(rec.RawBody, &body); err == nil && body.JobID != "" {
+		c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+body.JobID)
+	}
+	return c.Blob(rec.Status, echo.MIMEApplicationJSON, rec.RawBody)
+}
+
 type uploadResponse struct {
-	DocumentID string       `json:"document_id"`
-	JobID      string       `json:"job_id"`
-	Status     string       `json:"status"`
-	Document   documentJSON `json:"document"`
+	DocumentID   string       `json:"document_id"`
+	JobID        string       `json:"job_id"`
+	Status       string       `json:"status"`
+	Deduplicated bool         `json:"deduplicated"`
+	Document     documentJSON `json:"document"`
 }
 
 // readForm reads every part; the file goes to the object store at key. On
@@ -168,6 +246,15 @@ func readForm(ctx context.Context, mr *multipart.Reader, p Params, key string, l
 				return form, ragpipe.Errorf(ragpipe.EUNPROCESSABLE, "collection must be 1-128 characters of letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
 			}
 			form.collection = string(b)
+		case "callback_url":
+			b, err := io.ReadAll(io.LimitReader(part, 4096))
+			if err != nil {
+				return form, bodyError(err, limit)
+			}
+			if err := checkCallbackURL(ctx, p.WebhookGuard, string(b)); err != nil {
+				return form, err
+			}
+			form.callbackURL = string(b)
 		default:
 			if _, err := io.Copy(io.Discard, io.LimitReader(part, formOverhead)); err != nil {
 				return form, bodyError(err, limit)

@@ -34,6 +34,8 @@ type Store interface {
 	CompleteBatch(ctx context.Context, jobID string, batch int) (bool, error)
 	FinishJob(ctx context.Context, jobID string, chunks []ragpipe.Chunk, vectors [][]float32) (bool, error)
 	FailJob(ctx context.Context, jobID, code, message string) error
+	DeletingDocument(ctx context.Context, documentID string) (string, error)
+	PurgeDocument(ctx context.Context, documentID string) (string, error)
 }
 
 // Blobs holds raw uploads and artifacts.
@@ -41,6 +43,7 @@ type Blobs interface {
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
 	Get(ctx context.Context, key string) ([]byte, error)
 	Put(ctx context.Context, key string, b []byte) error
+	DeletePrefix(ctx context.Context, prefix string) error
 }
 
 // Extractor turns a stored file into pages of text.
@@ -79,6 +82,31 @@ func (pl *Pipeline) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(queue.TypeChunk, pl.stage(ragpipe.StageChunk, pl.chunk))
 	mux.HandleFunc(queue.TypeEmbed, pl.stage(ragpipe.StageEmbed, pl.embed))
 	mux.HandleFunc(queue.TypeUpsert, pl.stage(ragpipe.StageUpsert, pl.upsert))
+	mux.HandleFunc(queue.TypeDelete, pl.delete)
+}
+
+// delete removes everything a deleted document left in the object store, then
+// its rows. Either step may run again after a crash.
+func (pl *Pipeline) delete(ctx context.Context, t *asynq.Task) error {
+	p, err := queue.Decode(t.Payload())
+	if err != nil {
+		return err
+	}
+	tenantID, err := pl.p.Store.DeletingDocument(ctx, p.DocumentID)
+	if ragpipe.ErrorCode(err) == ragpipe.ENOTFOUND {
+		return nil // purged already
+	}
+	if err != nil {
+		return err
+	}
+	if err := pl.p.Blobs.DeletePrefix(ctx, ragpipe.DocumentPrefix(tenantID, p.DocumentID)); err != nil {
+		return err
+	}
+	if _, err := pl.p.Store.PurgeDocument(ctx, p.DocumentID); err != nil {
+		return err
+	}
+	pl.p.Logger.Info("document purged", "document_id", p.DocumentID, "request_id", p.RequestID)
+	return nil
 }
 
 func artifactKey(j *ragpipe.Job, name string) string {
@@ -149,11 +177,15 @@ func (pl *Pipeline) HandleError(ctx context.Context, t *asynq.Task, err error) {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	p, derr := queue.Decode(t.Payload())
-	if derr != nil {
-		return
+	if derr != nil || p.JobID == "" {
+		return // not a job's task (a document deletion retries by itself)
 	}
 	log := pl.p.Logger.With("task", t.Type(), "job_id", p.JobID, "request_id", p.RequestID)
-	if errors.Is(err, asynq.SkipRetry) || retried < maxRetry {
+	if errors.Is(err, asynq.SkipRetry) {
+		log.Warn("task failed for good", "err", err)
+		return
+	}
+	if retried < maxRetry {
 		log.Warn("task failed; will retry", "attempt", retried+1, "max_retry", maxRetry, "err", err)
 		return
 	}

@@ -72,7 +72,7 @@ func (f *fixture) newJob(t *testing.T, format string, raw []byte) *ragpipe.Job {
 	}
 	j := &ragpipe.Job{ID: uuid.NewString(), TenantID: f.tenant, DocumentID: d.ID, Status: ragpipe.JobQueued,
 		Stage: ragpipe.StageExtract, ChunkSize: 500, ChunkOverlap: 50}
-	if err := f.db.CreateDocument(ctx, d, j, postgres.OutboxTask{Type: queue.TypeExtract, ID: "x:" + j.ID, Payload: []byte(`{}`)}); err != nil {
+	if _, err := f.db.CreateDocument(ctx, d, j, postgres.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return j

@@ -28,7 +28,12 @@ type API struct {
 	rdb     *redis.Client
 	blobs   *blob.Store
 	queue   *queue.Client
+	events  *postgres.Broker
 	handler http.Handler
+	// draining closes when shutdown begins, ending event streams, which
+	// would otherwise hold the shutdown for its whole grace period.
+	draining chan struct{}
+	admin    *queue.Admin
 }
 
 // NewAPI connects to every dependency (migrating the schema when
@@ -43,7 +48,9 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		db.Close()
 		return nil, err
 	}
-	a := &API{cfg: cfg, log: log, db: db, rdb: newRedis(cfg), blobs: newBlobs(cfg), queue: queue.NewClient(redisOpt(cfg))}
+	a := &API{cfg: cfg, log: log, db: db, rdb: newRedis(cfg), blobs: newBlobs(cfg), queue: queue.NewClient(redisOpt(cfg)),
+		events: postgres.NewBroker(cfg.DatabaseURL, log), draining: make(chan struct{}),
+		admin: queue.NewAdmin(redisOpt(cfg), db.ReviveJob)}
 	if err := a.blobs.EnsureBucket(ctx); err != nil {
 		log.Warn("object store not ready; uploads will fail until it is", "err", err)
 	}
@@ -61,12 +68,26 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		ChunkSize:      cfg.ChunkSize,
 		ChunkOverlap:   cfg.ChunkOverlap,
 		OpenAPI:        docs.OpenAPI,
+		Backpressure:   &httpapi.Backpressure{Limit: cfg.MaxQueuedJobs, RetryAfter: 30 * time.Second, Count: db.QueuedJobs},
+		Events:         a.events,
+		Draining:       a.draining,
+		Admin:          a.admin,
+		AdminToken:     cfg.AdminToken,
+		WaitingJobs:    db.QueuedJobs,
+
+		Webhooks:             db,
+		WebhookGuard:         newWebhookGuard(cfg),
+		WebhookSecretOverlap: cfg.WebhookSecretOverlap,
 	})
 	return a, nil
 }
 
-// Handler is the API's HTTP handler.
+// Handler is the API's HTTP handler. Event streams need RunEvents running.
 func (a *API) Handler() http.Handler { return a.handler }
+
+// RunEvents feeds job event streams from Postgres notifications until ctx
+// ends. Serve runs it; tests that mount Handler themselves run it too.
+func (a *API) RunEvents(ctx context.Context) { a.events.Run(ctx) }
 
 // Serve answers requests on ln until ctx ends, then lets requests in flight
 // finish within the shutdown grace period.
@@ -77,6 +98,10 @@ func (a *API) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(func() { close(a.draining) })
+	evctx, stopEvents := context.WithCancel(ctx)
+	defer stopEvents()
+	go a.RunEvents(evctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("api listening", "addr", ln.Addr().String())
@@ -99,6 +124,7 @@ func (a *API) Serve(ctx context.Context, ln net.Listener) error {
 
 // Close releases the API's connections. Call it after Serve returns.
 func (a *API) Close() {
+	a.admin.Close()
 	a.queue.Close()
 	a.rdb.Close()
 	a.db.Close()

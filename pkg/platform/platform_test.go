@@ -12,11 +12,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ragpipe/ragpipe/internal/testenv"
 	"github.com/ragpipe/ragpipe/pkg/apikey"
+	"github.com/ragpipe/ragpipe/pkg/blob"
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/platform"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
@@ -28,16 +30,19 @@ const redisDB = 1
 // stack is the API (over HTTP) and one worker, in-process, on fresh
 // services.
 type stack struct {
-	url string
-	cfg config.Config
-	db  *postgres.DB
+	url        string
+	cfg        config.Config
+	db         *postgres.DB
+	log        *slog.Logger
+	blobs      *blob.Store
+	stopWorker func() // stops the worker startStack started
 }
 
 func startStack(t *testing.T, tune func(*config.Config)) *stack {
 	t.Helper()
 	db, dbURL := testenv.DB(t)
 	testenv.Redis(t, redisDB)
-	bucket, _ := testenv.Bucket(t)
+	bucket, blobs := testenv.Bucket(t)
 	cfg := testenv.Config(t)
 	cfg.DatabaseURL, cfg.RedisDB, cfg.S3Bucket = dbURL, redisDB, bucket
 	cfg.ShutdownGrace = 5 * time.Second
@@ -50,23 +55,41 @@ func startStack(t *testing.T, tune func(*config.Config)) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	go api.RunEvents(ctx)
 	srv := httptest.NewServer(api.Handler())
-	w, err := platform.NewWorker(ctx, cfg, log)
+	t.Cleanup(func() {
+		cancel()
+		srv.Close()
+		api.Close()
+	})
+	s := &stack{url: srv.URL, cfg: cfg, db: db, log: log, blobs: blobs}
+	s.stopWorker = s.startWorker(t)
+	return s
+}
+
+// startWorker runs a worker until the returned function (or the test's
+// cleanup) stops it.
+func (s *stack) startWorker(t *testing.T) func() {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := platform.NewWorker(ctx, s.cfg, s.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-		w.Close()
-		srv.Close()
-		api.Close()
-	})
-	return &stack{url: srv.URL, cfg: cfg, db: db}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("worker: %v", err)
+			}
+			w.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func (s *stack) key(t *testing.T, tenant string) string {
@@ -91,11 +114,16 @@ func (s *stack) do(t *testing.T, key, method, path, contentType string, body io.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	return s.send(t, key, req)
+}
+
+func (s *stack) send(t *testing.T, key string, req *http.Request) response {
+	t.Helper()
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -121,6 +149,12 @@ func (s *stack) json(t *testing.T, key, method, path string, v any) response {
 // upload posts content as a multipart file with the given extra fields.
 func (s *stack) upload(t *testing.T, key, filename string, content []byte, fields map[string]string) response {
 	t.Helper()
+	return s.uploadTo(t, key, "/v1/documents", filename, content, fields, nil)
+}
+
+// uploadTo posts a multipart upload to path with extra headers.
+func (s *stack) uploadTo(t *testing.T, key, path, filename string, content []byte, fields, headers map[string]string) response {
+	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	for k, v := range fields {
@@ -129,7 +163,15 @@ func (s *stack) upload(t *testing.T, key, filename string, content []byte, field
 	fw, _ := mw.CreateFormFile("file", filename)
 	fw.Write(content)
 	mw.Close()
-	return s.do(t, key, http.MethodPost, "/v1/documents", mw.FormDataContentType(), &buf)
+	req, err := http.NewRequest(http.MethodPost, s.url+path, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	return s.send(t, key, req)
 }
 
 // waitJob polls the job until it ends and returns its last state.

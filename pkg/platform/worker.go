@@ -19,19 +19,25 @@ import (
 
 // relayInterval is how often the worker moves outbox rows to the queue; rows
 // younger than relayMinAge are left to the API, which enqueues them itself.
+// dispatchInterval is how often waiting jobs are handed to the queue.
 const (
-	relayInterval = time.Second
-	relayMinAge   = 2 * time.Second
+	relayInterval    = time.Second
+	relayMinAge      = 2 * time.Second
+	dispatchInterval = 100 * time.Millisecond
+	idempotencyTTL   = 24 * time.Hour
 )
 
 // Worker is the pipeline worker process.
 type Worker struct {
-	cfg   config.Config
-	log   *slog.Logger
-	db    *postgres.DB
-	queue *queue.Client
-	srv   *asynq.Server
-	mux   *asynq.ServeMux
+	cfg       config.Config
+	log       *slog.Logger
+	db        *postgres.DB
+	queue     *queue.Client
+	srv       *asynq.Server
+	mux       *asynq.ServeMux
+	hooks     *webhookRunner
+	inspector *asynq.Inspector
+	reaper    *pipeline.Reaper
 }
 
 // NewWorker connects to every dependency and checks the extraction tools.
@@ -54,6 +60,9 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worke
 		Logger: log, BatchSize: cfg.EmbedBatchSize,
 	})
 	pl.Register(w.mux)
+	w.inspector = asynq.NewInspector(redisOpt(cfg))
+	w.reaper = &pipeline.Reaper{Store: db, Inspector: w.inspector, Queue: w.queue, Logger: log, StaleAge: cfg.ReaperStaleAfter}
+	w.hooks = newWebhookRunner(cfg, log, db, w.queue)
 	w.srv = asynq.NewServer(redisOpt(cfg), asynq.Config{
 		Concurrency:     cfg.WorkerConcurrency,
 		Queues:          map[string]int{queue.QueueIngest: 1},
@@ -75,15 +84,23 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.srv.Start(w.mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
+	if err := w.hooks.start(); err != nil {
+		w.srv.Shutdown()
+		return fmt.Errorf("start webhook worker: %w", err)
+	}
 	w.log.Info("worker running", "concurrency", w.cfg.WorkerConcurrency)
 	var wg sync.WaitGroup
 	relayCtx, stopRelay := context.WithCancel(ctx)
 	wg.Go(func() { w.relay(relayCtx) })
+	wg.Go(func() { w.every(relayCtx, "dispatch", dispatchInterval, w.dispatch) })
+	wg.Go(func() { w.every(relayCtx, "reaper", w.cfg.ReaperInterval, w.reap) })
+	wg.Go(func() { w.hooks.relay(relayCtx) })
 	<-ctx.Done()
 	w.log.Info("worker shutting down", "grace", w.cfg.ShutdownGrace)
 	stopRelay()
 	wg.Wait()
 	w.srv.Shutdown()
+	w.hooks.shutdown()
 	return nil
 }
 
@@ -110,8 +127,40 @@ func (w *Worker) relay(ctx context.Context) {
 	}
 }
 
+// every runs fn each interval until ctx ends, logging its failures.
+func (w *Worker) every(ctx context.Context, name string, interval time.Duration, fn func(context.Context) error) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			w.log.Warn(name+" failed", "err", err)
+		}
+	}
+}
+
+// dispatch hands waiting jobs to the queue, a few per tenant at a time.
+func (w *Worker) dispatch(ctx context.Context) error {
+	_, err := pipeline.Dispatch(ctx, w.db, w.queue, w.cfg.TenantMaxInflight, 500)
+	return err
+}
+
+// reap re-enqueues the tasks of jobs that lost them, and forgets old
+// idempotency records.
+func (w *Worker) reap(ctx context.Context) error {
+	if _, err := w.reaper.Sweep(ctx); err != nil {
+		return err
+	}
+	return w.db.ExpireIdempotencyKeys(ctx, idempotencyTTL)
+}
+
 // Close releases the worker's connections. Call it after Run returns.
 func (w *Worker) Close() {
+	w.inspector.Close()
 	w.queue.Close()
 	w.db.Close()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -21,10 +22,42 @@ type OutboxTask struct {
 	Payload []byte
 }
 
-// CreateDocument records a new document and its first job, and the task that
-// starts the job, in one transaction.
-func (db *DB) CreateDocument(ctx context.Context, d *ragpipe.Document, j *ragpipe.Job, t OutboxTask) error {
-	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+// CreateOptions adjust CreateDocument.
+type CreateOptions struct {
+	// Dedupe returns an existing document of the same tenant and collection
+	// with the same bytes (SHA-256) instead of creating one.
+	Dedupe bool
+	// Idempotency, when set, stores the answer to the request under its key
+	// in the same transaction.
+	Idempotency *IdempotencyRecord
+}
+
+// ErrIdempotencyConflict reports that another request with the same
+// Idempotency-Key committed first; read its record with IdempotentResponse.
+var ErrIdempotencyConflict = ragpipe.Errorf(ragpipe.ECONFLICT, "a request with this Idempotency-Key is already recorded")
+
+// CreateDocument records a new document and its first job, which waits for
+// the dispatcher. With opts.Dedupe, an existing copy of the same bytes in the
+// same collection is returned instead (and nothing is written).
+func (db *DB) CreateDocument(ctx context.Context, d *ragpipe.Document, j *ragpipe.Job, opts CreateOptions) (existing *ragpipe.Document, err error) {
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if opts.Dedupe {
+			// Serialise uploads of the same bytes so two at once make one document.
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
+				d.TenantID+"/"+d.Collection+"/"+d.SHA256); err != nil {
+				return err
+			}
+			e, err := scanDocument(tx.QueryRow(ctx, `SELECT `+documentColumns+` FROM documents
+				WHERE tenant_id = $1 AND collection = $2 AND sha256 = $3 AND status <> 'deleting'
+				ORDER BY created_at LIMIT 1`, d.TenantID, d.Collection, d.SHA256))
+			if err == nil {
+				existing = e
+				return nil
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
 		err := tx.QueryRow(ctx, `INSERT INTO documents
 			(id, tenant_id, collection, filename, format, size_bytes, sha256, metadata, status, raw_key, last_job_id)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -35,20 +68,36 @@ func (db *DB) CreateDocument(ctx context.Context, d *ragpipe.Document, j *ragpip
 			return fmt.Errorf("insert document: %w", err)
 		}
 		d.LastJobID = j.ID
-		err = tx.QueryRow(ctx, `INSERT INTO jobs
-			(id, tenant_id, document_id, status, stage, request_id, chunk_size, chunk_overlap)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-			RETURNING created_at, updated_at`,
-			j.ID, j.TenantID, j.DocumentID, j.Status, j.Stage, j.RequestID, j.ChunkSize, j.ChunkOverlap).
-			Scan(&j.CreatedAt, &j.UpdatedAt)
-		if err != nil {
-			return fmt.Errorf("insert job: %w", err)
-		}
-		if err := appendEvent(ctx, tx, j, "job.queued", nil); err != nil {
+		if err := insertJob(ctx, tx, j); err != nil {
 			return err
 		}
-		return insertOutbox(ctx, tx, t)
+		if opts.Idempotency != nil {
+			return insertIdempotency(ctx, tx, d.TenantID, opts.Idempotency, d, j)
+		}
+		return nil
 	})
+	return existing, err
+}
+
+// insertJob records a queued job and its first event, and wakes the dispatcher.
+func insertJob(ctx context.Context, tx pgx.Tx, j *ragpipe.Job) error {
+	if j.Kind == "" {
+		j.Kind = ragpipe.JobIngest
+	}
+	err := tx.QueryRow(ctx, `INSERT INTO jobs
+		(id, tenant_id, document_id, status, stage, request_id, chunk_size, chunk_overlap, kind)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		RETURNING created_at, updated_at`,
+		j.ID, j.TenantID, j.DocumentID, j.Status, j.Stage, j.RequestID, j.ChunkSize, j.ChunkOverlap, j.Kind).
+		Scan(&j.CreatedAt, &j.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("insert job: %w", err)
+	}
+	if err := appendEvent(ctx, tx, j, "job.queued", nil); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `SELECT pg_notify('jobs_queued', '')`)
+	return err
 }
 
 func metadataOrEmpty(m json.RawMessage) json.RawMessage {

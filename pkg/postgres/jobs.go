@@ -11,13 +11,13 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
-const jobColumns = `id, tenant_id, document_id, status, stage, progress, attempts, error_code, error_message,
+const jobColumns = `id, kind, tenant_id, document_id, status, stage, progress, attempts, error_code, error_message,
 	request_id, chunk_size, chunk_overlap, total_chunks, embedded_chunks, total_batches,
 	created_at, started_at, finished_at, updated_at`
 
 func scanJob(row pgx.Row) (*ragpipe.Job, error) {
 	var j ragpipe.Job
-	err := row.Scan(&j.ID, &j.TenantID, &j.DocumentID, &j.Status, &j.Stage, &j.Progress, &j.Attempts,
+	err := row.Scan(&j.ID, &j.Kind, &j.TenantID, &j.DocumentID, &j.Status, &j.Stage, &j.Progress, &j.Attempts,
 		&j.ErrorCode, &j.ErrorMessage, &j.RequestID, &j.ChunkSize, &j.ChunkOverlap, &j.TotalChunks,
 		&j.EmbeddedChunks, &j.TotalBatches, &j.CreatedAt, &j.StartedAt, &j.FinishedAt, &j.UpdatedAt)
 	return &j, err
@@ -235,6 +235,9 @@ func appendEvent(ctx context.Context, tx pgx.Tx, j *ragpipe.Job, typ string, dat
 	if _, err := tx.Exec(ctx, `INSERT INTO job_events (job_id, type, status, stage, progress, data)
 		VALUES ($1, $2, $3, $4, $5, $6)`, j.ID, typ, j.Status, j.Stage, j.Progress, raw); err != nil {
 		return fmt.Errorf("append job event: %w", err)
+	}
+	if err := recordWebhookEvent(ctx, tx, j, typ, data); err != nil {
+		return fmt.Errorf("record webhook event: %w", err)
 	}
 	_, err = tx.Exec(ctx, `SELECT pg_notify('job_events', $1)`, j.ID)
 	return err

@@ -28,14 +28,10 @@ func newDocJob(t *testing.T, db *postgres.DB, tenant, collection string) (*ragpi
 	d.RawKey = ragpipe.RawKey(tenant, d.ID)
 	j := &ragpipe.Job{ID: uuid.NewString(), TenantID: tenant, DocumentID: d.ID, Status: ragpipe.JobQueued,
 		Stage: ragpipe.StageExtract, ChunkSize: 1000, ChunkOverlap: 100}
-	if err := db.CreateDocument(context.Background(), d, j, outboxFor(j.ID)); err != nil {
+	if _, err := db.CreateDocument(context.Background(), d, j, postgres.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return d, j
-}
-
-func outboxFor(jobID string) postgres.OutboxTask {
-	return postgres.OutboxTask{Type: "doc:extract", ID: "doc:extract:" + jobID, Payload: []byte(`{}`)}
 }
 
 func newTenant(t *testing.T, db *postgres.DB, name string) string {

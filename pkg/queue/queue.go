@@ -20,17 +20,45 @@ const (
 	TypeChunk   = "doc:chunk"
 	TypeEmbed   = "doc:embed"
 	TypeUpsert  = "doc:upsert"
+	// TypeDelete removes a deleted document's objects and rows.
+	TypeDelete = "doc:delete"
 )
 
 // QueueIngest is the queue the pipeline's tasks run on.
 const QueueIngest = "ingest"
 
+// TypeWebhookDeliver delivers one webhook event to one target. Its tasks run
+// on QueueWebhooks, served by their own workers, so a slow subscriber never
+// holds up ingestion.
+const (
+	TypeWebhookDeliver = "webhook:deliver"
+	QueueWebhooks      = "webhooks"
+)
+
+// WebhookPayload is what a delivery task carries.
+type WebhookPayload struct {
+	DeliveryID string `json:"delivery_id"`
+}
+
+// DecodeWebhook parses a delivery task's payload.
+func DecodeWebhook(b []byte) (WebhookPayload, error) {
+	var p WebhookPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("decode webhook payload: %w: %w", err, asynq.SkipRetry)
+	}
+	if p.DeliveryID == "" {
+		return p, fmt.Errorf("webhook payload without delivery_id: %w", asynq.SkipRetry)
+	}
+	return p, nil
+}
+
 // Payload is what every pipeline task carries: IDs only. The data lives in
 // Postgres and the object store.
 type Payload struct {
-	JobID     string `json:"job_id"`
-	Batch     int    `json:"batch,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
+	JobID      string `json:"job_id,omitempty"`
+	DocumentID string `json:"document_id,omitempty"` // TypeDelete only
+	Batch      int    `json:"batch,omitempty"`
+	RequestID  string `json:"request_id,omitempty"`
 }
 
 // Policy is how one task type is retried and bounded.
@@ -46,6 +74,10 @@ var Policies = map[string]Policy{
 	TypeChunk:   {MaxRetry: 5, Timeout: 5 * time.Minute},
 	TypeEmbed:   {MaxRetry: 10, Timeout: 5 * time.Minute},
 	TypeUpsert:  {MaxRetry: 8, Timeout: 5 * time.Minute},
+	TypeDelete:  {MaxRetry: 25, Timeout: 10 * time.Minute},
+	// A ceiling: the webhook deliverer follows its own schedule (about three
+	// days) and gives up by itself when that is spent.
+	TypeWebhookDeliver: {MaxRetry: 100, Timeout: 2 * time.Minute},
 }
 
 // retention keeps finished task records (and so their IDs) for a day, so a
@@ -54,8 +86,11 @@ const retention = 24 * time.Hour
 
 // TaskID returns the deterministic ID of a task: one per job, stage and batch.
 func TaskID(typ string, p Payload) string {
-	if typ == TypeEmbed {
+	switch typ {
+	case TypeEmbed:
 		return fmt.Sprintf("%s:%s:%d", typ, p.JobID, p.Batch)
+	case TypeDelete:
+		return typ + ":" + p.DocumentID
 	}
 	return typ + ":" + p.JobID
 }
@@ -72,8 +107,8 @@ func Decode(b []byte) (Payload, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return p, fmt.Errorf("decode payload: %w: %w", err, asynq.SkipRetry)
 	}
-	if p.JobID == "" {
-		return p, fmt.Errorf("payload without job_id: %w", asynq.SkipRetry)
+	if p.JobID == "" && p.DocumentID == "" {
+		return p, fmt.Errorf("payload without job_id or document_id: %w", asynq.SkipRetry)
 	}
 	return p, nil
 }
@@ -94,17 +129,27 @@ func (c *Client) Close() error { return c.c.Close() }
 // Enqueue puts a task of type typ on its queue. A task with the same ID that
 // is already queued, running or retained counts as success.
 func (c *Client) Enqueue(ctx context.Context, typ string, payload []byte) error {
-	p, err := Decode(payload)
-	if err != nil {
-		return err
-	}
 	pol, ok := Policies[typ]
 	if !ok {
 		return fmt.Errorf("unknown task type %q", typ)
 	}
-	_, err = c.c.EnqueueContext(ctx, asynq.NewTask(typ, payload),
-		asynq.TaskID(TaskID(typ, p)),
-		asynq.Queue(QueueIngest),
+	var id, queue string
+	if typ == TypeWebhookDeliver {
+		p, err := DecodeWebhook(payload)
+		if err != nil {
+			return err
+		}
+		id, queue = typ+":"+p.DeliveryID, QueueWebhooks
+	} else {
+		p, err := Decode(payload)
+		if err != nil {
+			return err
+		}
+		id, queue = TaskID(typ, p), QueueIngest
+	}
+	_, err := c.c.EnqueueContext(ctx, asynq.NewTask(typ, payload),
+		asynq.TaskID(id),
+		asynq.Queue(queue),
 		asynq.MaxRetry(pol.MaxRetry),
 		asynq.Timeout(pol.Timeout),
 		asynq.Retention(retention))

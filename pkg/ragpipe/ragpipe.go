@@ -18,6 +18,7 @@ const (
 	DocProcessing = "processing"
 	DocReady      = "ready"
 	DocFailed     = "failed"
+	DocDeleting   = "deleting"
 )
 
 // Document is one uploaded file and what ingestion made of it.
@@ -82,9 +83,17 @@ func StageOrder(stage string) int {
 	return 0
 }
 
+// Job kinds: the first ingestion of a document, or a later one that replaces
+// its chunks.
+const (
+	JobIngest   = "ingest"
+	JobReingest = "reingest"
+)
+
 // Job is one run of the pipeline over a document.
 type Job struct {
 	ID             string
+	Kind           string
 	TenantID       string
 	DocumentID     string
 	Status         string
@@ -108,6 +117,23 @@ type Job struct {
 // Terminal reports whether the job has reached an end state.
 func (j *Job) Terminal() bool {
 	return j.Status == JobSucceeded || j.Status == JobFailed || j.Status == JobCanceled
+}
+
+// JobEvent is one entry of a job's append-only log. IDs grow with time.
+type JobEvent struct {
+	ID        int64
+	JobID     string
+	Type      string // job.queued, job.stage, job.progress, job.succeeded, job.failed, job.canceled, ...
+	Status    string
+	Stage     string
+	Progress  float64
+	Data      json.RawMessage
+	CreatedAt time.Time
+}
+
+// Final reports whether the event ends its job.
+func (e JobEvent) Final() bool {
+	return e.Type == "job.succeeded" || e.Type == "job.failed" || e.Type == "job.canceled"
 }
 
 // Chunk is a searchable piece of a document with the pages it came from.

@@ -1,0 +1,216 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Fault kinds, each toggled by RAGPIPE_CHAOS_FAULTS.
+const (
+	faultWorkerKill = "worker-kill"
+	faultRedis      = "redis-restart"
+	faultPostgres   = "postgres-restart"
+	faultS3         = "s3-refuse"
+	faultEmbed500   = "embed-500"
+	faultEmbed429   = "embed-429"
+	faultEmbedHang  = "embed-hang"
+)
+
+var allFaults = []string{faultWorkerKill, faultRedis, faultPostgres, faultS3, faultEmbed500, faultEmbed429, faultEmbedHang}
+
+// fault is one injected fault.
+type fault struct {
+	kind   string
+	at     time.Time
+	end    time.Time // when the fault was lifted (the service back)
+	detail string
+	jobs   []string // redis-restart: jobs not yet ended when Redis lost its data
+	stages []string // worker-kill: stages jobs were running in at the time
+}
+
+// faultLog records faults from several goroutines.
+type faultLog struct {
+	mu     sync.Mutex
+	faults []*fault // guarded by mu
+}
+
+func (l *faultLog) add(f *fault) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.faults = append(l.faults, f)
+}
+
+func (l *faultLog) all() []*fault {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.faults)
+}
+
+// chaosMonkey injects faults until stop is closed.
+type chaosMonkey struct {
+	t     *testing.T
+	s     *stack
+	db    *pgxpool.Pool
+	kinds map[string]bool
+	log   *faultLog
+	t0    time.Time
+
+	mu  sync.Mutex
+	rng *rand.Rand // guarded by mu
+}
+
+func (m *chaosMonkey) uniform(lo, hi time.Duration) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return lo + time.Duration(m.rng.Int64N(int64(hi-lo)+1))
+}
+
+func (m *chaosMonkey) intN(n int) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rng.IntN(n)
+}
+
+// run injects faults until stop closes, then waits for every fault to be
+// lifted.
+func (m *chaosMonkey) run(stop <-chan struct{}) {
+	var wg sync.WaitGroup
+	if m.kinds[faultWorkerKill] {
+		wg.Go(func() { m.killWorkers(stop) })
+	}
+	var others []string
+	for _, k := range allFaults {
+		if k != faultWorkerKill && m.kinds[k] {
+			others = append(others, k)
+		}
+	}
+	if len(others) > 0 {
+		wg.Go(func() { m.serviceFaults(stop, others) })
+	}
+	wg.Wait()
+}
+
+func sleepOrStop(d time.Duration, stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// killWorkers SIGKILLs a random worker every few seconds and lets the
+// supervisor restart it after a short while.
+func (m *chaosMonkey) killWorkers(stop <-chan struct{}) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for sleepOrStop(m.uniform(2*time.Second, 7*time.Second), stop) {
+		w := m.s.workers[m.intN(len(m.s.workers))]
+		if up, _ := w.running(); !up {
+			continue
+		}
+		stages := m.runningStages()
+		where := "no stage"
+		if len(stages) > 0 {
+			where = strings.Join(stages, ",")
+		}
+		f := &fault{kind: faultWorkerKill, at: time.Now(), stages: stages, detail: w.name + " while jobs run in " + where}
+		m.log.add(f)
+		m.t.Logf("chaos: +%s %s %s", f.at.Sub(m.t0).Round(100*time.Millisecond), f.kind, f.detail)
+		down := m.uniform(200*time.Millisecond, 2*time.Second)
+		wg.Go(func() {
+			w.killFor(down)
+			f.end = time.Now()
+		})
+	}
+}
+
+// runningStages names the stages jobs are running in right now (the kill
+// hits a random worker, so this says which stages were exposed, not hit).
+func (m *chaosMonkey) runningStages() []string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	rows, err := m.db.Query(ctx, `SELECT DISTINCT stage FROM jobs WHERE status = 'running' ORDER BY stage`)
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	var stages []string
+	for rows.Next() {
+		var stage string
+		if rows.Scan(&stage) == nil {
+			stages = append(stages, stage)
+		}
+	}
+	return stages
+}
+
+// unfinishedJobs lists the jobs not yet ended.
+func (m *chaosMonkey) unfinishedJobs() []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rows, err := m.db.Query(ctx, `SELECT id::text FROM jobs WHERE status IN ('queued', 'running')`)
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if rows.Scan(&id) == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// serviceFaults injects one fault of the other kinds at a time.
+func (m *chaosMonkey) serviceFaults(stop <-chan struct{}, kinds []string) {
+	for sleepOrStop(m.uniform(2*time.Second, 6*time.Second), stop) {
+		f := &fault{kind: kinds[m.intN(len(kinds))], at: time.Now()}
+		switch f.kind {
+		case faultRedis:
+			f.jobs = m.unfinishedJobs()
+			f.at = time.Now()
+			m.s.redis.kill()
+			down := m.uniform(0, 2*time.Second)
+			time.Sleep(down)
+			if err := m.s.redis.startAndWait(); err != nil {
+				m.t.Errorf("restart redis: %v", err)
+			}
+			f.detail = fmt.Sprintf("down %s, %d unfinished jobs", down.Round(time.Millisecond), len(f.jobs))
+		case faultPostgres:
+			m.s.pg.crash()
+			down := m.uniform(0, 2*time.Second)
+			time.Sleep(down)
+			if err := m.s.pg.startAndWait(); err != nil {
+				m.t.Errorf("restart postgres: %v", err)
+			}
+			f.detail = fmt.Sprintf("down %s", time.Since(f.at).Round(time.Millisecond))
+		case faultS3:
+			m.s.s3proxy.refuse(true)
+			d := m.uniform(2*time.Second, 8*time.Second)
+			time.Sleep(d)
+			m.s.s3proxy.refuse(false)
+			f.detail = "for " + d.Round(time.Millisecond).String()
+		case faultEmbed500, faultEmbed429, faultEmbedHang:
+			mode := map[string]string{faultEmbed500: embed500, faultEmbed429: embed429, faultEmbedHang: embedHang}[f.kind]
+			m.s.embed.setMode(mode)
+			d := m.uniform(2*time.Second, 8*time.Second)
+			time.Sleep(d)
+			m.s.embed.setMode(embedOK)
+			f.detail = "for " + d.Round(time.Millisecond).String()
+		}
+		f.end = time.Now()
+		m.log.add(f)
+		m.t.Logf("chaos: +%s %s %s", f.at.Sub(m.t0).Round(100*time.Millisecond), f.kind, f.detail)
+	}
+}

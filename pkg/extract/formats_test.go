@@ -1,0 +1,267 @@
+package extract
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+)
+
+// Progress comes page by page once the page count is known, and ends at
+// (pages, pages); ranges give the same pages as one run.
+func TestExtractPDFRangesAndProgress(t *testing.T) {
+	whole, err := New(Limits{}).Extract(context.Background(), PDF, testdata("lppl.pdf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls [][2]int
+	e := New(Limits{}, WithRangePages(3))
+	got, err := e.ExtractProgress(context.Background(), PDF, testdata("lppl.pdf"), func(done, total int) {
+		calls = append(calls, [2]int{done, total})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(whole, got); diff != "" {
+		t.Errorf("pages in ranges of 3 differ from one run (-one +ranges):\n%s", diff)
+	}
+	want := [][2]int{{3, 8}, {4, 8}, {5, 8}, {6, 8}, {7, 8}, {8, 8}, {8, 8}}
+	if diff := cmp.Diff(want, calls); diff != "" {
+		t.Errorf("progress calls (-want +got):\n%s", diff)
+	}
+
+	// A document that fits in the first range reports once, at the end.
+	calls = nil
+	if _, err := New(Limits{}).ExtractProgress(context.Background(), PDF, testdata("lppl.pdf"), func(done, total int) {
+		calls = append(calls, [2]int{done, total})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([][2]int{{8, 8}}, calls); diff != "" {
+		t.Errorf("progress calls (-want +got):\n%s", diff)
+	}
+}
+
+func TestExtractPDFExactPageCountInRanges(t *testing.T) {
+	for _, rng := range []int{1, 4, 7, 8, 9} {
+		pages, err := New(Limits{}, WithRangePages(rng)).Extract(context.Background(), PDF, testdata("lppl.pdf"))
+		if err != nil || len(pages) != lpplPages || pages[len(pages)-1].Number != lpplPages {
+			t.Errorf("range %d: %d pages, %v", rng, len(pages), err)
+		}
+	}
+	_, err := New(Limits{MaxPages: 5}, WithRangePages(2)).Extract(context.Background(), PDF, testdata("lppl.pdf"))
+	if code := errorCode(t, err); code != ragpipe.CodeLimitExceeded {
+		t.Errorf("MaxPages 5 in ranges of 2: %v", err)
+	}
+}
+
+// Hostile and broken PDFs each end with a specific code, quickly; the ones
+// a reader can recover (a broken xref, an owner password only) give text.
+func TestExtractHostilePDFs(t *testing.T) {
+	const hello = "Hostile ragpipe fixture text."
+	cases := []struct {
+		file   string
+		limits Limits
+		want   string // code, or "" for success
+	}{
+		{file: "empty-password.pdf"},
+		{file: "brokenxref.pdf"},
+		{file: "encrypted.pdf", want: ragpipe.CodePDFEncrypted},
+		{file: "corrupt.pdf", want: ragpipe.CodePDFCorrupt},
+		{file: "cyclic.pdf", want: ragpipe.CodePDFCorrupt},
+		{file: "nested.pdf", want: ragpipe.CodeNoText},
+		// The bomb's 78 KB inflate to 20 MB of drawing operators on one
+		// page; pdftotext builds the page's text in memory before writing it.
+		{file: "bomb.pdf", limits: Limits{MaxMemoryBytes: 64 << 20}, want: ragpipe.CodeLimitExceeded},
+		{file: "bomb.pdf", limits: Limits{Timeout: 2 * time.Second}, want: ragpipe.CodeTimeout},
+	}
+	for _, tc := range cases {
+		t.Run(tc.file+"/"+tc.want, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			pages, err := New(tc.limits, WithOCR(OCROff)).Extract(context.Background(), PDF, testdata(tc.file))
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("took %v", d)
+			}
+			if tc.want == "" {
+				if err != nil || len(pages) != 1 || pages[0].Text != hello {
+					t.Fatalf("Extract = %+v, %v; want one page %q", pages, err, hello)
+				}
+				return
+			}
+			if code := errorCode(t, err); code != tc.want {
+				t.Fatalf("Extract error = %v; want code %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// scan.pdf is page 4 of lppl.pdf as a 200-dpi bitonal image, no text layer.
+func TestExtractOCR(t *testing.T) {
+	if !New(Limits{}).OCR() {
+		t.Skip("tesseract is not installed (scripts/services.sh installs it)")
+	}
+	pages, err := New(Limits{}).Extract(context.Background(), PDF, testdata("scan.pdf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pages) != 1 || pages[0].Number != 1 || !pages[0].OCR {
+		t.Fatalf("Extract = %d pages %+v; want page 1 with OCR", len(pages), pages)
+	}
+	if !strings.Contains(words(pages[0].Text), lpplSentence) {
+		t.Errorf("OCR text lacks %q:\n%s", lpplSentence, pages[0].Text)
+	}
+	// With OCR off the scan has no text; blank pages are not OCRed at all.
+	_, err = New(Limits{}, WithOCR(OCROff)).Extract(context.Background(), PDF, testdata("scan.pdf"))
+	if code := errorCode(t, err); code != ragpipe.CodeNoText {
+		t.Errorf("OCR off: %v; want %s", err, ragpipe.CodeNoText)
+	}
+	_, err = New(Limits{MaxOCRPages: 1}).Extract(context.Background(), PDF, testdata("blank.pdf"))
+	if code := errorCode(t, err); code != ragpipe.CodeNoText {
+		t.Errorf("blank.pdf with OCR: %v; want %s", err, ragpipe.CodeNoText)
+	}
+}
+
+func TestExtractDOCX(t *testing.T) {
+	pages, err := New(Limits{}).Extract(context.Background(), DOCX, testdata("sample.docx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Page{{Number: 1, Text: strings.Join([]string{
+		"# Quarterly report",
+		"# Summary",
+		"Revenue grew by a tenth.",
+		"## Risks",
+		"- Supply chains.",
+		"  - Exchange rates.",
+		"Kept\tafter tab.",
+		"Region | Sales",
+		"North and East | 12",
+		"Closing words.",
+	}, "\n\n")}}
+	if diff := cmp.Diff(want, pages); diff != "" {
+		t.Errorf("Extract (-want +got):\n%s", diff)
+	}
+}
+
+func TestExtractDOCXHostile(t *testing.T) {
+	cases := []struct {
+		file   string
+		limits Limits
+		want   string
+	}{
+		{file: "bomb.docx", limits: Limits{MaxInflatedBytes: 10 << 20}, want: ragpipe.CodeLimitExceeded},
+		{file: "bomb.docx", want: ragpipe.CodeNoText}, // 100 MB of blanks fit the default 256 MB
+		{file: "deep.docx", want: ragpipe.CodeInvalidContent},
+		{file: "corrupt.pdf", want: ragpipe.CodeInvalidContent},
+		{file: "lppl.pdf", want: ragpipe.CodeInvalidContent},
+	}
+	for _, tc := range cases {
+		t.Run(tc.file, func(t *testing.T) {
+			_, err := New(tc.limits).Extract(context.Background(), DOCX, testdata(tc.file))
+			if code := errorCode(t, err); code != tc.want {
+				t.Fatalf("Extract error = %v; want code %s", err, tc.want)
+			}
+		})
+	}
+	// A ZIP without word/document.xml.
+	path := filepath.Join(t.TempDir(), "x.zip")
+	if err := exec.Command("python3", "-c", "import zipfile,sys; zipfile.ZipFile(sys.argv[1],'w').writestr('word/other.xml','x')", path).Run(); err != nil {
+		t.Skip("python3:", err)
+	}
+	_, err := New(Limits{}).Extract(context.Background(), DOCX, path)
+	if code := errorCode(t, err); code != ragpipe.CodeInvalidContent {
+		t.Fatalf("Extract error = %v; want code %s", err, ragpipe.CodeInvalidContent)
+	}
+}
+
+const samplePage = `<!DOCTYPE html>
+<html><head><title>Guide</title><style>p { color: red }</style>
+<script>var tracking = "do not index";</script></head>
+<body>
+<header><a href="/">Home</a> | <a href="/about">About</a></header>
+<nav><ul><li>Menu one</li><li>Menu two</li></ul></nav>
+<main>
+<h1>Install   guide</h1>
+<p>First, fetch the <b>source</b>
+   code.<br>Then build it.</p>
+<ol><li>Run make.</li><li>Run make test.<ul><li>Nested point.</li></ul></li></ol>
+<pre>go build ./...
+  indented line</pre>
+<table><tr><th>OS</th><th>Status</th></tr><tr><td>Linux</td><td>works</td></tr></table>
+<div hidden>Hidden text.</div>
+<aside>Related links.</aside>
+</main>
+<footer>Copyright.</footer>
+<script>console.log("no")</script>
+</body></html>`
+
+func TestExtractHTML(t *testing.T) {
+	cases := []struct {
+		name, page, want string
+	}{
+		{name: "main element", page: samplePage, want: strings.Join([]string{
+			"# Install guide",
+			"First, fetch the source code.\nThen build it.",
+			"1. Run make.",
+			"2. Run make test.",
+			"  - Nested point.",
+			"```\ngo build ./...\n  indented line\n```",
+			"OS | Status",
+			"Linux | works",
+		}, "\n\n")},
+		{name: "no main: body less boilerplate",
+			page: "<html><body><nav>Skip me</nav><h2>Title</h2><p>Body text.</p><footer>Foot</footer></body></html>",
+			want: "## Title\n\nBody text."},
+		{name: "latin-1 by meta charset",
+			page: "<html><head><meta charset=\"iso-8859-1\"></head><body><p>Caf\xe9 cr\xe8me</p></body></html>",
+			want: "Café crème"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "page")
+			if err := os.WriteFile(path, []byte(tc.page), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			pages, err := New(Limits{}).Extract(context.Background(), HTML, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]Page{{Number: 1, Text: tc.want}}, pages); diff != "" {
+				t.Errorf("Extract (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// Deep nesting is read, not recursed into without bound.
+	deep := strings.Repeat("<div>", 100000) + "deep text" + strings.Repeat("</div>", 100000)
+	if got := htmlText([]byte(deep)); !strings.Contains(got, "deep text") {
+		t.Errorf("deeply nested text lost: %q", got[:min(len(got), 100)])
+	}
+	path := filepath.Join(t.TempDir(), "empty.html")
+	os.WriteFile(path, []byte("<html><body><script>x()</script></body></html>"), 0o600)
+	_, err := New(Limits{}).Extract(context.Background(), HTML, path)
+	if code := errorCode(t, err); code != ragpipe.CodeNoText {
+		t.Errorf("script-only page: %v", err)
+	}
+}
+
+func TestSniffFixtures(t *testing.T) {
+	for name, want := range map[string]Format{
+		"sample.docx": DOCX, "bomb.docx": DOCX, "deep.docx": DOCX, "scan.pdf": PDF, "bomb.pdf": PDF,
+		"README.md": Markdown,
+	} {
+		head, err := os.ReadFile(testdata(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := Sniff(head[:min(len(head), SniffLen)]); got != want {
+			t.Errorf("Sniff(%s) = %q, %v; want %q", name, got, err, want)
+		}
+	}
+}

@@ -1,0 +1,102 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/hibiken/asynq"
+	"github.com/labstack/echo/v4"
+
+	"github.com/ragpipe/ragpipe/pkg/queue"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+)
+
+// QueueAdmin shows queue depth and retries archived tasks.
+type QueueAdmin interface {
+	Stats() ([]queue.QueueStats, error)
+	Archived(queue string, limit int) ([]queue.ArchivedTask, error)
+	Retry(ctx context.Context, queue, id string) error
+	RetryAll(ctx context.Context, queue string) (int, error)
+}
+
+// adminOnly admits requests bearing the operators' token. Without a
+// configured token the admin API does not exist.
+func adminOnly(token string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if token == "" {
+				return ragpipe.Errorf(ragpipe.ENOTFOUND, "the admin API is off; set RAGPIPE_ADMIN_TOKEN to enable it")
+			}
+			got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+				return ragpipe.Errorf(ragpipe.EUNAUTHORIZED, "invalid admin token")
+			}
+			return next(c)
+		}
+	}
+}
+
+func queueParam(c echo.Context) string {
+	if q := c.QueryParam("queue"); q != "" {
+		return q
+	}
+	return queue.QueueIngest
+}
+
+func adminError(err error) error {
+	switch {
+	case errors.Is(err, queue.ErrUnknownQueue):
+		return ragpipe.Errorf(ragpipe.EINVALID, "%v", err)
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		return ragpipe.Errorf(ragpipe.ENOTFOUND, "no such task")
+	case errors.Is(err, queue.ErrNotArchived):
+		return ragpipe.Errorf(ragpipe.ECONFLICT, "%v", err)
+	}
+	return err
+}
+
+func handleQueueStats(a QueueAdmin) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		stats, err := a.Stats()
+		if err != nil {
+			return ragpipe.Wrap(err, ragpipe.EUNAVAILABLE, "cannot read the queues")
+		}
+		return c.JSON(http.StatusOK, map[string]any{"queues": stats})
+	}
+}
+
+func handleListArchived(a QueueAdmin) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		limit, err := queryLimit(c, 100, 1000)
+		if err != nil {
+			return err
+		}
+		tasks, err := a.Archived(queueParam(c), limit)
+		if err != nil {
+			return adminError(err)
+		}
+		return c.JSON(http.StatusOK, map[string]any{"tasks": tasks})
+	}
+}
+
+func handleRetryArchived(a QueueAdmin) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := a.Retry(c.Request().Context(), queueParam(c), c.Param("id")); err != nil {
+			return adminError(err)
+		}
+		return c.JSON(http.StatusAccepted, map[string]any{"retried": 1})
+	}
+}
+
+func handleRetryAllArchived(a QueueAdmin) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		n, err := a.RetryAll(c.Request().Context(), queueParam(c))
+		if err != nil {
+			return adminError(err)
+		}
+		return c.JSON(http.StatusAccepted, map[string]any{"retried": n})
+	}
+}

@@ -1,0 +1,184 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/ragpipe/ragpipe/pkg/postgres"
+	"github.com/ragpipe/ragpipe/pkg/queue"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+)
+
+// Subscriber signals when a job has new events.
+type Subscriber interface {
+	Subscribe(jobID string) (<-chan struct{}, func())
+}
+
+func handleCancelJob(s Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		j, err := s.CancelJob(c.Request().Context(), tenantOf(c), c.Param("id"))
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusAccepted, toJob(j))
+	}
+}
+
+type reingestRequest struct {
+	ChunkSize    *int `json:"chunk_size"`
+	ChunkOverlap *int `json:"chunk_overlap"`
+}
+
+// handleReingest starts a new job over a document, optionally with other
+// chunking settings; its chunks are swapped atomically when the job ends.
+func handleReingest(p Params) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var req reingestRequest
+		body, err := io.ReadAll(io.LimitReader(c.Request().Body, 64<<10))
+		if err != nil {
+			return ragpipe.Errorf(ragpipe.EINVALID, "cannot read the body")
+		}
+		if len(body) > 0 {
+			if err := json.Unmarshal(body, &req); err != nil {
+				return ragpipe.Errorf(ragpipe.EINVALID, "body must be a JSON object with optional chunk_size and chunk_overlap")
+			}
+		}
+		size, overlap := p.ChunkSize, p.ChunkOverlap
+		if req.ChunkSize != nil {
+			size = *req.ChunkSize
+		}
+		if req.ChunkOverlap != nil {
+			overlap = *req.ChunkOverlap
+		}
+		if size < 100 || size > 8000 || overlap < 0 || overlap >= size {
+			return ragpipe.Errorf(ragpipe.EUNPROCESSABLE, "chunk_size must be 100..8000 and chunk_overlap 0..chunk_size-1")
+		}
+		j := &ragpipe.Job{ID: uuid.NewString(), Status: ragpipe.JobQueued, Stage: ragpipe.StageExtract,
+			RequestID: requestID(c), ChunkSize: size, ChunkOverlap: overlap}
+		if err := p.Store.Reingest(c.Request().Context(), tenantOf(c), c.Param("id"), j); err != nil {
+			return err
+		}
+		c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+j.ID)
+		return c.JSON(http.StatusAccepted, toJob(j))
+	}
+}
+
+// handleDeleteDocument removes a document from search at once and its data
+// in the background.
+func handleDeleteDocument(p Params) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		id := c.Param("id")
+		payload := queue.Payload{DocumentID: id, RequestID: requestID(c)}
+		t := postgres.OutboxTask{Type: queue.TypeDelete, ID: queue.TaskID(queue.TypeDelete, payload), Payload: queue.Encode(payload)}
+		if err := p.Store.DeleteDocument(ctx, tenantOf(c), id, t); err != nil {
+			return err
+		}
+		// The outbox row guarantees the cleanup; enqueueing here only saves
+		// the relay's delay.
+		if err := p.Queue.Enqueue(ctx, t.Type, t.Payload); err != nil {
+			p.Logger.Warn("enqueue delete failed; outbox relay will retry", "document_id", id, "err", err)
+		} else if err := p.Store.MarkSent(ctx, t.ID); err != nil {
+			p.Logger.Warn("mark outbox sent", "document_id", id, "err", err)
+		}
+		return c.JSON(http.StatusAccepted, map[string]string{"document_id": id, "status": ragpipe.DocDeleting})
+	}
+}
+
+type eventJSON struct {
+	ID        int64           `json:"id"`
+	JobID     string          `json:"job_id"`
+	Type      string          `json:"type"`
+	Status    string          `json:"status"`
+	Stage     string          `json:"stage"`
+	Progress  float64         `json:"progress"`
+	Data      json.RawMessage `json:"data"`
+	CreatedAt time.Time       `json:"created_at"`
+}
+
+// keepAlive is how often an idle stream sends a comment (and re-reads the
+// log, in case a notification was missed).
+const keepAlive = 15 * time.Second
+
+// handleJobEvents streams a job's events as server-sent events, from the
+// one after Last-Event-ID, and ends after the job's final event.
+func handleJobEvents(s Store, sub Subscriber, draining <-chan struct{}) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		tenant, jobID := tenantOf(c), c.Param("id")
+		if _, err := s.Job(ctx, tenant, jobID); err != nil {
+			return err
+		}
+		var last int64
+		if v := c.Request().Header.Get("Last-Event-ID"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				return ragpipe.Errorf(ragpipe.EINVALID, "Last-Event-ID must be an event id")
+			}
+			last = n
+		}
+		wake, stop := sub.Subscribe(jobID)
+		defer stop()
+		w := c.Response()
+		w.Header().Set(echo.HeaderContentType, "text/event-stream")
+		w.Header().Set(echo.HeaderCacheControl, "no-cache")
+		w.Header().Set("X-Accel-Buffering", "no")
+		w.WriteHeader(http.StatusOK)
+		w.Flush()
+		tick := time.NewTicker(keepAlive)
+		defer tick.Stop()
+		for {
+			done, err := sendEvents(ctx, s, w, tenant, jobID, &last)
+			if err != nil || done {
+				return nil // the stream is committed; errors end it
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-draining:
+				return nil // the client reconnects with Last-Event-ID
+			case <-wake:
+			case <-tick.C:
+				if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+					return nil
+				}
+				w.Flush()
+			}
+		}
+	}
+}
+
+// sendEvents writes every event after *last and reports whether the job's
+// final event was among them.
+func sendEvents(ctx context.Context, s Store, w *echo.Response, tenant, jobID string, last *int64) (bool, error) {
+	for {
+		evs, err := s.JobEvents(ctx, tenant, jobID, *last, 500)
+		if err != nil {
+			return false, err
+		}
+		for _, e := range evs {
+			b, _ := json.Marshal(eventJSON{ID: e.ID, JobID: e.JobID, Type: e.Type, Status: e.Status, Stage: e.Stage,
+				Progress: e.Progress, Data: e.Data, CreatedAt: e.CreatedAt})
+			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, b); err != nil {
+				return false, err
+			}
+			*last = e.ID
+			if e.Final() {
+				w.Flush()
+				return true, nil
+			}
+		}
+		w.Flush()
+		if len(evs) < 500 {
+			return false, nil
+		}
+	}
+}

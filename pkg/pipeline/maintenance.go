@@ -1,0 +1,137 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/ragpipe/ragpipe/pkg/queue"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+)
+
+// ReaperStore is the state the reaper reads and repairs.
+type ReaperStore interface {
+	StaleJobs(ctx context.Context, age time.Duration, limit int) ([]*ragpipe.Job, error)
+	PendingBatches(ctx context.Context, jobID string) ([]int, error)
+	MarkRecovered(ctx context.Context, jobID string, tasks []string) error
+	FailJob(ctx context.Context, jobID, code, message string) error
+}
+
+// TaskInspector looks tasks up in the queue.
+type TaskInspector interface {
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+	DeleteTask(queue, id string) error
+}
+
+// Reaper finds jobs whose tasks have vanished from the queue (Redis lost its
+// data, failed over, or a task was deleted) and drives them on from the state
+// kept in Postgres, by re-enqueueing the current stage's tasks.
+type Reaper struct {
+	Store     ReaperStore
+	Inspector TaskInspector
+	Queue     Enqueuer
+	Logger    *slog.Logger
+	StaleAge  time.Duration // a job untouched this long is checked
+}
+
+// expected returns the tasks that must exist for j to make progress.
+func (r *Reaper) expected(ctx context.Context, j *ragpipe.Job) ([]queue.Payload, string, error) {
+	p := queue.Payload{JobID: j.ID, RequestID: j.RequestID}
+	switch j.Stage {
+	case ragpipe.StageExtract:
+		return []queue.Payload{p}, queue.TypeExtract, nil
+	case ragpipe.StageChunk:
+		return []queue.Payload{p}, queue.TypeChunk, nil
+	case ragpipe.StageEmbed:
+		batches, err := r.Store.PendingBatches(ctx, j.ID)
+		if err != nil {
+			return nil, "", err
+		}
+		if len(batches) == 0 {
+			return []queue.Payload{p}, queue.TypeUpsert, nil
+		}
+		out := make([]queue.Payload, len(batches))
+		for i, b := range batches {
+			out[i] = queue.Payload{JobID: j.ID, Batch: b, RequestID: j.RequestID}
+		}
+		return out, queue.TypeEmbed, nil
+	default:
+		return []queue.Payload{p}, queue.TypeUpsert, nil
+	}
+}
+
+// Sweep checks every stale job once and returns how many it re-enqueued.
+func (r *Reaper) Sweep(ctx context.Context) (int, error) {
+	jobs, err := r.Store.StaleJobs(ctx, r.StaleAge, 200)
+	if err != nil {
+		return 0, err
+	}
+	recovered := 0
+	for _, j := range jobs {
+		ok, err := r.check(ctx, j)
+		if err != nil {
+			return recovered, fmt.Errorf("job %s: %w", j.ID, err)
+		}
+		if ok {
+			recovered++
+		}
+	}
+	return recovered, nil
+}
+
+// check re-enqueues whatever j is missing. A task that is pending, running
+// or waiting to retry is left alone; a completed one whose successor is gone
+// is run again (stages are idempotent); an archived one ends the job.
+func (r *Reaper) check(ctx context.Context, j *ragpipe.Job) (bool, error) {
+	payloads, typ, err := r.expected(ctx, j)
+	if err != nil {
+		return false, err
+	}
+	var requeued []string
+	for _, p := range payloads {
+		id := queue.TaskID(typ, p)
+		info, err := r.Inspector.GetTaskInfo(queue.QueueIngest, id)
+		switch {
+		case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		case err != nil:
+			return false, err
+		case info.State == asynq.TaskStateCompleted:
+			if err := r.Inspector.DeleteTask(queue.QueueIngest, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+				return false, err
+			}
+		case info.State == asynq.TaskStateArchived:
+			msg := fmt.Sprintf("%s was given up after its retries: %s", typ, info.LastErr)
+			return false, r.Store.FailJob(ctx, j.ID, ragpipe.CodeRetriesSpent, msg)
+		default:
+			continue
+		}
+		if err := r.Queue.Enqueue(ctx, typ, queue.Encode(p)); err != nil {
+			return false, err
+		}
+		requeued = append(requeued, id)
+	}
+	if len(requeued) == 0 {
+		return false, nil
+	}
+	r.Logger.Warn("reaper re-enqueued", "job_id", j.ID, "stage", j.Stage, "tasks", requeued,
+		"idle", time.Since(j.UpdatedAt).Round(time.Millisecond).String())
+	return true, r.Store.MarkRecovered(ctx, j.ID, requeued)
+}
+
+// DispatchStore hands out waiting jobs fairly.
+type DispatchStore interface {
+	DispatchQueued(ctx context.Context, perTenant, limit int, send func(ctx context.Context, jobID, requestID string) error) (int, error)
+}
+
+// Dispatch moves waiting jobs to the queue: at most perTenant of each
+// tenant's jobs are in the queue at once, so one tenant's flood cannot starve
+// another's single document.
+func Dispatch(ctx context.Context, s DispatchStore, q Enqueuer, perTenant, limit int) (int, error) {
+	return s.DispatchQueued(ctx, perTenant, limit, func(ctx context.Context, jobID, requestID string) error {
+		return q.Enqueue(ctx, queue.TypeExtract, queue.Encode(queue.Payload{JobID: jobID, RequestID: requestID}))
+	})
+}

@@ -1,0 +1,554 @@
+package platform_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ragpipe/ragpipe/pkg/config"
+	"github.com/ragpipe/ragpipe/pkg/embed"
+	"github.com/ragpipe/ragpipe/pkg/queue"
+)
+
+// gatedProvider is an OpenAI-compatible embeddings server whose answers wait
+// until the gate opens (or the request is abandoned). Its vectors are the
+// hashing embedder's, so results do not depend on the gate.
+type gatedProvider struct {
+	url      string
+	open     chan struct{}
+	once     sync.Once
+	requests atomic.Int64
+}
+
+func newGatedProvider(t *testing.T) *gatedProvider {
+	t.Helper()
+	g := &gatedProvider{open: make(chan struct{})}
+	h := embed.NewHashing(384)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.requests.Add(1)
+		var req struct {
+			Input []string `json:"input"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		select {
+		case <-g.open:
+		case <-r.Context().Done():
+			return
+		}
+		vecs, _ := h.Embed(r.Context(), req.Input)
+		type item struct {
+			Object    string    `json:"object"`
+			Index     int       `json:"index"`
+			Embedding []float32 `json:"embedding"`
+		}
+		out := struct {
+			Object string `json:"object"`
+			Data   []item `json:"data"`
+			Model  string `json:"model"`
+		}{Object: "list", Model: "fake"}
+		for i, v := range vecs {
+			out.Data = append(out.Data, item{Object: "embedding", Index: i, Embedding: v})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(g.release)
+	g.url = srv.URL + "/v1"
+	return g
+}
+
+func (g *gatedProvider) release() { g.once.Do(func() { close(g.open) }) }
+
+// waitRequest waits until the provider holds a request at its gate.
+func (g *gatedProvider) waitRequest(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for g.requests.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no embedding request reached the provider")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (g *gatedProvider) tune(c *config.Config) {
+	c.EmbedProvider, c.OpenAIBaseURL, c.OpenAIAPIKey, c.OpenAIModel = "openai", g.url, "test", "fake"
+}
+
+func textDoc(n int) []byte {
+	return fmt.Appendf(nil, "# Document %d\n\nThe quick brown fox number %d jumps over the lazy dog. "+
+		"Striped zebras graze near acacia trees in document %d.\n", n, n, n)
+}
+
+func TestDedupeAndIdempotency(t *testing.T) {
+	s := startStack(t, nil)
+	key := s.key(t, "acme")
+	body := textDoc(1)
+
+	first := s.upload(t, key, "a.md", body, map[string]string{"collection": "c1"})
+	if first.status != http.StatusAccepted || first.body["deduplicated"] != false {
+		t.Fatalf("first upload: %d %s", first.status, first.raw)
+	}
+	docID := first.body["document_id"]
+	again := s.upload(t, key, "b.md", body, map[string]string{"collection": "c1"})
+	if again.status != http.StatusOK || again.body["deduplicated"] != true || again.body["document_id"] != docID {
+		t.Errorf("same bytes again: %d %s", again.status, again.raw)
+	}
+	other := s.upload(t, key, "a.md", body, map[string]string{"collection": "c2"})
+	if other.status != http.StatusAccepted || other.body["document_id"] == docID {
+		t.Errorf("same bytes, other collection: %d %s", other.status, other.raw)
+	}
+	forced := s.uploadTo(t, key, "/v1/documents?dedupe=false", "a.md", body, map[string]string{"collection": "c1"}, nil)
+	if forced.status != http.StatusAccepted || forced.body["document_id"] == docID {
+		t.Errorf("dedupe=false: %d %s", forced.status, forced.raw)
+	}
+
+	hdr := map[string]string{"Idempotency-Key": "retry-42"}
+	r1 := s.uploadTo(t, key, "/v1/documents", "x.md", textDoc(2), nil, hdr)
+	r2 := s.uploadTo(t, key, "/v1/documents", "x.md", textDoc(2), nil, hdr)
+	if r1.status != http.StatusAccepted || r2.status != http.StatusAccepted || string(r1.raw) != string(r2.raw) ||
+		r2.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("retried POST: %d %s / %d %s replayed=%q", r1.status, r1.raw, r2.status, r2.raw, r2.header.Get("Idempotent-Replayed"))
+	}
+	r3 := s.uploadTo(t, key, "/v1/documents", "x.md", textDoc(3), nil, hdr)
+	if r3.status != http.StatusUnprocessableEntity {
+		t.Errorf("same key, different body: %d %s", r3.status, r3.raw)
+	}
+	docs := s.json(t, key, http.MethodGet, "/v1/documents?limit=100", nil).body["documents"].([]any)
+	if len(docs) != 4 {
+		t.Errorf("%d documents recorded, want 4 (first, other collection, dedupe=false, idempotent)", len(docs))
+	}
+}
+
+func TestCancel(t *testing.T) {
+	g := newGatedProvider(t)
+	s := startStack(t, g.tune)
+	key := s.key(t, "acme")
+	r := s.upload(t, key, "a.md", textDoc(1), nil)
+	jobID := r.body["job_id"].(string)
+	g.waitRequest(t)
+
+	c := s.json(t, key, http.MethodPost, "/v1/jobs/"+jobID+"/cancel", nil)
+	if c.status != http.StatusAccepted || c.body["status"] != "canceled" {
+		t.Fatalf("cancel: %d %s", c.status, c.raw)
+	}
+	g.release()
+	job := s.waitJob(t, key, jobID)
+	time.Sleep(500 * time.Millisecond) // let the released embed task finish its stage
+	job = s.json(t, key, http.MethodGet, "/v1/jobs/"+jobID, nil).body
+	doc := s.json(t, key, http.MethodGet, "/v1/documents/"+r.body["document_id"].(string), nil).body
+	if job["status"] != "canceled" || doc["status"] != "failed" || doc["chunk_count"] != 0.0 {
+		t.Errorf("after cancel: job %v, document %v", job["status"], doc)
+	}
+	if again := s.json(t, key, http.MethodPost, "/v1/jobs/"+jobID+"/cancel", nil); again.status != http.StatusConflict || errorCode(again) != "conflict" {
+		t.Errorf("second cancel: %d %s", again.status, again.raw)
+	}
+}
+
+func TestDeleteDocument(t *testing.T) {
+	s := startStack(t, nil)
+	key := s.key(t, "acme")
+	r := s.upload(t, key, "a.md", textDoc(7), nil)
+	docID := r.body["document_id"].(string)
+	s.waitJob(t, key, r.body["job_id"].(string))
+	search := func() int {
+		res := s.json(t, key, http.MethodPost, "/v1/search", map[string]any{"query": "striped zebras acacia", "mode": "keyword"})
+		return len(res.body["results"].([]any))
+	}
+	if n := search(); n == 0 {
+		t.Fatal("document not searchable before delete")
+	}
+	d := s.json(t, key, http.MethodDelete, "/v1/documents/"+docID, nil)
+	if d.status != http.StatusAccepted {
+		t.Fatalf("delete: %d %s", d.status, d.raw)
+	}
+	if n := search(); n != 0 {
+		t.Errorf("search still finds %d chunks right after delete was accepted", n)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for s.json(t, key, http.MethodGet, "/v1/documents/"+docID, nil).status != http.StatusNotFound {
+		if time.Now().After(deadline) {
+			t.Fatal("document not purged within 20s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	objects, err := s.blobs.List(context.Background(), "tenants/")
+	if err != nil || len(objects) != 0 {
+		t.Errorf("objects left after purge: %v %v", objects, err)
+	}
+	if again := s.json(t, key, http.MethodDelete, "/v1/documents/"+docID, nil); again.status != http.StatusNotFound {
+		t.Errorf("delete of a purged document: %d", again.status)
+	}
+}
+
+// TestReingestIsAtomic searches without pause while a document is
+// re-ingested with other chunk sizes: every answer holds the old chunks or
+// the new ones, never both and never neither.
+func TestReingestIsAtomic(t *testing.T) {
+	s := startStack(t, nil)
+	key := s.key(t, "acme")
+	text := strings.Repeat("Alpaca wool keeps herders warm in the high Andes. ", 120)
+	r := s.upload(t, key, "alpaca.txt", []byte(text), nil)
+	docID := r.body["document_id"].(string)
+	s.waitJob(t, key, r.body["job_id"].(string))
+	chunkTexts := func() []string {
+		var out []string
+		for _, c := range s.json(t, key, http.MethodGet, "/v1/documents/"+docID+"/chunks?limit=500", nil).body["chunks"].([]any) {
+			out = append(out, c.(map[string]any)["text"].(string))
+		}
+		return out
+	}
+	old := chunkTexts()
+
+	var answers [][]string
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			res := s.json(t, key, http.MethodPost, "/v1/search", map[string]any{"query": "alpaca wool", "mode": "keyword", "top_k": 100})
+			var texts []string
+			for _, x := range res.body["results"].([]any) {
+				texts = append(texts, x.(map[string]any)["text"].(string))
+			}
+			answers = append(answers, texts)
+		}
+	}()
+	re := s.json(t, key, http.MethodPost, "/v1/documents/"+docID+"/reingest", map[string]any{"chunk_size": 300, "chunk_overlap": 0})
+	if re.status != http.StatusAccepted || re.body["kind"] != "reingest" {
+		t.Fatalf("reingest: %d %s", re.status, re.raw)
+	}
+	if busy := s.json(t, key, http.MethodPost, "/v1/documents/"+docID+"/reingest", nil); busy.status != http.StatusConflict {
+		t.Errorf("reingest while one runs: %d %s", busy.status, busy.raw)
+	}
+	s.waitJob(t, key, re.body["id"].(string))
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	<-done
+	fresh := chunkTexts()
+	if len(fresh) <= len(old) {
+		t.Fatalf("re-ingest with smaller chunks gave %d chunks, before %d", len(fresh), len(old))
+	}
+	sawOld, sawNew := 0, 0
+	for i, a := range answers {
+		switch {
+		case len(a) == len(old) && subset(a, old):
+			sawOld++
+		case len(a) == len(fresh) && subset(a, fresh):
+			sawNew++
+		default:
+			t.Fatalf("answer %d mixes versions or is empty: %d results (old %d, new %d)", i, len(a), len(old), len(fresh))
+		}
+	}
+	t.Logf("%d searches during re-ingest: %d saw the old version, %d the new", len(answers), sawOld, sawNew)
+	if sawNew == 0 {
+		t.Error("no search saw the new version")
+	}
+}
+
+func subset(a, of []string) bool {
+	for _, x := range a {
+		if !slices.Contains(of, x) {
+			return false
+		}
+	}
+	return true
+}
+
+type sseEvent struct {
+	id   int64
+	typ  string
+	data map[string]any
+}
+
+// readEvents reads a job's event stream until it ends.
+func (s *stack) readEvents(t *testing.T, key, jobID string, lastID int64) []sseEvent {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/v1/jobs/"+jobID+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if lastID > 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatInt(lastID, 10))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	var out []sseEvent
+	var cur sseEvent
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "id: "):
+			cur.id, _ = strconv.ParseInt(line[4:], 10, 64)
+		case strings.HasPrefix(line, "event: "):
+			cur.typ = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			json.Unmarshal([]byte(line[6:]), &cur.data)
+		case line == "" && cur.typ != "":
+			out = append(out, cur)
+			cur = sseEvent{}
+		}
+	}
+	return out
+}
+
+func TestJobEventsStream(t *testing.T) {
+	g := newGatedProvider(t)
+	s := startStack(t, g.tune)
+	key := s.key(t, "acme")
+	r := s.upload(t, key, "a.md", textDoc(3), nil)
+	jobID := r.body["job_id"].(string)
+	got := make(chan []sseEvent)
+	go func() { got <- s.readEvents(t, key, jobID, 0) }()
+	time.Sleep(300 * time.Millisecond) // the stream is open and waiting on the gate
+	g.release()
+	events := <-got
+	var types []string
+	for i, e := range events {
+		types = append(types, e.typ)
+		if i > 0 && e.id <= events[i-1].id {
+			t.Errorf("event ids not increasing: %d after %d", e.id, events[i-1].id)
+		}
+	}
+	if len(types) < 5 || types[0] != "job.queued" || types[len(types)-1] != "job.succeeded" ||
+		!slices.Contains(types, "job.progress") {
+		t.Fatalf("event types %v", types)
+	}
+	if last := events[len(events)-1].data; last["status"] != "succeeded" || last["progress"] != 1.0 {
+		t.Errorf("final event %v", last)
+	}
+	resumed := s.readEvents(t, key, jobID, events[1].id)
+	if len(resumed) != len(events)-2 || resumed[0].id != events[2].id {
+		t.Errorf("resume after event 2: got %d events starting %v, want %d starting %d", len(resumed), resumed[0].id, len(events)-2, events[2].id)
+	}
+	other := s.key(t, "globex")
+	if r := s.json(t, other, http.MethodGet, "/v1/jobs/"+jobID+"/events", nil); r.status != http.StatusNotFound {
+		t.Errorf("another tenant's stream: %d", r.status)
+	}
+}
+
+func TestBackpressure(t *testing.T) {
+	s := startStack(t, func(c *config.Config) { c.MaxQueuedJobs = 2 })
+	s.stopWorker() // nothing leaves the queue
+	key := s.key(t, "acme")
+	for i := range 2 {
+		if r := s.upload(t, key, "a.md", textDoc(i), nil); r.status != http.StatusAccepted {
+			t.Fatalf("upload %d: %d %s", i, r.status, r.raw)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // the depth is read at most once a second
+	r := s.upload(t, key, "a.md", textDoc(9), nil)
+	if r.status != http.StatusServiceUnavailable || errorCode(r) != "unavailable" || r.header.Get("Retry-After") == "" {
+		t.Errorf("upload past the limit: %d %s Retry-After=%q", r.status, r.raw, r.header.Get("Retry-After"))
+	}
+}
+
+// TestReaperRecoversLostTasks loses every task in Redis while a job is in
+// the embed stage and checks that the reaper drives it to success.
+func TestReaperRecoversLostTasks(t *testing.T) {
+	g := newGatedProvider(t)
+	s := startStack(t, func(c *config.Config) {
+		g.tune(c)
+		c.ShutdownGrace = 500 * time.Millisecond
+		c.ReaperInterval, c.ReaperStaleAfter = 200*time.Millisecond, time.Second
+	})
+	key := s.key(t, "acme")
+	r := s.upload(t, key, "a.md", textDoc(5), nil)
+	jobID := r.body["job_id"].(string)
+	g.waitRequest(t)
+	s.stopWorker()
+	rdb := redis.NewClient(&redis.Options{Addr: s.cfg.RedisAddr, DB: s.cfg.RedisDB})
+	defer rdb.Close()
+	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	lost := time.Now()
+	g.release()
+	s.startWorker(t)
+	job := s.waitJob(t, key, jobID)
+	if job["status"] != "succeeded" {
+		t.Fatalf("job after losing its tasks: %v", job)
+	}
+	events := s.readEvents(t, key, jobID, 0)
+	var recovered time.Time
+	for _, e := range events {
+		if e.typ == "job.recovered" {
+			recovered, _ = time.Parse(time.RFC3339Nano, e.data["created_at"].(string))
+			break
+		}
+	}
+	if recovered.IsZero() {
+		t.Fatal("no job.recovered event")
+	}
+	t.Logf("reaper noticed the lost job %.1fs after its tasks vanished (stale-after %s, interval %s)",
+		recovered.Sub(lost).Seconds(), s.cfg.ReaperStaleAfter, s.cfg.ReaperInterval)
+}
+
+// TestFairness measures a tenant's single document's time to ready, first on
+// an idle system, then while another tenant floods the queue.
+func TestFairness(t *testing.T) {
+	s := startStack(t, func(c *config.Config) { c.TenantMaxInflight = 2 })
+	flooder, single := s.key(t, "flood"), s.key(t, "single")
+	timeToReady := func(n int) time.Duration {
+		start := time.Now()
+		r := s.upload(t, single, "s.md", textDoc(n), nil)
+		s.waitJob(t, single, r.body["job_id"].(string))
+		return time.Since(start)
+	}
+	idle := timeToReady(1000)
+	const flood = 150
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < flood; i += 4 {
+				if r := s.upload(t, flooder, "f.md", textDoc(i), nil); r.status != http.StatusAccepted {
+					t.Errorf("flood upload: %d", r.status)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	busy := timeToReady(1001)
+	queued := s.json(t, flooder, http.MethodGet, "/v1/documents?status=processing&limit=100", nil).body["documents"].([]any)
+	t.Logf("single document to ready: idle %s, during a %d-document flood %s (%d of the flood still processing)",
+		idle.Round(time.Millisecond), flood, busy.Round(time.Millisecond), len(queued))
+	if busy > 5*idle+2*time.Second {
+		t.Errorf("starved: %s during the flood vs %s idle", busy, idle)
+	}
+}
+
+// TestArchivedTaskRetry spends a task's retries against a failing provider,
+// then retries it through the admin API once the provider is back.
+func TestArchivedTaskRetry(t *testing.T) {
+	pol := queue.Policies[queue.TypeEmbed]
+	queue.Policies[queue.TypeEmbed] = queue.Policy{MaxRetry: 0, Timeout: pol.Timeout}
+	t.Cleanup(func() { queue.Policies[queue.TypeEmbed] = pol })
+	var failing atomic.Bool
+	failing.Store(true)
+	h := embed.NewHashing(384)
+	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			http.Error(w, `{"error":{"message":"overloaded"}}`, http.StatusInternalServerError)
+			return
+		}
+		var req struct {
+			Input []string `json:"input"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		vecs, _ := h.Embed(r.Context(), req.Input)
+		var data []map[string]any
+		for i, v := range vecs {
+			data = append(data, map[string]any{"object": "embedding", "index": i, "embedding": v})
+		}
+		json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data, "model": "fake"})
+	}))
+	defer provider.Close()
+	s := startStack(t, func(c *config.Config) {
+		c.EmbedProvider, c.OpenAIBaseURL, c.OpenAIModel = "openai", provider.URL+"/v1", "fake"
+		c.AdminToken = "operator-secret"
+	})
+	key := s.key(t, "acme")
+	r := s.upload(t, key, "a.md", textDoc(4), nil)
+	jobID := r.body["job_id"].(string)
+	job := s.waitJob(t, key, jobID)
+	if e, _ := job["error"].(map[string]any); job["status"] != "failed" || e["code"] != "retries_exhausted" {
+		t.Fatalf("job against a failing provider: %v", job)
+	}
+	if r := s.json(t, key, http.MethodGet, "/admin/tasks/archived", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("admin API with a tenant key: %d", r.status)
+	}
+	list := s.json(t, "operator-secret", http.MethodGet, "/admin/tasks/archived?queue=ingest", nil)
+	tasks, _ := list.body["tasks"].([]any)
+	if list.status != http.StatusOK || len(tasks) != 1 || tasks[0].(map[string]any)["job_id"] != jobID {
+		t.Fatalf("archived tasks: %d %s", list.status, list.raw)
+	}
+	failing.Store(false)
+	id := tasks[0].(map[string]any)["id"].(string)
+	if rr := s.json(t, "operator-secret", http.MethodPost, "/admin/tasks/archived/"+id+"/retry", nil); rr.status != http.StatusAccepted {
+		t.Fatalf("retry: %d %s", rr.status, rr.raw)
+	}
+	job = s.waitJob(t, key, jobID)
+	if job["status"] != "succeeded" {
+		t.Errorf("job after retrying its archived task: %v", job)
+	}
+	if rr := s.json(t, "operator-secret", http.MethodPost, "/admin/tasks/archived/"+id+"/retry", nil); rr.status != http.StatusNotFound && rr.status != http.StatusConflict {
+		t.Errorf("retrying a task no longer archived: %d %s", rr.status, rr.raw)
+	}
+	m := s.do(t, "", http.MethodGet, "/metrics", "", nil)
+	if m.status != http.StatusOK || !strings.Contains(string(m.raw), `ragpipe_queue_tasks{queue="ingest",state="pending"}`) {
+		t.Errorf("metrics: %d, no queue depth", m.status)
+	}
+}
+
+// TestGracefulShutdown stops a worker while a task runs: a task that ends
+// within the grace period finishes there; one that does not is handed back
+// and finished by the next worker, with no reaper needed.
+func TestGracefulShutdown(t *testing.T) {
+	t.Run("finishes within grace", func(t *testing.T) {
+		g := newGatedProvider(t)
+		s := startStack(t, func(c *config.Config) { g.tune(c); c.ShutdownGrace = 5 * time.Second })
+		key := s.key(t, "acme")
+		jobID := s.upload(t, key, "a.md", textDoc(1), nil).body["job_id"].(string)
+		g.waitRequest(t)
+		time.AfterFunc(300*time.Millisecond, g.release)
+		start := time.Now()
+		s.stopWorker()
+		took := time.Since(start)
+		job := s.json(t, key, http.MethodGet, "/v1/jobs/"+jobID, nil).body
+		if job["embedded_chunks"] != job["total_chunks"] || took > 4*time.Second {
+			t.Errorf("after stop (%s): %v of %v chunks embedded", took, job["embedded_chunks"], job["total_chunks"])
+		}
+		s.startWorker(t)
+		if job := s.waitJob(t, key, jobID); job["status"] != "succeeded" {
+			t.Errorf("job: %v", job)
+		}
+	})
+	t.Run("handed back after grace", func(t *testing.T) {
+		g := newGatedProvider(t)
+		s := startStack(t, func(c *config.Config) { g.tune(c); c.ShutdownGrace = 500 * time.Millisecond })
+		key := s.key(t, "acme")
+		jobID := s.upload(t, key, "a.md", textDoc(2), nil).body["job_id"].(string)
+		g.waitRequest(t)
+		s.stopWorker()
+		g.release()
+		s.startWorker(t)
+		job := s.waitJob(t, key, jobID)
+		if job["status"] != "succeeded" {
+			t.Errorf("job: %v", job)
+		}
+		events := s.readEvents(t, key, jobID, 0)
+		for _, e := range events {
+			if e.typ == "job.recovered" {
+				t.Errorf("the reaper was needed: %v", e.data)
+			}
+		}
+	})
+}

@@ -1,0 +1,90 @@
+package platform
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/ragpipe/ragpipe/pkg/config"
+	"github.com/ragpipe/ragpipe/pkg/postgres"
+	"github.com/ragpipe/ragpipe/pkg/queue"
+	"github.com/ragpipe/ragpipe/pkg/webhook"
+)
+
+// webhookRelayInterval is how often a worker looks for new webhook events in
+// the outbox: the bulk of the delivery latency after a document is ready.
+const webhookRelayInterval = 200 * time.Millisecond
+
+// webhookRunner delivers webhooks. It has its own Asynq server on the
+// webhooks queue, with its own concurrency, so subscribers that hang until
+// the timeout never take the pipeline's workers.
+type webhookRunner struct {
+	log   *slog.Logger
+	db    *postgres.DB
+	queue *queue.Client
+	srv   *asynq.Server
+	mux   *asynq.ServeMux
+}
+
+func newWebhookGuard(cfg config.Config) *webhook.Guard {
+	return webhook.NewGuard(cfg.WebhookAllowHTTP, cfg.WebhookAllowPrivate)
+}
+
+func newWebhookRunner(cfg config.Config, log *slog.Logger, db *postgres.DB, q *queue.Client) *webhookRunner {
+	log = log.With("component", "webhooks")
+	d := webhook.NewDeliverer(webhook.Params{
+		Store:        db,
+		Client:       webhook.NewClient(newWebhookGuard(cfg), cfg.WebhookTimeout),
+		Schedule:     cfg.WebhookRetrySchedule,
+		DisableAfter: cfg.WebhookDisableAfter,
+		Logger:       log,
+	})
+	r := &webhookRunner{log: log, db: db, queue: q, mux: asynq.NewServeMux()}
+	d.Register(r.mux)
+	// Retries are due no sooner than the schedule's first step; checking for
+	// due ones at a quarter of it (within 0.1-1s) keeps them on time.
+	check := min(max(cfg.WebhookRetrySchedule[0]/4, 100*time.Millisecond), time.Second)
+	r.srv = asynq.NewServer(redisOpt(cfg), asynq.Config{
+		Concurrency:              cfg.WebhookConcurrency,
+		Queues:                   map[string]int{queue.QueueWebhooks: 1},
+		RetryDelayFunc:           d.RetryDelay,
+		ShutdownTimeout:          cfg.ShutdownGrace,
+		TaskCheckInterval:        200 * time.Millisecond,
+		DelayedTaskCheckInterval: check,
+		Logger:                   asynqLogger{log},
+		LogLevel:                 asynq.ErrorLevel, // failed attempts are recorded, not logged
+	})
+	return r
+}
+
+func (r *webhookRunner) start() error { return r.srv.Start(r.mux) }
+
+// shutdown stops taking deliveries and waits for those running (each bounded
+// by the attempt timeout) within the shutdown grace.
+func (r *webhookRunner) shutdown() { r.srv.Shutdown() }
+
+// relay moves new webhook tasks from the outbox to the queue until ctx ends.
+func (r *webhookRunner) relay(ctx context.Context) {
+	t := time.NewTicker(webhookRelayInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for {
+			n, err := r.db.RelayWebhooks(ctx, 200, func(ctx context.Context, task postgres.OutboxTask) error {
+				return r.queue.Enqueue(ctx, task.Type, task.Payload)
+			})
+			if err != nil && ctx.Err() == nil {
+				r.log.Warn("webhook relay", "err", err)
+			}
+			if n < 200 {
+				break
+			}
+		}
+	}
+}
