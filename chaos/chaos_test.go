@@ -139,7 +139,7 @@ func TestChaos(t *testing.T) {
 
 	// The undisturbed run: the reference.
 	start := time.Now()
-	refUp := s.upload("ref", docs, 0, time.Minute)
+	refUp := s.upload("ref", docs, 0, time.Minute, nil)
 	if len(refUp.refused)+len(refUp.gaveUp) > 0 {
 		t.Fatalf("undisturbed run: uploads refused %v, gave up %v", refUp.refused, refUp.gaveUp)
 	}
@@ -155,6 +155,7 @@ func TestChaos(t *testing.T) {
 		ref[a.doc.name] = v.chunks
 	}
 	refTime := time.Since(start)
+	s.embed.freeze()
 	t.Logf("chaos: undisturbed run: %d documents ready in %s", len(refUp.accepted), refTime.Round(time.Millisecond))
 
 	// The disturbed run.
@@ -163,9 +164,14 @@ func TestChaos(t *testing.T) {
 		rng: rand.New(rand.NewPCG(o.seed, o.seed^0x9e3779b97f4a7c15))}
 	stop := make(chan struct{})
 	monkeyDone := make(chan struct{})
+	shuffled := slices.Clone(docs) // PDFs among the text, in the seed's order
+	monkey.rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 	go func() { monkey.run(stop); close(monkeyDone) }()
 	chaosStart := time.Now()
-	up := s.upload("chaos", docs, o.duration*85/100, 3*time.Minute)
+	sseCtx, sseCancel := context.WithCancel(ctx)
+	defer sseCancel()
+	streams := &followers{}
+	up := s.upload("chaos", shuffled, o.duration*85/100, 3*time.Minute, func(a *accepted) { streams.add(sseCtx, s, a.jobID) })
 	if rest := o.duration - time.Since(chaosStart); rest > 0 {
 		time.Sleep(rest)
 	}
@@ -186,6 +192,11 @@ func TestChaos(t *testing.T) {
 		time.Since(chaosStart).Round(time.Second), len(up.accepted), o.drain)
 	left := waitTerminal(t, db, up.accepted, o.drain)
 	drain := time.Since(faultsEnd)
+	time.AfterFunc(30*time.Second, sseCancel) // streams of ended jobs get 30s to deliver the end
+	sseProblems, sseDelays, sseReconnects := streams.check(ctx, db)
+	for _, p := range sseProblems {
+		t.Errorf("chaos: event stream: %s", p)
+	}
 
 	// The oracle.
 	counts := map[string]int{}
@@ -252,13 +263,38 @@ func TestChaos(t *testing.T) {
 		noticeFig = fmt.Sprintf("%s reaper_notice_max=%s", percentile(notice, 0.5).Round(10*time.Millisecond), percentile(notice, 1).Round(10*time.Millisecond))
 	}
 	retries, outOfRetries := 0, 0
+	requeues := map[string]int{} // reaper re-enqueues by job
+	stageRuns := map[string]map[string]int{"extracted": {}, "chunked": {}, "document ready": {}}
 	for _, r := range recs {
 		switch r.msg {
 		case "task failed; will retry":
 			retries++
 		case "task out of retries; failing job":
 			outOfRetries++
+		case "reaper re-enqueued":
+			requeues[r.jobID]++
 		}
+		if m, ok := stageRuns[r.msg]; ok && r.jobID != "" {
+			m[r.jobID]++
+		}
+	}
+	// Work done more than once: harmless by design, but it costs, and a job
+	// re-enqueued again and again is a reaper that does not see why it is stuck.
+	repeats := func(m map[string]int) (jobs, extra, most int) {
+		for _, n := range m {
+			if n > 1 {
+				jobs++
+				extra += n - 1
+			}
+			most = max(most, n)
+		}
+		return
+	}
+	rqJobs, rqExtra, rqMost := repeats(requeues)
+	var reruns []string
+	for _, msg := range []string{"extracted", "chunked", "document ready"} {
+		j, e, _ := repeats(stageRuns[msg])
+		reruns = append(reruns, fmt.Sprintf("%q %d extra times in %d jobs", msg, e, j))
 	}
 	unexpected := 0
 	for _, w := range append([]*supervised{s.api}, s.workers...) {
@@ -282,9 +318,14 @@ func TestChaos(t *testing.T) {
 			killStages["extract"], killStages["chunk"], killStages["embed"], killStages["upsert"]),
 		fmt.Sprintf("chaos: timings: undisturbed=%s faults=%s drain=%s (unfinished at end of drain: %d)",
 			refTime.Round(time.Second), faultsEnd.Sub(chaosStart).Round(time.Second), drain.Round(time.Second), left),
+		fmt.Sprintf("chaos: event streams: %d followed, %d incomplete or wrong, %d reconnects; final event delivered p50=%s max=%s after it was logged",
+			len(streams.list), len(sseProblems), sseReconnects, percentile(sseDelays, 0.5).Round(10*time.Millisecond), percentile(sseDelays, 1).Round(10*time.Millisecond)),
 		fmt.Sprintf("chaos: uploads: %d retried attempts, answers by status %v (0 = transport error)", up.retries, up.statusHit),
 		fmt.Sprintf("chaos: tasks: %d retries logged, %d out of retries; %d jobs reaped after Redis loss; unexpected process exits %d",
 			retries, outOfRetries, reaped, unexpected),
+		fmt.Sprintf("chaos: reaper: %d re-enqueues of %d jobs, %d jobs re-enqueued more than once (%d extra times, at most %d for one job)",
+			rqExtra+len(requeues), len(requeues), rqJobs, rqExtra, rqMost),
+		"chaos: stages run again: " + strings.Join(reruns, ", "),
 		fmt.Sprintf("chaos: provider answers %v; 429 followed up before Retry-After (%s): %d of %d (median wait %s)",
 			embedCounts, retryAfter, early429, len(waits), percentile(waits, 0.5).Round(10*time.Millisecond)),
 	}

@@ -37,10 +37,28 @@ type fakeEmbedder struct {
 	told429  map[[32]byte]time.Time // guarded by mu; when a request was told to come back
 	early429 int                    // guarded by mu; repeats of a 429'd request before Retry-After
 	waits    []time.Duration        // guarded by mu; how long after a 429 the request came back
+	seen     map[[32]byte]int       // guarded by mu; requests by content, until freeze
+	unique   map[[32]byte]bool      // guarded by mu; contents one document alone sends
+}
+
+// freeze marks the request contents seen exactly once so far as unique. Only
+// a 429 to such a request is followed up: copies of one PDF send identical
+// batches, and one copy's request is not another's retry.
+func (f *fakeEmbedder) freeze() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unique = map[[32]byte]bool{}
+	for k, n := range f.seen {
+		if n == 1 {
+			f.unique[k] = true
+		}
+	}
+	f.seen = nil
 }
 
 func newFakeEmbedder(dim int) *fakeEmbedder {
-	return &fakeEmbedder{dim: dim, counts: map[string]int{}, told429: map[[32]byte]time.Time{}, release: make(chan struct{})}
+	return &fakeEmbedder{dim: dim, counts: map[string]int{}, told429: map[[32]byte]time.Time{},
+		seen: map[[32]byte]int{}, release: make(chan struct{})}
 }
 
 // setMode switches the fault mode; embedOK ends any fault.
@@ -88,6 +106,9 @@ func (f *fakeEmbedder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := sha256.Sum256([]byte(strings.Join(req.Input, "\x00")))
 	f.mu.Lock()
 	mode, release := f.mode, f.release
+	if f.seen != nil {
+		f.seen[key]++
+	}
 	if at, ok := f.told429[key]; ok {
 		wait := time.Since(at)
 		f.waits = append(f.waits, wait)
@@ -96,7 +117,7 @@ func (f *fakeEmbedder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		delete(f.told429, key)
 	}
-	if mode == embed429 {
+	if mode == embed429 && f.unique[key] {
 		f.told429[key] = time.Now()
 	}
 	f.counts[map[string]string{embedOK: "ok", embed500: "500", embed429: "429", embedHang: "hang"}[mode]]++

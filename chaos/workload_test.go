@@ -85,24 +85,30 @@ type uploadResult struct {
 	statusHit map[int]int // guarded by mu; answers by status code (0: transport error)
 }
 
-// upload posts every document into phase's collections, spreading the starts
-// evenly over spread. Failed attempts (transport errors, 5xx, 429, 503) are
+// upload posts every document into phase's collections, in waves of ten
+// spread evenly over spread. Failed attempts (transport errors, 5xx, 429, 503) are
 // retried with the same Idempotency-Key for up to budget per document.
-func (s *stack) upload(phase string, docs []document, spread, budget time.Duration) *uploadResult {
+// onAccept, if not nil, is called with each accepted document.
+func (s *stack) upload(phase string, docs []document, spread, budget time.Duration, onAccept func(*accepted)) *uploadResult {
 	res := &uploadResult{statusHit: map[int]int{}}
 	var wg sync.WaitGroup
-	gap := spread / time.Duration(max(1, len(docs)))
+	// Waves of uploads keep several jobs in flight whenever a fault hits.
+	const wave = 10
+	waves := (len(docs) + wave - 1) / wave
+	gap := spread / time.Duration(max(1, waves-1))
 	for i, d := range docs {
 		wg.Go(func() {
-			time.Sleep(time.Duration(i) * gap)
-			s.uploadOne(phase, d, budget, res)
+			time.Sleep(time.Duration(i/wave) * gap)
+			if a := s.uploadOne(phase, d, budget, res); a != nil && onAccept != nil {
+				onAccept(a)
+			}
 		})
 	}
 	wg.Wait()
 	return res
 }
 
-func (s *stack) uploadOne(phase string, d document, budget time.Duration, res *uploadResult) {
+func (s *stack) uploadOne(phase string, d document, budget time.Duration, res *uploadResult) *accepted {
 	coll := phase + d.collection
 	body, ct := multipartBody(d.name, d.content, coll)
 	hdr := map[string]string{"Idempotency-Key": phase + "/" + d.name}
@@ -127,25 +133,26 @@ func (s *stack) uploadOne(phase string, d document, budget time.Duration, res *u
 				res.mu.Lock()
 				res.refused = append(res.refused, fmt.Sprintf("%s: unreadable answer %d %s", d.name, status, b))
 				res.mu.Unlock()
-				return
+				return nil
 			}
+			a := &accepted{doc: d, collection: coll, documentID: out.DocumentID, jobID: out.JobID, tries: try, at: time.Now()}
 			res.mu.Lock()
-			res.accepted = append(res.accepted, &accepted{doc: d, collection: coll, documentID: out.DocumentID, jobID: out.JobID, tries: try, at: time.Now()})
+			res.accepted = append(res.accepted, a)
 			res.mu.Unlock()
-			return
+			return a
 		}
 		// 409: an earlier attempt with this Idempotency-Key is still in flight.
 		if err == nil && status < 500 && status != http.StatusTooManyRequests && status != http.StatusConflict {
 			res.mu.Lock()
 			res.refused = append(res.refused, fmt.Sprintf("%s: %d %s", d.name, status, b))
 			res.mu.Unlock()
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
 			res.mu.Lock()
 			res.gaveUp = append(res.gaveUp, fmt.Sprintf("%s: last %d %v %s", d.name, status, err, b))
 			res.mu.Unlock()
-			return
+			return nil
 		}
 		time.Sleep(backoff)
 		backoff = min(2*backoff, 4*time.Second)

@@ -49,8 +49,8 @@ type Config struct {
 	ReaperInterval    time.Duration `env:"REAPER_INTERVAL" envDefault:"10s"`
 	ReaperStaleAfter  time.Duration `env:"REAPER_STALE_AFTER" envDefault:"30s"`
 
-	ChunkSize    int `env:"CHUNK_SIZE" envDefault:"1000"`
-	ChunkOverlap int `env:"CHUNK_OVERLAP" envDefault:"150"`
+	ChunkSize    int `env:"CHUNK_SIZE" envDefault:"256"`
+	ChunkOverlap int `env:"CHUNK_OVERLAP" envDefault:"32"`
 
 	ExtractTimeout   time.Duration `env:"EXTRACT_TIMEOUT" envDefault:"5m"`
 	ExtractMaxMemory int64         `env:"EXTRACT_MAX_MEMORY_BYTES" envDefault:"1073741824"`

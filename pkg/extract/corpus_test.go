@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -122,5 +123,35 @@ func BenchmarkCorpus(b *testing.B) {
 		fmt.Fprintf(os.Stderr, "%d files, %d pages; pdftotext %.0f pages/s, Extract %.0f pages/s; recall min %.2f%% (%s), mean %.3f%%, %d files under 98%%, %d failed\n",
 			len(files), refPages, float64(refPages)/refTime.Seconds(), float64(ourPages)/ourTime.Seconds(),
 			100*minRecall, filepath.Base(worst), 100*sum/n, below, failed)
+	}
+}
+
+// TestBigPDF extracts the PDF named by $RAGPIPE_BIG_PDF (scripts/extract-bench.sh
+// makes one of 2,832 pages with pdfunite) and reports the peak resident
+// memory of this process and of the largest child (pdftotext, pdfinfo).
+func TestBigPDF(t *testing.T) {
+	path := os.Getenv("RAGPIPE_BIG_PDF")
+	if path == "" {
+		t.Skip("set RAGPIPE_BIG_PDF to a large PDF")
+	}
+	var calls, lastDone, lastTotal int
+	start := time.Now()
+	pages, err := New(Limits{Timeout: 10 * time.Minute}, WithOCR(OCROff)).ExtractProgress(context.Background(), PDF, path,
+		func(done, total int) { calls, lastDone, lastTotal = calls+1, done, total })
+	if err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	var self, children syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
+	t.Logf("%d pages with text of %d in %v (%.0f pages/s); %d progress calls; peak RSS: Go process %d MiB, largest child %d MiB",
+		len(pages), lastTotal, elapsed.Round(time.Millisecond), float64(lastTotal)/elapsed.Seconds(), calls,
+		self.Maxrss>>10, children.Maxrss>>10)
+	if lastDone != lastTotal || calls < lastTotal-DefaultRangePages {
+		t.Errorf("progress ended at %d/%d after %d calls", lastDone, lastTotal, calls)
+	}
+	if (self.Maxrss+children.Maxrss)>>10 >= 300 {
+		t.Errorf("peak RSS %d + %d MiB; want under 300", self.Maxrss>>10, children.Maxrss>>10)
 	}
 }

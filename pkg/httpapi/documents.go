@@ -95,6 +95,8 @@ type chunkJSON struct {
 	Text      string `json:"text"`
 	PageStart int    `json:"page_start"`
 	PageEnd   int    `json:"page_end"`
+	Section   string `json:"section"`
+	OCR       bool   `json:"ocr"`
 }
 
 func handleListChunks(s Store) echo.HandlerFunc {
@@ -129,7 +131,8 @@ func handleListChunks(s Store) echo.HandlerFunc {
 			out.NextCursor = strconv.Itoa(chunks[limit-1].Index)
 		}
 		for _, ch := range chunks {
-			out.Chunks = append(out.Chunks, chunkJSON{Index: ch.Index, Text: ch.Text, PageStart: ch.PageStart, PageEnd: ch.PageEnd})
+			out.Chunks = append(out.Chunks, chunkJSON{Index: ch.Index, Text: ch.Text, PageStart: ch.PageStart, PageEnd: ch.PageEnd,
+				Section: ch.Section, OCR: ch.OCR})
 		}
 		return c.JSON(http.StatusOK, out)
 	}

@@ -58,8 +58,11 @@ func handleReingest(p Params) echo.HandlerFunc {
 		if req.ChunkOverlap != nil {
 			overlap = *req.ChunkOverlap
 		}
-		if size < 100 || size > 8000 || overlap < 0 || overlap >= size {
-			return ragpipe.Errorf(ragpipe.EUNPROCESSABLE, "chunk_size must be 100..8000 and chunk_overlap 0..chunk_size-1")
+		if size < 1 || size > 100_000 || overlap < 0 || overlap >= size {
+			return ragpipe.Errorf(ragpipe.EUNPROCESSABLE, "chunk_size must be 1..100000 and chunk_overlap 0..chunk_size-1")
+		}
+		if err := p.Backpressure.admit(c.Request().Context(), c); err != nil {
+			return err
 		}
 		j := &ragpipe.Job{ID: uuid.NewString(), Status: ragpipe.JobQueued, Stage: ragpipe.StageExtract,
 			RequestID: requestID(c), ChunkSize: size, ChunkOverlap: overlap}
@@ -136,9 +139,16 @@ func handleJobEvents(s Store, sub Subscriber, draining <-chan struct{}) echo.Han
 		tick := time.NewTicker(keepAlive)
 		defer tick.Stop()
 		for {
-			done, err := sendEvents(ctx, s, w, tenant, jobID, &last)
-			if err != nil || done {
+			// The job's state is read before its events: if it had ended,
+			// the read below includes the final event (written in the same
+			// transaction), and a client resuming after it gets nothing more.
+			j, err := s.Job(ctx, tenant, jobID)
+			if err != nil {
 				return nil // the stream is committed; errors end it
+			}
+			done, err := sendEvents(ctx, s, w, tenant, jobID, &last)
+			if err != nil || done || j.Terminal() {
+				return nil
 			}
 			select {
 			case <-ctx.Done():

@@ -29,6 +29,8 @@ type searchResultJSON struct {
 	Text       string  `json:"text"`
 	PageStart  int     `json:"page_start"`
 	PageEnd    int     `json:"page_end"`
+	Section    string  `json:"section"`
+	OCR        bool    `json:"ocr"`
 	Score      float64 `json:"score"`
 }
 
@@ -60,7 +62,7 @@ func handleSearch(s Store, emb QueryEmbedder) echo.HandlerFunc {
 		for _, r := range results {
 			out.Results = append(out.Results, searchResultJSON{
 				DocumentID: r.DocumentID, ChunkIndex: r.ChunkIndex, Text: r.Text,
-				PageStart: r.PageStart, PageEnd: r.PageEnd, Score: r.Score,
+				PageStart: r.PageStart, PageEnd: r.PageEnd, Section: r.Section, OCR: r.OCR, Score: r.Score,
 			})
 		}
 		return c.JSON(http.StatusOK, out)

@@ -9,16 +9,19 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/queue"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
 // ReaperStore is the state the reaper reads and repairs.
 type ReaperStore interface {
-	StaleJobs(ctx context.Context, age time.Duration, limit int) ([]*ragpipe.Job, error)
+	StaleJobs(ctx context.Context, age time.Duration, after *ragpipe.Job, limit int) ([]*ragpipe.Job, error)
+	StaleDeletions(ctx context.Context, age time.Duration, limit int) ([]string, error)
 	PendingBatches(ctx context.Context, jobID string) ([]int, error)
 	MarkRecovered(ctx context.Context, jobID string, tasks []string) error
 	FailJob(ctx context.Context, jobID, code, message string) error
+	StaleDeliveries(ctx context.Context, age time.Duration, limit int) ([]postgres.OutboxTask, error)
 }
 
 // TaskInspector looks tasks up in the queue.
@@ -64,23 +67,87 @@ func (r *Reaper) expected(ctx context.Context, j *ragpipe.Job) ([]queue.Payload,
 	}
 }
 
-// Sweep checks every stale job once and returns how many it re-enqueued.
+// Sweep checks every stale job and pending webhook delivery once and returns
+// how many it re-enqueued.
 func (r *Reaper) Sweep(ctx context.Context) (int, error) {
-	jobs, err := r.Store.StaleJobs(ctx, r.StaleAge, 200)
+	recovered, err := r.sweepDeliveries(ctx)
+	if err != nil {
+		return recovered, err
+	}
+	n, err := r.sweepDeletions(ctx)
+	recovered += n
+	if err != nil {
+		return recovered, err
+	}
+	// Page through every stale job, so healthy slow ones at the front
+	// cannot hide a lost one behind them.
+	var after *ragpipe.Job
+	for range maxSweepPages {
+		jobs, err := r.Store.StaleJobs(ctx, r.StaleAge, after, sweepPage)
+		if err != nil {
+			return recovered, err
+		}
+		for _, j := range jobs {
+			ok, err := r.check(ctx, j)
+			if err != nil {
+				return recovered, fmt.Errorf("job %s: %w", j.ID, err)
+			}
+			if ok {
+				recovered++
+			}
+		}
+		if len(jobs) < sweepPage {
+			break
+		}
+		after = jobs[len(jobs)-1]
+	}
+	return recovered, nil
+}
+
+// A sweep looks at up to maxSweepPages pages of sweepPage stale jobs.
+const (
+	sweepPage     = 200
+	maxSweepPages = 50
+)
+
+// sweepDeletions re-enqueues the cleanup of documents stuck in deleting.
+func (r *Reaper) sweepDeletions(ctx context.Context) (int, error) {
+	ids, err := r.Store.StaleDeletions(ctx, r.StaleAge, 200)
 	if err != nil {
 		return 0, err
 	}
-	recovered := 0
-	for _, j := range jobs {
-		ok, err := r.check(ctx, j)
+	n := 0
+	for _, id := range ids {
+		p := queue.Payload{DocumentID: id}
+		ok, err := r.ensure(ctx, queue.QueueIngest, queue.TaskID(queue.TypeDelete, p), queue.TypeDelete, queue.Encode(p))
 		if err != nil {
-			return recovered, fmt.Errorf("job %s: %w", j.ID, err)
+			return n, err
 		}
 		if ok {
-			recovered++
+			r.Logger.Warn("reaper re-enqueued document cleanup", "document_id", id)
+			n++
 		}
 	}
-	return recovered, nil
+	return n, nil
+}
+
+// ensure enqueues the task unless it is pending, active, scheduled or
+// waiting to retry; a completed record is dropped first so the task runs
+// again. It reports whether it enqueued.
+func (r *Reaper) ensure(ctx context.Context, q, id, typ string, payload []byte) (bool, error) {
+	info, err := r.Inspector.GetTaskInfo(q, id)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+	case err != nil:
+		return false, err
+	case info.State == asynq.TaskStateCompleted:
+		if err := r.Inspector.DeleteTask(q, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return false, err
+		}
+	default:
+		return false, nil
+	}
+	return true, r.Queue.Enqueue(ctx, typ, payload)
 }
 
 // check re-enqueues whatever j is missing. A task that is pending, running
@@ -120,6 +187,28 @@ func (r *Reaper) check(ctx context.Context, j *ragpipe.Job) (bool, error) {
 	r.Logger.Warn("reaper re-enqueued", "job_id", j.ID, "stage", j.Stage, "tasks", requeued,
 		"idle", time.Since(j.UpdatedAt).Round(time.Millisecond).String())
 	return true, r.Store.MarkRecovered(ctx, j.ID, requeued)
+}
+
+// sweepDeliveries re-enqueues pending webhook deliveries whose task is gone.
+// A delivery waiting out its retry schedule has its task in the queue's
+// retry or scheduled set and is left alone.
+func (r *Reaper) sweepDeliveries(ctx context.Context) (int, error) {
+	tasks, err := r.Store.StaleDeliveries(ctx, r.StaleAge, 200)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range tasks {
+		ok, err := r.ensure(ctx, queue.QueueWebhooks, t.ID, t.Type, t.Payload)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			r.Logger.Warn("reaper re-enqueued webhook delivery", "task", t.ID)
+			n++
+		}
+	}
+	return n, nil
 }
 
 // DispatchStore hands out waiting jobs fairly.

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -30,6 +31,7 @@ type Store interface {
 	JobWithDocument(ctx context.Context, jobID string) (*ragpipe.Job, *ragpipe.Document, error)
 	BeginStage(ctx context.Context, jobID, stage string, attempt int) (*ragpipe.Job, error)
 	SetPages(ctx context.Context, documentID string, pages int) error
+	SetProgress(ctx context.Context, jobID string, progress float64) error
 	PrepareEmbed(ctx context.Context, jobID string, batchSizes []int) error
 	CompleteBatch(ctx context.Context, jobID string, batch int) (bool, error)
 	FinishJob(ctx context.Context, jobID string, chunks []ragpipe.Chunk, vectors [][]float32) (bool, error)
@@ -48,7 +50,7 @@ type Blobs interface {
 
 // Extractor turns a stored file into pages of text.
 type Extractor interface {
-	Extract(ctx context.Context, f extract.Format, path string) ([]extract.Page, error)
+	ExtractProgress(ctx context.Context, f extract.Format, path string, progress extract.Progress) ([]extract.Page, error)
 }
 
 // Enqueuer puts the next stage's task on the queue.
@@ -206,7 +208,17 @@ func (pl *Pipeline) extract(ctx context.Context, log *slog.Logger, p queue.Paylo
 		return err
 	}
 	defer os.Remove(path)
-	pages, err := pl.p.Extractor.Extract(ctx, extract.Format(d.Format), path)
+	var last time.Time
+	pages, err := pl.p.Extractor.ExtractProgress(ctx, extract.Format(d.Format), path, func(done, total int) {
+		// At most one write a second: progress is for people and the reaper.
+		if total == 0 || time.Since(last) < time.Second {
+			return
+		}
+		last = time.Now()
+		if err := pl.p.Store.SetProgress(ctx, j.ID, float64(done)/float64(total)); err != nil {
+			log.Warn("record extraction progress", "err", err)
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -264,9 +276,11 @@ type storedChunk struct {
 	Text      string `json:"text"`
 	PageStart int    `json:"page_start"`
 	PageEnd   int    `json:"page_end"`
+	Section   string `json:"section,omitempty"`
+	OCR       bool   `json:"ocr,omitempty"`
 }
 
-func (pl *Pipeline) chunk(ctx context.Context, log *slog.Logger, p queue.Payload, j *ragpipe.Job, _ *ragpipe.Document) error {
+func (pl *Pipeline) chunk(ctx context.Context, log *slog.Logger, p queue.Payload, j *ragpipe.Job, d *ragpipe.Document) error {
 	b, err := pl.p.Blobs.Get(ctx, artifactKey(j, "pages.json"))
 	if err != nil {
 		return unavailable(err, "object store")
@@ -275,7 +289,8 @@ func (pl *Pipeline) chunk(ctx context.Context, log *slog.Logger, p queue.Payload
 	if err := json.Unmarshal(b, &pages); err != nil {
 		return fmt.Errorf("decode pages artifact: %w", err)
 	}
-	chunks, err := chunk.Split(pages, chunk.Options{Size: j.ChunkSize, Overlap: j.ChunkOverlap})
+	chunks, err := chunk.Split(pages, chunk.Options{Size: j.ChunkSize, Overlap: j.ChunkOverlap, Unit: chunk.Tokens,
+		Markdown: extract.Format(d.Format).Markdown()})
 	if err != nil {
 		return err
 	}
@@ -287,7 +302,7 @@ func (pl *Pipeline) chunk(ctx context.Context, log *slog.Logger, p queue.Payload
 		batch := chunks[start:min(start+pl.p.BatchSize, len(chunks))]
 		out := make([]storedChunk, len(batch))
 		for i, c := range batch {
-			out[i] = storedChunk{Index: c.Index, Text: c.Text, PageStart: c.PageStart, PageEnd: c.PageEnd}
+			out[i] = storedChunk{Index: c.Index, Text: c.Text, PageStart: c.PageStart, PageEnd: c.PageEnd, Section: c.Section, OCR: c.OCR}
 		}
 		b, err := json.Marshal(out)
 		if err != nil {
@@ -372,7 +387,8 @@ func (pl *Pipeline) upsert(ctx context.Context, log *slog.Logger, _ queue.Payloa
 			return fmt.Errorf("batch %d: %d chunks, %d vectors: %v", batch, len(cs), len(vs), err)
 		}
 		for _, c := range cs {
-			chunks = append(chunks, ragpipe.Chunk{DocumentID: j.DocumentID, Index: c.Index, Text: c.Text, PageStart: c.PageStart, PageEnd: c.PageEnd})
+			chunks = append(chunks, ragpipe.Chunk{DocumentID: j.DocumentID, Index: c.Index, Text: c.Text,
+				PageStart: c.PageStart, PageEnd: c.PageEnd, Section: c.Section, OCR: c.OCR})
 		}
 		vectors = append(vectors, vs...)
 	}

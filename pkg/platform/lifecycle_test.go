@@ -162,8 +162,20 @@ func TestCancel(t *testing.T) {
 }
 
 func TestDeleteDocument(t *testing.T) {
-	s := startStack(t, nil)
+	s := startStack(t, func(c *config.Config) { c.WebhookAllowHTTP, c.WebhookAllowPrivate = true, true })
 	key := s.key(t, "acme")
+	events := make(chan string, 10)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			Type string `json:"type"`
+		}
+		json.NewDecoder(r.Body).Decode(&ev)
+		events <- ev.Type
+	}))
+	defer receiver.Close()
+	if r := s.json(t, key, http.MethodPost, "/v1/webhooks", map[string]any{"url": receiver.URL, "events": []string{"document.deleted"}}); r.status != http.StatusCreated {
+		t.Fatalf("subscribe: %d %s", r.status, r.raw)
+	}
 	r := s.upload(t, key, "a.md", textDoc(7), nil)
 	docID := r.body["document_id"].(string)
 	s.waitJob(t, key, r.body["job_id"].(string))
@@ -195,13 +207,21 @@ func TestDeleteDocument(t *testing.T) {
 	if again := s.json(t, key, http.MethodDelete, "/v1/documents/"+docID, nil); again.status != http.StatusNotFound {
 		t.Errorf("delete of a purged document: %d", again.status)
 	}
+	select {
+	case typ := <-events:
+		if typ != "document.deleted" {
+			t.Errorf("webhook event %q, want document.deleted", typ)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("no document.deleted webhook within 20s")
+	}
 }
 
 // TestReingestIsAtomic searches without pause while a document is
 // re-ingested with other chunk sizes: every answer holds the old chunks or
 // the new ones, never both and never neither.
 func TestReingestIsAtomic(t *testing.T) {
-	s := startStack(t, nil)
+	s := startStack(t, func(c *config.Config) { c.RateLimitPerMin = 1_000_000 })
 	key := s.key(t, "acme")
 	text := strings.Repeat("Alpaca wool keeps herders warm in the high Andes. ", 120)
 	r := s.upload(t, key, "alpaca.txt", []byte(text), nil)
@@ -228,6 +248,10 @@ func TestReingestIsAtomic(t *testing.T) {
 			default:
 			}
 			res := s.json(t, key, http.MethodPost, "/v1/search", map[string]any{"query": "alpaca wool", "mode": "keyword", "top_k": 100})
+			if res.status != http.StatusOK {
+				t.Errorf("search during re-ingest: %d %s", res.status, res.raw)
+				return
+			}
 			var texts []string
 			for _, x := range res.body["results"].([]any) {
 				texts = append(texts, x.(map[string]any)["text"].(string))
@@ -235,7 +259,7 @@ func TestReingestIsAtomic(t *testing.T) {
 			answers = append(answers, texts)
 		}
 	}()
-	re := s.json(t, key, http.MethodPost, "/v1/documents/"+docID+"/reingest", map[string]any{"chunk_size": 300, "chunk_overlap": 0})
+	re := s.json(t, key, http.MethodPost, "/v1/documents/"+docID+"/reingest", map[string]any{"chunk_size": 64, "chunk_overlap": 0})
 	if re.status != http.StatusAccepted || re.body["kind"] != "reingest" {
 		t.Fatalf("reingest: %d %s", re.status, re.raw)
 	}

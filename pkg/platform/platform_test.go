@@ -38,7 +38,7 @@ type stack struct {
 	stopWorker func() // stops the worker startStack started
 }
 
-func startStack(t *testing.T, tune func(*config.Config)) *stack {
+func startStack(t testing.TB, tune func(*config.Config)) *stack {
 	t.Helper()
 	db, dbURL := testenv.DB(t)
 	testenv.Redis(t, redisDB)
@@ -69,7 +69,7 @@ func startStack(t *testing.T, tune func(*config.Config)) *stack {
 
 // startWorker runs a worker until the returned function (or the test's
 // cleanup) stops it.
-func (s *stack) startWorker(t *testing.T) func() {
+func (s *stack) startWorker(t testing.TB) func() {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := platform.NewWorker(ctx, s.cfg, s.log)
@@ -92,7 +92,7 @@ func (s *stack) startWorker(t *testing.T) func() {
 	return stop
 }
 
-func (s *stack) key(t *testing.T, tenant string) string {
+func (s *stack) key(t testing.TB, tenant string) string {
 	t.Helper()
 	key, hash := apikey.New()
 	if _, err := s.db.CreateKey(context.Background(), tenant, apikey.Display(key), hash); err != nil {
@@ -108,7 +108,7 @@ type response struct {
 	raw    []byte
 }
 
-func (s *stack) do(t *testing.T, key, method, path, contentType string, body io.Reader) response {
+func (s *stack) do(t testing.TB, key, method, path, contentType string, body io.Reader) response {
 	t.Helper()
 	req, err := http.NewRequest(method, s.url+path, body)
 	if err != nil {
@@ -120,7 +120,7 @@ func (s *stack) do(t *testing.T, key, method, path, contentType string, body io.
 	return s.send(t, key, req)
 }
 
-func (s *stack) send(t *testing.T, key string, req *http.Request) response {
+func (s *stack) send(t testing.TB, key string, req *http.Request) response {
 	t.Helper()
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -136,7 +136,7 @@ func (s *stack) send(t *testing.T, key string, req *http.Request) response {
 	return r
 }
 
-func (s *stack) json(t *testing.T, key, method, path string, v any) response {
+func (s *stack) json(t testing.TB, key, method, path string, v any) response {
 	t.Helper()
 	var body io.Reader
 	if v != nil {
@@ -147,13 +147,13 @@ func (s *stack) json(t *testing.T, key, method, path string, v any) response {
 }
 
 // upload posts content as a multipart file with the given extra fields.
-func (s *stack) upload(t *testing.T, key, filename string, content []byte, fields map[string]string) response {
+func (s *stack) upload(t testing.TB, key, filename string, content []byte, fields map[string]string) response {
 	t.Helper()
 	return s.uploadTo(t, key, "/v1/documents", filename, content, fields, nil)
 }
 
 // uploadTo posts a multipart upload to path with extra headers.
-func (s *stack) uploadTo(t *testing.T, key, path, filename string, content []byte, fields, headers map[string]string) response {
+func (s *stack) uploadTo(t testing.TB, key, path, filename string, content []byte, fields, headers map[string]string) response {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -175,7 +175,7 @@ func (s *stack) uploadTo(t *testing.T, key, path, filename string, content []byt
 }
 
 // waitJob polls the job until it ends and returns its last state.
-func (s *stack) waitJob(t *testing.T, key, jobID string) map[string]any {
+func (s *stack) waitJob(t testing.TB, key, jobID string) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
@@ -199,7 +199,7 @@ func errorCode(r response) string {
 	return code
 }
 
-func mustRead(t *testing.T, path string) []byte {
+func mustRead(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -99,8 +99,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker shutting down", "grace", w.cfg.ShutdownGrace)
 	stopRelay()
 	wg.Wait()
-	w.srv.Shutdown()
-	w.hooks.shutdown()
+	// Both servers drain at once, so shutdown takes one grace period, not two.
+	var sd sync.WaitGroup
+	sd.Go(w.srv.Shutdown)
+	sd.Go(w.hooks.shutdown)
+	sd.Wait()
 	return nil
 }
 

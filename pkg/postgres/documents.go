@@ -201,7 +201,7 @@ func decodeDocCursor(c string) (time.Time, string, error) {
 // Chunks lists a tenant's document's chunks in order, starting after the
 // chunk index after (-1 for the start), limit at a time.
 func (db *DB) Chunks(ctx context.Context, tenantID, documentID string, after, limit int) ([]ragpipe.Chunk, error) {
-	rows, err := db.pool.Query(ctx, `SELECT document_id, chunk_index, text, page_start, page_end
+	rows, err := db.pool.Query(ctx, `SELECT document_id, chunk_index, text, page_start, page_end, section, ocr
 		FROM chunks WHERE tenant_id = $1 AND document_id = $2 AND chunk_index > $3
 		ORDER BY chunk_index LIMIT $4`, tenantID, documentID, after, limit)
 	if err != nil {
@@ -209,7 +209,7 @@ func (db *DB) Chunks(ctx context.Context, tenantID, documentID string, after, li
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ragpipe.Chunk, error) {
 		var c ragpipe.Chunk
-		err := r.Scan(&c.DocumentID, &c.Index, &c.Text, &c.PageStart, &c.PageEnd)
+		err := r.Scan(&c.DocumentID, &c.Index, &c.Text, &c.PageStart, &c.PageEnd, &c.Section, &c.OCR)
 		return c, err
 	})
 }

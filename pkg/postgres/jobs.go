@@ -69,8 +69,12 @@ func (db *DB) BeginStage(ctx context.Context, jobID, stage string, attempt int) 
 			return nil
 		}
 		changed := j.Stage != stage || j.Status != ragpipe.JobRunning
+		if j.Stage != stage {
+			j.Progress = 0 // progress is per stage
+		}
 		j.Status, j.Stage, j.Attempts = ragpipe.JobRunning, stage, attempt
 		if _, err := tx.Exec(ctx, `UPDATE jobs SET status = $2, stage = $3, attempts = $4,
+			progress = CASE WHEN stage = $3 THEN progress ELSE 0 END,
 			started_at = coalesce(started_at, now()), updated_at = now() WHERE id = $1`,
 			jobID, j.Status, j.Stage, j.Attempts); err != nil {
 			return err
@@ -87,6 +91,13 @@ func (db *DB) BeginStage(ctx context.Context, jobID, stage string, attempt int) 
 // SetPages records how many pages extraction found.
 func (db *DB) SetPages(ctx context.Context, documentID string, pages int) error {
 	_, err := db.pool.Exec(ctx, `UPDATE documents SET pages = $2, updated_at = now() WHERE id = $1`, documentID, pages)
+	return err
+}
+
+// SetProgress records how far the job's current stage has come (0..1).
+func (db *DB) SetProgress(ctx context.Context, jobID string, progress float64) error {
+	_, err := db.pool.Exec(ctx, `UPDATE jobs SET progress = $2, updated_at = now()
+		WHERE id = $1 AND status = 'running'`, jobID, progress)
 	return err
 }
 
@@ -178,10 +189,10 @@ func (db *DB) FinishJob(ctx context.Context, jobID string, chunks []ragpipe.Chun
 			return err
 		}
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"chunks"},
-			[]string{"tenant_id", "document_id", "collection", "chunk_index", "text", "page_start", "page_end", "embedding"},
+			[]string{"tenant_id", "document_id", "collection", "chunk_index", "text", "page_start", "page_end", "section", "ocr", "embedding"},
 			pgx.CopyFromSlice(len(chunks), func(i int) ([]any, error) {
 				c := chunks[i]
-				return []any{j.TenantID, j.DocumentID, collection, c.Index, c.Text, c.PageStart, c.PageEnd,
+				return []any{j.TenantID, j.DocumentID, collection, c.Index, c.Text, c.PageStart, c.PageEnd, c.Section, c.OCR,
 					pgvector.NewVector(vectors[i])}, nil
 			}))
 		if err != nil {

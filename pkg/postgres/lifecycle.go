@@ -231,6 +231,9 @@ func (db *DB) DeleteDocument(ctx context.Context, tenantID, documentID string, t
 			WHERE id = $1`, documentID); err != nil {
 			return err
 		}
+		if err := recordDocumentDeleted(ctx, tx, d); err != nil {
+			return err
+		}
 		return insertOutbox(ctx, tx, t)
 	})
 }
@@ -256,11 +259,17 @@ func (db *DB) DeletingDocument(ctx context.Context, documentID string) (string, 
 }
 
 // StaleJobs returns dispatched, unfinished jobs not updated for at least
-// age, oldest first: candidates for the reaper.
-func (db *DB) StaleJobs(ctx context.Context, age time.Duration, limit int) ([]*ragpipe.Job, error) {
+// age, oldest first, limit at a time: candidates for the reaper. after is
+// the last job of the page before (nil for the first page).
+func (db *DB) StaleJobs(ctx context.Context, age time.Duration, after *ragpipe.Job, limit int) ([]*ragpipe.Job, error) {
+	at, id := time.Time{}, "00000000-0000-0000-0000-000000000000"
+	if after != nil {
+		at, id = after.UpdatedAt, after.ID
+	}
 	rows, err := db.pool.Query(ctx, `SELECT `+jobColumns+` FROM jobs
 		WHERE status IN ('queued', 'running') AND dispatched_at IS NOT NULL
-		AND updated_at < now() - $1::interval ORDER BY updated_at LIMIT $2`, age, limit)
+		AND updated_at < now() - $1::interval AND (updated_at, id) > ($2, $3::uuid)
+		ORDER BY updated_at, id LIMIT $4`, age, at, id, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -326,4 +335,34 @@ func (db *DB) ReviveJob(ctx context.Context, jobID string) (bool, error) {
 		return false, fmt.Errorf("revive job: %w", err)
 	}
 	return revived, nil
+}
+
+// StaleDeliveries returns webhook deliveries still pending and untouched for
+// at least age: candidates for the reaper, should their tasks be lost.
+func (db *DB) StaleDeliveries(ctx context.Context, age time.Duration, limit int) ([]OutboxTask, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id FROM webhook_deliveries
+		WHERE status = 'pending' AND updated_at < now() - $1::interval ORDER BY updated_at LIMIT $2`, age, limit)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	tasks := make([]OutboxTask, len(ids))
+	for i, id := range ids {
+		tasks[i] = WebhookTask(id)
+	}
+	return tasks, nil
+}
+
+// StaleDeletions returns documents being deleted for at least age: the
+// reaper checks that their cleanup task still exists.
+func (db *DB) StaleDeletions(ctx context.Context, age time.Duration, limit int) ([]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id FROM documents WHERE status = 'deleting'
+		AND updated_at < now() - $1::interval ORDER BY updated_at LIMIT $2`, age, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }

@@ -32,9 +32,17 @@ func searchFilter(q ragpipe.SearchQuery, args *[]any) string {
 	return strings.Join(where, " AND ")
 }
 
-// orQuery turns free text into an OR of its stemmed terms, so a chunk that
-// holds some of the words still matches and ranks by how many it holds.
-const orQuery = `(SELECT replace(plainto_tsquery('english', $%d)::text, ' & ', ' | ')::tsquery AS query) q`
+// orQuery turns free text into an OR of its stemmed terms (q.query), so a
+// chunk that holds some of the words still matches, plus the AND of them
+// (q.every) and the phrase (q.phrase) for ranking.
+const orQuery = `(SELECT replace(plainto_tsquery('english', $%[1]d)::text, ' & ', ' | ')::tsquery AS query,
+	plainto_tsquery('english', $%[1]d) AS every, phraseto_tsquery('english', $%[1]d) AS phrase) q`
+
+// keywordRank scores a chunk that matches q.query: cover density of the
+// terms, normalised by the chunk's length, plus one for holding every term
+// and two for holding them as the phrase asked — so the passage a quoted
+// sentence comes from outranks chunks that merely repeat its common words.
+const keywordRank = `(ts_rank_cd(c.tsv, q.query, 1) + (c.tsv @@ q.every)::int + 2 * (c.tsv @@ q.phrase)::int)`
 
 // Search returns the tenant's chunks that best match q, best first.
 func (db *DB) Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.SearchResult, error) {
@@ -44,14 +52,14 @@ func (db *DB) Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.Sear
 	switch q.Mode {
 	case ragpipe.SearchVector:
 		args = append(args, pgvector.NewVector(q.Vector), q.TopK)
-		sql = fmt.Sprintf(`SELECT c.document_id, c.chunk_index, c.text, c.page_start, c.page_end,
+		sql = fmt.Sprintf(`SELECT c.document_id, c.chunk_index, c.text, c.page_start, c.page_end, c.section, c.ocr,
 			1 - (c.embedding <=> $%d) AS score
 			FROM chunks c WHERE %s ORDER BY c.embedding <=> $%d LIMIT $%d`,
 			len(args)-1, filter, len(args)-1, len(args))
 	case ragpipe.SearchKeyword:
 		args = append(args, q.Query, q.TopK)
-		sql = fmt.Sprintf(`SELECT c.document_id, c.chunk_index, c.text, c.page_start, c.page_end,
-			ts_rank_cd(c.tsv, q.query) AS score
+		sql = fmt.Sprintf(`SELECT c.document_id, c.chunk_index, c.text, c.page_start, c.page_end, c.section, c.ocr,
+			`+keywordRank+` AS score
 			FROM chunks c, `+orQuery+` WHERE %s AND c.tsv @@ q.query
 			ORDER BY score DESC, c.document_id, c.chunk_index LIMIT $%d`,
 			len(args)-1, filter, len(args))
@@ -64,7 +72,7 @@ func (db *DB) Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.Sear
 			), vec_ranked AS (
 				SELECT document_id, chunk_index, row_number() OVER (ORDER BY dist, document_id, chunk_index) AS r FROM vec
 			), kw AS (
-				SELECT c.document_id, c.chunk_index, ts_rank_cd(c.tsv, q.query) AS rank
+				SELECT c.document_id, c.chunk_index, `+keywordRank+` AS rank
 				FROM chunks c, `+fmt.Sprintf(orQuery, t)+` WHERE %[1]s AND c.tsv @@ q.query
 				ORDER BY rank DESC LIMIT $%[4]d
 			), kw_ranked AS (
@@ -74,7 +82,7 @@ func (db *DB) Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.Sear
 				FROM (SELECT * FROM vec_ranked UNION ALL SELECT * FROM kw_ranked) u
 				GROUP BY document_id, chunk_index
 			)
-			SELECT c.document_id, c.chunk_index, c.text, c.page_start, c.page_end, f.score
+			SELECT c.document_id, c.chunk_index, c.text, c.page_start, c.page_end, c.section, c.ocr, f.score
 			FROM fused f JOIN chunks c USING (document_id, chunk_index)
 			ORDER BY f.score DESC, c.document_id, c.chunk_index LIMIT $%[5]d`,
 			filter, v, t, n, k, rrfK)
@@ -87,7 +95,7 @@ func (db *DB) Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.Sear
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ragpipe.SearchResult, error) {
 		var s ragpipe.SearchResult
-		err := r.Scan(&s.DocumentID, &s.ChunkIndex, &s.Text, &s.PageStart, &s.PageEnd, &s.Score)
+		err := r.Scan(&s.DocumentID, &s.ChunkIndex, &s.Text, &s.PageStart, &s.PageEnd, &s.Section, &s.OCR, &s.Score)
 		return s, err
 	})
 }

@@ -143,6 +143,8 @@ type Chunk struct {
 	Text       string
 	PageStart  int
 	PageEnd    int
+	Section    string // heading path, outermost first, " > "-joined; "" if none
+	OCR        bool   // some of the text was recognised from an image
 }
 
 // Search modes.
@@ -171,5 +173,7 @@ type SearchResult struct {
 	Text       string
 	PageStart  int
 	PageEnd    int
+	Section    string
+	OCR        bool
 	Score      float64
 }
