@@ -6,7 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"sort"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -28,6 +32,7 @@ import (
 const redisDB = 2
 
 type fixture struct {
+	queue     *queue.Client
 	db        *postgres.DB
 	blobs     *blob.Store
 	mux       *asynq.ServeMux
@@ -57,7 +62,7 @@ func newFixture(t *testing.T, batchSize int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{db: db, blobs: blobs, mux: mux, inspector: ins, tenant: tenant}
+	return &fixture{db: db, blobs: blobs, mux: mux, inspector: ins, tenant: tenant, queue: q}
 }
 
 // newJob stores raw as a document of format and records its queued job.
@@ -243,5 +248,61 @@ func TestMissingJobIsNotRetried(t *testing.T) {
 	err := f.run(t, queue.TypeChunk, queue.Payload{JobID: uuid.NewString()})
 	if !errors.Is(err, asynq.SkipRetry) {
 		t.Errorf("task of a missing job: %v, want SkipRetry", err)
+	}
+}
+
+// progressStore records the extraction progress the pipeline reports.
+type progressStore struct {
+	*postgres.DB
+	mu       sync.Mutex
+	progress []float64
+}
+
+func (s *progressStore) SetProgress(ctx context.Context, jobID string, p float64) error {
+	s.mu.Lock()
+	s.progress = append(s.progress, p)
+	s.mu.Unlock()
+	return s.DB.SetProgress(ctx, jobID, p)
+}
+
+// TestExtractProgress extracts a 240-page PDF (testdata/lppl.pdf joined 30
+// times) and checks that progress was reported during extraction.
+func TestExtractProgress(t *testing.T) {
+	f := newFixture(t, 64)
+	dir := t.TempDir()
+	args := make([]string, 0, 31)
+	for range 30 {
+		args = append(args, "../../testdata/lppl.pdf")
+	}
+	big := filepath.Join(dir, "big.pdf")
+	if out, err := exec.Command("pdfunite", append(args, big)...).CombinedOutput(); err != nil {
+		t.Fatalf("pdfunite: %v %s", err, out)
+	}
+	raw, err := os.ReadFile(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &progressStore{DB: f.db}
+	pl := pipeline.New(pipeline.Params{
+		Store: store, Blobs: f.blobs, Extractor: extract.New(extract.Limits{}, extract.WithRangePages(20)),
+		Embedder: embed.NewHashing(384), Queue: f.queue, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BatchSize: 64,
+	})
+	mux := asynq.NewServeMux()
+	pl.Register(mux)
+	j := f.newJob(t, "pdf", raw)
+	if err := mux.ProcessTask(context.Background(), asynq.NewTask(queue.TypeExtract, queue.Encode(queue.Payload{JobID: j.ID}))); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := f.db.Document(context.Background(), f.tenant, j.DocumentID)
+	if err != nil || doc.Pages != 240 {
+		t.Fatalf("document pages %d, %v; want 240", doc.Pages, err)
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if len(store.progress) == 0 || store.progress[0] <= 0 || store.progress[0] >= 1 {
+		t.Errorf("progress during extraction: %v; want reports between 0 and 1", store.progress)
+	}
+	if !slices.IsSorted(store.progress) {
+		t.Errorf("progress went backwards: %v", store.progress)
 	}
 }

@@ -94,11 +94,20 @@ func (db *DB) SetPages(ctx context.Context, documentID string, pages int) error 
 	return err
 }
 
-// SetProgress records how far the job's current stage has come (0..1).
+// SetProgress records how far the job's current stage has come (0..1) and
+// appends a job.progress event. Callers throttle it.
 func (db *DB) SetProgress(ctx context.Context, jobID string, progress float64) error {
-	_, err := db.pool.Exec(ctx, `UPDATE jobs SET progress = $2, updated_at = now()
-		WHERE id = $1 AND status = 'running'`, jobID, progress)
-	return err
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		j, err := lockJob(ctx, tx, jobID)
+		if err != nil || j.Status != ragpipe.JobRunning {
+			return err
+		}
+		j.Progress = progress
+		if _, err := tx.Exec(ctx, `UPDATE jobs SET progress = $2, updated_at = now() WHERE id = $1`, jobID, progress); err != nil {
+			return err
+		}
+		return appendEvent(ctx, tx, j, "job.progress", nil)
+	})
 }
 
 // PrepareEmbed records the embed batches of a job (batchSizes[i] chunks in
