@@ -35,9 +35,13 @@ test: services
 chaos: services build
 	RAGPIPE_CHAOS=1 RAGPIPE_CHAOS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m -v -run '^TestChaos$$' ./chaos/
 
-## bench: benchmarks that back the figures in docs/performance.md
+## bench: the figures in docs/performance.md: upsert rows/s, upload-to-ready of a
+## 120-page PDF, chunking and embedding speed, then PDF pages/s beside
+## pdftotext's and word recall on Debian's doc PDFs (scripts/extract-bench.sh)
 bench: services
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./pkg/postgres ./pkg/platform
+	$(GO) test -run '^$$' -bench . ./pkg/chunk ./pkg/embed
+	bash scripts/extract-bench.sh
 
 clean:
 	rm -rf $(BIN)

@@ -63,20 +63,18 @@ type chaosMonkey struct {
 	log   *faultLog
 	t0    time.Time
 
-	mu  sync.Mutex
-	rng *rand.Rand // guarded by mu
+	seed uint64
 }
 
-func (m *chaosMonkey) uniform(lo, hi time.Duration) time.Duration {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return lo + time.Duration(m.rng.Int64N(int64(hi-lo)+1))
+// rng returns the random source of one injecting goroutine: each has its
+// own, so a seed gives the same sequence of choices in every run (their
+// timing against the pipeline still varies).
+func (m *chaosMonkey) rng(stream uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(m.seed, stream))
 }
 
-func (m *chaosMonkey) intN(n int) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.rng.IntN(n)
+func uniform(r *rand.Rand, lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(r.Int64N(int64(hi-lo)+1))
 }
 
 // run injects faults until stop closes, then waits for every fault to be
@@ -112,8 +110,9 @@ func sleepOrStop(d time.Duration, stop <-chan struct{}) bool {
 func (m *chaosMonkey) killWorkers(stop <-chan struct{}) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for sleepOrStop(m.uniform(2*time.Second, 7*time.Second), stop) {
-		w := m.s.workers[m.intN(len(m.s.workers))]
+	r := m.rng(1)
+	for sleepOrStop(uniform(r, 2*time.Second, 7*time.Second), stop) {
+		w := m.s.workers[r.IntN(len(m.s.workers))]
 		if up, _ := w.running(); !up {
 			continue
 		}
@@ -125,7 +124,7 @@ func (m *chaosMonkey) killWorkers(stop <-chan struct{}) {
 		f := &fault{kind: faultWorkerKill, at: time.Now(), stages: stages, detail: w.name + " while jobs run in " + where}
 		m.log.add(f)
 		m.t.Logf("chaos: +%s %s %s", f.at.Sub(m.t0).Round(100*time.Millisecond), f.kind, f.detail)
-		down := m.uniform(200*time.Millisecond, 2*time.Second)
+		down := uniform(r, 200*time.Millisecond, 2*time.Second)
 		wg.Go(func() {
 			w.killFor(down)
 			f.end = time.Now()
@@ -174,14 +173,15 @@ func (m *chaosMonkey) unfinishedJobs() []string {
 
 // serviceFaults injects one fault of the other kinds at a time.
 func (m *chaosMonkey) serviceFaults(stop <-chan struct{}, kinds []string) {
-	for sleepOrStop(m.uniform(2*time.Second, 6*time.Second), stop) {
-		f := &fault{kind: kinds[m.intN(len(kinds))], at: time.Now()}
+	r := m.rng(2)
+	for sleepOrStop(uniform(r, 2*time.Second, 6*time.Second), stop) {
+		f := &fault{kind: kinds[r.IntN(len(kinds))], at: time.Now()}
 		switch f.kind {
 		case faultRedis:
 			f.jobs = m.unfinishedJobs()
 			f.at = time.Now()
 			m.s.redis.kill()
-			down := m.uniform(0, 2*time.Second)
+			down := uniform(r, 0, 2*time.Second)
 			time.Sleep(down)
 			if err := m.s.redis.startAndWait(); err != nil {
 				m.t.Errorf("restart redis: %v", err)
@@ -189,7 +189,7 @@ func (m *chaosMonkey) serviceFaults(stop <-chan struct{}, kinds []string) {
 			f.detail = fmt.Sprintf("down %s, %d unfinished jobs", down.Round(time.Millisecond), len(f.jobs))
 		case faultPostgres:
 			m.s.pg.crash()
-			down := m.uniform(0, 2*time.Second)
+			down := uniform(r, 0, 2*time.Second)
 			time.Sleep(down)
 			if err := m.s.pg.startAndWait(); err != nil {
 				m.t.Errorf("restart postgres: %v", err)
@@ -197,14 +197,14 @@ func (m *chaosMonkey) serviceFaults(stop <-chan struct{}, kinds []string) {
 			f.detail = fmt.Sprintf("down %s", time.Since(f.at).Round(time.Millisecond))
 		case faultS3:
 			m.s.s3proxy.refuse(true)
-			d := m.uniform(2*time.Second, 8*time.Second)
+			d := uniform(r, 2*time.Second, 8*time.Second)
 			time.Sleep(d)
 			m.s.s3proxy.refuse(false)
 			f.detail = "for " + d.Round(time.Millisecond).String()
 		case faultEmbed500, faultEmbed429, faultEmbedHang:
 			mode := map[string]string{faultEmbed500: embed500, faultEmbed429: embed429, faultEmbedHang: embedHang}[f.kind]
 			m.s.embed.setMode(mode)
-			d := m.uniform(2*time.Second, 8*time.Second)
+			d := uniform(r, 2*time.Second, 8*time.Second)
 			time.Sleep(d)
 			m.s.embed.setMode(embedOK)
 			f.detail = "for " + d.Round(time.Millisecond).String()
