@@ -156,8 +156,8 @@ func (s *stack) env(httpAddr string) []string {
 		"RAGPIPE_RATE_LIMIT_PER_MINUTE=1000000",
 		"RAGPIPE_SHUTDOWN_GRACE=2s",
 		"RAGPIPE_WORKER_CONCURRENCY=4",
-		"RAGPIPE_CHUNK_SIZE=400",
-		"RAGPIPE_CHUNK_OVERLAP=60",
+		"RAGPIPE_CHUNK_SIZE=100", // tokens (about 400 characters); as characters, still many chunks
+		"RAGPIPE_CHUNK_OVERLAP=15",
 		"RAGPIPE_EMBED_PROVIDER=openai",
 		"RAGPIPE_OPENAI_BASE_URL="+s.embedTS.URL+"/v1",
 		"RAGPIPE_OPENAI_EMBED_MODEL=chaos-embed",
