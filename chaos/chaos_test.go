@@ -118,11 +118,12 @@ func TestChaos(t *testing.T) {
 		os.RemoveAll(root)
 	})
 
-	bin := o.bin
-	if bin == "" {
-		bin = filepath.Join(root, "bin")
-		buildBinaries(t, o.src, bin)
+	bin := filepath.Join(root, "bin")
+	if o.bin == "" {
+		buildBinaries(t, o.src, filepath.Join(root, "build"))
+		o.bin = filepath.Join(root, "build")
 	}
+	installBinaries(t, o.bin, bin)
 	pdf, err := os.ReadFile("../testdata/lppl.pdf")
 	if err != nil {
 		t.Fatal(err)

@@ -134,6 +134,29 @@ func buildBinaries(t *testing.T, src, dir string) {
 	t.Logf("chaos: built binaries from %s in %s", src, time.Since(start).Round(time.Millisecond))
 }
 
+// binPrefix names the suite's copies of the binaries, so that someone
+// stopping their own `bin/worker` by name (pkill worker) leaves the suite's
+// processes alone.
+const binPrefix = "ragpipe-chaos-"
+
+// installBinaries copies api, worker and ragctl from dir to dst under the
+// suite's names.
+func installBinaries(t *testing.T, dir, dst string) {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"api", "worker", "ragctl"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("binaries: %v (RAGPIPE_CHAOS_BIN=%s)", err, dir)
+		}
+		if err := os.WriteFile(filepath.Join(dst, binPrefix+name), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // env is the environment of every ragpipe process: ours, without any
 // RAGPIPE_ setting of the caller's, plus the suite's settings.
 func (s *stack) env(httpAddr string) []string {
@@ -200,7 +223,7 @@ func startStack(t *testing.T, root, bin string, workers int) *stack {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	s.apiURL = "http://" + addr
-	s.api = &supervised{proc: proc{name: "api", path: filepath.Join(bin, "api"), env: s.env(addr),
+	s.api = &supervised{proc: proc{name: "api", path: filepath.Join(bin, binPrefix+"api"), env: s.env(addr),
 		logPath: filepath.Join(root, "logs", "api.log")}}
 	s.api.run(t)
 	t.Cleanup(s.api.shutdown)
@@ -222,14 +245,14 @@ func startStack(t *testing.T, root, bin string, workers int) *stack {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := &supervised{proc: proc{name: fmt.Sprintf("worker-%d", i+1), path: filepath.Join(bin, "worker"),
+		w := &supervised{proc: proc{name: fmt.Sprintf("worker-%d", i+1), path: filepath.Join(bin, binPrefix+"worker"),
 			env: s.env(fmt.Sprintf("127.0.0.1:%d", port)), logPath: filepath.Join(root, "logs", fmt.Sprintf("worker-%d.log", i+1))}}
 		w.run(t)
 		t.Cleanup(w.shutdown)
 		s.workers = append(s.workers, w)
 	}
 
-	cmd := exec.Command(filepath.Join(bin, "ragctl"), "admin", "create-key", "--tenant", "chaos")
+	cmd := exec.Command(filepath.Join(bin, binPrefix+"ragctl"), "admin", "create-key", "--tenant", "chaos")
 	cmd.Env = s.env("127.0.0.1:0")
 	out, err := cmd.Output()
 	if err != nil {
