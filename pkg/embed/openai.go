@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
@@ -159,7 +160,14 @@ type ProviderError struct {
 	// Err is the cause. For network failures it is the transport error, so
 	// errors.Is works with context.DeadlineExceeded or syscall.ECONNREFUSED.
 	Err error
+	// Wait is how long the provider asked callers to wait (its Retry-After
+	// header on a 429 or 503), 0 if it did not say.
+	Wait time.Duration
 }
+
+// RetryAfter is how long the provider asked to wait before trying again;
+// queue.RetryDelay honours it.
+func (e *ProviderError) RetryAfter() time.Duration { return e.Wait }
 
 func (e *ProviderError) Error() string {
 	kind := "transient"
@@ -188,18 +196,19 @@ func IsPermanent(err error) bool {
 // lock.
 type exchange struct {
 	status int
-	err    error // transport error, while sending or reading the body
+	err    error         // transport error, while sending or reading the body
+	wait   time.Duration // the answer's Retry-After, if any
 }
 
 type exchangeKey struct{}
 
 func (ex *exchange) classify(err error) *ProviderError {
 	if ex.err != nil {
-		return &ProviderError{StatusCode: ex.status, Err: ex.err}
+		return &ProviderError{StatusCode: ex.status, Err: ex.err, Wait: ex.wait}
 	}
 	s := ex.status
 	permanent := s >= 400 && s < 500 && s != http.StatusRequestTimeout && s != http.StatusTooManyRequests
-	return &ProviderError{StatusCode: s, Permanent: permanent, Err: err}
+	return &ProviderError{StatusCode: s, Permanent: permanent, Err: err, Wait: ex.wait}
 }
 
 // doer is the HTTP client handed to langchaingo. It applies the per-request
@@ -229,6 +238,9 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	ex.status = resp.StatusCode
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		ex.wait = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
 	resp.Body = &recordingBody{ReadCloser: resp.Body, cancel: cancel, ex: ex}
 	return resp, nil
 }
@@ -253,4 +265,19 @@ func (b *recordingBody) Close() error {
 	err := b.ReadCloser.Close()
 	b.cancel()
 	return err
+}
+
+// retryAfter parses a Retry-After value, seconds or an HTTP date, capped at
+// an hour; 0 when absent or unreadable.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.Atoi(v); err == nil {
+		d = time.Duration(secs) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	}
+	return min(max(d, 0), time.Hour)
 }

@@ -319,3 +319,41 @@ func TestOpenAIEmptyInput(t *testing.T) {
 		t.Errorf("Embed(nil) = %v, %v; want no vectors and no request", vecs, err)
 	}
 }
+
+func TestOpenAIRetryAfter(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprint(w, `{"error":{"message":"Rate limit reached","type":"requests"}}`)
+	}))
+	defer srv.Close()
+	e, err := NewOpenAI(OpenAIConfig{BaseURL: srv.URL + "/v1", APIKey: "k", Model: "m", Dimensions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Embed(context.Background(), []string{"x"})
+	var pe *ProviderError
+	if !errors.As(err, &pe) || pe.RetryAfter() != 7*time.Second || pe.Permanent {
+		t.Errorf("err = %#v, want a transient error asking for 7s", err)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0},
+		{"3", 3 * time.Second},
+		{"Wed, 25 Nov 2026 12:00:30 GMT", 30 * time.Second},
+		{"soon", 0},
+		{"-5", 0},
+		{"999999", time.Hour},
+	}
+	for _, tc := range tests {
+		if got := retryAfter(tc.in, now); got != tc.want {
+			t.Errorf("retryAfter(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
@@ -61,6 +62,10 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 				status = s
 				body.Code, body.Message = de.Code, de.Message
 			}
+		case postgres.IsUnavailable(err):
+			status = http.StatusServiceUnavailable
+			body.Code, body.Message = ragpipe.EUNAVAILABLE, "the database is unavailable; retry shortly"
+			c.Response().Header().Set("Retry-After", "5")
 		case errors.As(err, &he):
 			status = he.Code
 			body.Code = codeOfStatus[he.Code]

@@ -67,6 +67,29 @@ func (r *Reaper) expected(ctx context.Context, j *ragpipe.Job) ([]queue.Payload,
 	}
 }
 
+// successorExists reports whether the task that follows typ for p's job is
+// in the queue in any state but archived. Only extract and chunk have one
+// known from the payload alone; the others report false.
+func (r *Reaper) successorExists(typ string, p queue.Payload) (bool, error) {
+	var next string
+	switch typ {
+	case queue.TypeExtract:
+		next = queue.TypeChunk
+	case queue.TypeChunk:
+		next = queue.TypeEmbed // batch 0 always exists
+	default:
+		return false, nil
+	}
+	info, err := r.Inspector.GetTaskInfo(queue.QueueIngest, queue.TaskID(next, queue.Payload{JobID: p.JobID}))
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return info.State != asynq.TaskStateArchived, nil
+}
+
 // Sweep checks every stale job and pending webhook delivery once and returns
 // how many it re-enqueued.
 func (r *Reaper) Sweep(ctx context.Context) (int, error) {
@@ -167,6 +190,14 @@ func (r *Reaper) check(ctx context.Context, j *ragpipe.Job) (bool, error) {
 		case err != nil:
 			return false, err
 		case info.State == asynq.TaskStateCompleted:
+			// The stage is done; if its successor's task exists (perhaps held
+			// by a killed worker until its lease expires), leave the job be.
+			if ok, err := r.successorExists(typ, p); err != nil || ok {
+				if err != nil {
+					return false, err
+				}
+				continue
+			}
 			if err := r.Inspector.DeleteTask(queue.QueueIngest, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 				return false, err
 			}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -61,7 +62,7 @@ func newBlobs(cfg config.Config) *blob.Store {
 // vector column match the embedder.
 func openDB(ctx context.Context, cfg config.Config, migrate bool) (*postgres.DB, error) {
 	if migrate {
-		if err := postgres.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		if err := waitForDB(ctx, func() error { return postgres.Migrate(ctx, cfg.DatabaseURL) }); err != nil {
 			return nil, fmt.Errorf("%w (is Postgres with pgvector running? `make services` starts it)", err)
 		}
 	}
@@ -69,9 +70,30 @@ func openDB(ctx context.Context, cfg config.Config, migrate bool) (*postgres.DB,
 	if err != nil {
 		return nil, err
 	}
-	if err := db.EnsureEmbeddingDimensions(ctx, cfg.EmbedDimensions); err != nil {
+	if err := waitForDB(ctx, func() error { return db.EnsureEmbeddingDimensions(ctx, cfg.EmbedDimensions) }); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return db, nil
+}
+
+// dbStartWait is how long a starting process waits for an unreachable
+// database (a restart, a failover) before giving up.
+const dbStartWait = time.Minute
+
+// waitForDB runs fn until it succeeds, fails for a reason other than an
+// unreachable database, or dbStartWait passes.
+func waitForDB(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(dbStartWait)
+	for {
+		err := fn()
+		if err == nil || !postgres.IsUnavailable(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
 }

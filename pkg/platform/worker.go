@@ -155,11 +155,18 @@ func (w *Worker) dispatch(ctx context.Context) error {
 // reap re-enqueues the tasks of jobs that lost them, and forgets old
 // idempotency records.
 func (w *Worker) reap(ctx context.Context) error {
-	if _, err := w.reaper.Sweep(ctx); err != nil {
-		return err
-	}
-	return w.db.ExpireIdempotencyKeys(ctx, idempotencyTTL)
+	// One reaper at a time across all workers.
+	_, err := w.db.Exclusively(ctx, reaperLock, func(ctx context.Context) error {
+		if _, err := w.reaper.Sweep(ctx); err != nil {
+			return err
+		}
+		return w.db.ExpireIdempotencyKeys(ctx, idempotencyTTL)
+	})
+	return err
 }
+
+// reaperLock is the advisory lock key the reaper holds while it sweeps.
+const reaperLock = 0x7261677069706532 // "ragpipe2"
 
 // Close releases the worker's connections. Call it after Run returns.
 func (w *Worker) Close() {

@@ -7,11 +7,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
@@ -123,4 +127,35 @@ func notFound(err error, what string) error {
 		return ragpipe.Errorf(ragpipe.ENOTFOUND, "%s not found", what)
 	}
 	return err
+}
+
+// IsUnavailable reports whether err means the database could not be reached
+// or went away mid-request (connection refused or lost, server shutting
+// down), as opposed to a fault of the request: worth a 503 and a retry.
+func IsUnavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	var pe *pgconn.PgError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ne), errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	case errors.As(err, &pe):
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
+	}
+	return pgconn.Timeout(err)
+}
+
+// Exclusively runs fn if no other process holds the advisory lock key, and
+// holds it while fn runs. It reports whether fn ran.
+func (db *DB) Exclusively(ctx context.Context, key int64, fn func(context.Context) error) (bool, error) {
+	ran := false
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var locked bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, key).Scan(&locked); err != nil || !locked {
+			return err
+		}
+		ran = true
+		return fn(ctx)
+	})
+	return ran, err
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ragpipe/ragpipe/internal/testenv"
 	"github.com/ragpipe/ragpipe/pkg/apikey"
@@ -397,4 +398,24 @@ func explain(t *testing.T, conn *pgx.Conn, sql string, args ...any) string {
 		t.Fatal(err)
 	}
 	return strings.Join(lines, "\n")
+}
+
+func TestIsUnavailable(t *testing.T) {
+	_, connErr := pgx.Connect(context.Background(), "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=2")
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"connection refused", connErr, true},
+		{"server shutting down", fmt.Errorf("query: %w", &pgconn.PgError{Code: "57P01"}), true},
+		{"connection failure class", &pgconn.PgError{Code: "08006"}, true},
+		{"unique violation", &pgconn.PgError{Code: "23505"}, false},
+		{"not found", ragpipe.Errorf(ragpipe.ENOTFOUND, "x"), false},
+	}
+	for _, tc := range tests {
+		if got := postgres.IsUnavailable(tc.err); got != tc.want {
+			t.Errorf("%s: IsUnavailable(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
+	}
 }

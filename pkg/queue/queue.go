@@ -163,8 +163,15 @@ func (c *Client) Enqueue(ctx context.Context, typ string, payload []byte) error 
 }
 
 // RetryDelay is exponential backoff with full jitter: up to 2^n seconds
-// (capped at 10 minutes) before the n-th retry.
-func RetryDelay(n int, _ error, _ *asynq.Task) time.Duration {
+// (capped at 10 minutes) before the n-th retry — or, when the error says how
+// long to wait (a provider's Retry-After), that long plus up to a second.
+func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	var wait interface{ RetryAfter() time.Duration }
+	if errors.As(err, &wait) && wait.RetryAfter() > 0 {
+		// Asynq schedules retries to the second and may run one up to a
+		// second early.
+		return wait.RetryAfter() + time.Second + rand.N(time.Second)
+	}
 	ceiling := time.Duration(1<<min(n, 20)) * time.Second
 	ceiling = min(ceiling, 10*time.Minute)
 	return time.Second + rand.N(ceiling)
