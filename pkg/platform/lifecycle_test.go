@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/embed"
+	"github.com/ragpipe/ragpipe/pkg/platform"
 	"github.com/ragpipe/ragpipe/pkg/queue"
 )
 
@@ -585,4 +588,55 @@ func TestGracefulShutdown(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAPIShutdown stops an API process serving an open event stream: the
+// stream ends and the server returns well within its grace period.
+func TestAPIShutdown(t *testing.T) {
+	s := startStack(t, nil)
+	s.stopWorker() // the job stays queued, so its stream stays open
+	key := s.key(t, "acme")
+	jobID := s.upload(t, key, "a.md", textDoc(1), nil).body["job_id"].(string)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	api, err := platform.NewAPI(ctx, s.cfg, s.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- api.Serve(ctx, ln) }()
+
+	req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/v1/jobs/"+jobID+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	first, err := bufio.NewReader(res.Body).ReadString('\n')
+	if err != nil || !strings.HasPrefix(first, "id: ") {
+		t.Fatalf("stream start %q, %v", first, err)
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(s.cfg.ShutdownGrace):
+		t.Fatal("Serve did not return within the grace period")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("shutdown with an open stream took %s", took)
+	}
+	if _, err := io.ReadAll(res.Body); err != nil {
+		t.Errorf("stream did not end cleanly: %v", err)
+	}
 }
