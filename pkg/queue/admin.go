@@ -129,21 +129,22 @@ func (a *Admin) Retry(ctx context.Context, queue, id string) error {
 	return a.insp.RunTask(queue, id)
 }
 
-// RetryAll retries every archived task of queue and returns how many.
+// RetryAll retries the tasks archived in queue when it is called (up to
+// 10,000, the archive's size) once each, and returns how many. A task that
+// fails again is archived again and stays there.
 func (a *Admin) RetryAll(ctx context.Context, queue string) (int, error) {
+	tasks, err := a.Archived(queue, 10_000)
+	if err != nil {
+		return 0, err
+	}
 	n := 0
-	for {
-		tasks, err := a.Archived(queue, 100)
-		if err != nil || len(tasks) == 0 {
+	for _, t := range tasks {
+		if err := a.Retry(ctx, queue, t.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 			return n, err
 		}
-		for _, t := range tasks {
-			if err := a.Retry(ctx, queue, t.ID); err != nil {
-				return n, err
-			}
-			n++
-		}
+		n++
 	}
+	return n, nil
 }
 
 // Errors of Admin.Retry besides asynq.ErrTaskNotFound.
