@@ -65,26 +65,15 @@ func (r *webhookRunner) start() error { return r.srv.Start(r.mux) }
 // by the attempt timeout) within the shutdown grace.
 func (r *webhookRunner) shutdown() { r.srv.Shutdown() }
 
-// relay moves new webhook tasks from the outbox to the queue until ctx ends.
-func (r *webhookRunner) relay(ctx context.Context) {
-	t := time.NewTicker(webhookRelayInterval)
-	defer t.Stop()
+// relay moves new webhook tasks from the outbox to the queue, 200 at a
+// time until none is left.
+func (r *webhookRunner) relay(ctx context.Context) error {
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for {
-			n, err := r.db.RelayWebhooks(ctx, 200, func(ctx context.Context, task postgres.OutboxTask) error {
-				return r.queue.Enqueue(ctx, task.Type, task.Payload)
-			})
-			if err != nil && ctx.Err() == nil {
-				r.log.Warn("webhook relay", "err", err)
-			}
-			if n < 200 {
-				break
-			}
+		n, err := r.db.RelayWebhooks(ctx, 200, func(ctx context.Context, task postgres.OutboxTask) error {
+			return r.queue.Enqueue(ctx, task.Type, task.Payload)
+		})
+		if err != nil || n < 200 {
+			return err
 		}
 	}
 }

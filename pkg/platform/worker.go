@@ -91,10 +91,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker running", "concurrency", w.cfg.WorkerConcurrency)
 	var wg sync.WaitGroup
 	relayCtx, stopRelay := context.WithCancel(ctx)
-	wg.Go(func() { w.relay(relayCtx) })
+	wg.Go(func() { w.every(relayCtx, "outbox relay", relayInterval, w.relay) })
 	wg.Go(func() { w.every(relayCtx, "dispatch", dispatchInterval, w.dispatch) })
 	wg.Go(func() { w.every(relayCtx, "reaper", w.cfg.ReaperInterval, w.reap) })
-	wg.Go(func() { w.hooks.relay(relayCtx) })
+	wg.Go(func() { w.every(relayCtx, "webhook relay", webhookRelayInterval, w.hooks.relay) })
 	<-ctx.Done()
 	w.log.Info("worker shutting down", "grace", w.cfg.ShutdownGrace)
 	stopRelay()
@@ -109,25 +109,14 @@ func (w *Worker) Run(ctx context.Context) error {
 
 // relay moves tasks the API recorded but could not enqueue (Redis down, a
 // crash after commit) from the outbox to the queue.
-func (w *Worker) relay(ctx context.Context) {
-	t := time.NewTicker(relayInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		n, err := w.db.RelayOutbox(ctx, relayMinAge, 100, func(ctx context.Context, task postgres.OutboxTask) error {
-			return w.queue.Enqueue(ctx, task.Type, task.Payload)
-		})
-		if err != nil && ctx.Err() == nil {
-			w.log.Warn("outbox relay", "err", err)
-		}
-		if n > 0 {
-			w.log.Info("outbox relay enqueued tasks", "count", n)
-		}
+func (w *Worker) relay(ctx context.Context) error {
+	n, err := w.db.RelayOutbox(ctx, relayMinAge, 100, func(ctx context.Context, task postgres.OutboxTask) error {
+		return w.queue.Enqueue(ctx, task.Type, task.Payload)
+	})
+	if n > 0 {
+		w.log.Info("outbox relay enqueued tasks", "count", n)
 	}
+	return err
 }
 
 // every runs fn each interval until ctx ends, logging its failures.

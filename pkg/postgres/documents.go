@@ -2,12 +2,10 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -147,7 +145,7 @@ func (db *DB) Documents(ctx context.Context, tenantID string, f DocumentFilter, 
 		where = append(where, fmt.Sprintf("status = $%d", len(args)))
 	}
 	if cursor != "" {
-		at, id, err := decodeDocCursor(cursor)
+		at, id, err := decodeCursor(cursor)
 		if err != nil {
 			return nil, "", err
 		}
@@ -175,27 +173,9 @@ func (db *DB) Documents(ctx context.Context, tenantID string, f DocumentFilter, 
 	if len(docs) > limit {
 		docs = docs[:limit]
 		last := docs[limit-1]
-		next = base64.RawURLEncoding.EncodeToString(
-			[]byte(last.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + last.ID))
+		next = encodeCursor(last.CreatedAt, last.ID)
 	}
 	return docs, next, nil
-}
-
-func decodeDocCursor(c string) (time.Time, string, error) {
-	bad := ragpipe.Errorf(ragpipe.EINVALID, "invalid cursor")
-	raw, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return time.Time{}, "", bad
-	}
-	ts, id, ok := strings.Cut(string(raw), "|")
-	if !ok || !validUUID(id) {
-		return time.Time{}, "", bad
-	}
-	at, err := time.Parse(time.RFC3339Nano, ts)
-	if err != nil {
-		return time.Time{}, "", bad
-	}
-	return at, id, nil
 }
 
 // Chunks lists a tenant's document's chunks in order, starting after the

@@ -158,19 +158,26 @@ func cancelLocked(ctx context.Context, tx pgx.Tx, j *ragpipe.Job, reason string)
 	return appendEvent(ctx, tx, j, "job.canceled", map[string]any{"reason": reason})
 }
 
+// lockDocument reads the tenant's document inside tx and holds its row lock
+// until tx ends.
+func lockDocument(ctx context.Context, tx pgx.Tx, tenantID, documentID string) (*ragpipe.Document, error) {
+	if !validUUID(documentID) {
+		return nil, ragpipe.Errorf(ragpipe.ENOTFOUND, "document not found")
+	}
+	d, err := scanDocument(tx.QueryRow(ctx, `SELECT `+documentColumns+` FROM documents
+		WHERE id = $1 AND tenant_id = $2 FOR UPDATE`, documentID, tenantID))
+	return d, notFound(err, "document")
+}
+
 // Reingest starts a new job over the tenant's document, with j's chunking
 // settings. The document keeps serving its current chunks until the new job
 // replaces them in one transaction. A document with a job still running, or
 // being deleted, is a conflict.
 func (db *DB) Reingest(ctx context.Context, tenantID, documentID string, j *ragpipe.Job) error {
-	if !validUUID(documentID) {
-		return ragpipe.Errorf(ragpipe.ENOTFOUND, "document not found")
-	}
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		d, err := scanDocument(tx.QueryRow(ctx, `SELECT `+documentColumns+` FROM documents
-			WHERE id = $1 AND tenant_id = $2 FOR UPDATE`, documentID, tenantID))
+		d, err := lockDocument(ctx, tx, tenantID, documentID)
 		if err != nil {
-			return notFound(err, "document")
+			return err
 		}
 		if d.Status == ragpipe.DocDeleting {
 			return ragpipe.Errorf(ragpipe.ENOTFOUND, "document not found")
@@ -198,14 +205,10 @@ func (db *DB) Reingest(ctx context.Context, tenantID, documentID string, j *ragp
 // no search shows it from now on, cancels its unfinished jobs, and records
 // the task that removes its objects and rows. Deleting twice is harmless.
 func (db *DB) DeleteDocument(ctx context.Context, tenantID, documentID string, t OutboxTask) error {
-	if !validUUID(documentID) {
-		return ragpipe.Errorf(ragpipe.ENOTFOUND, "document not found")
-	}
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		d, err := scanDocument(tx.QueryRow(ctx, `SELECT `+documentColumns+` FROM documents
-			WHERE id = $1 AND tenant_id = $2 FOR UPDATE`, documentID, tenantID))
+		d, err := lockDocument(ctx, tx, tenantID, documentID)
 		if err != nil {
-			return notFound(err, "document")
+			return err
 		}
 		if d.Status == ragpipe.DocDeleting {
 			return nil

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -438,7 +437,7 @@ func (db *DB) WebhookDeliveries(ctx context.Context, tenantID, webhookID string,
 		where = append(where, fmt.Sprintf("d.status = $%d", len(args)))
 	}
 	if cursor != "" {
-		at, id, err := decodeDeliveryCursor(cursor)
+		at, id, err := decodeCursor(cursor)
 		if err != nil {
 			return nil, "", err
 		}
@@ -459,7 +458,7 @@ func (db *DB) WebhookDeliveries(ctx context.Context, tenantID, webhookID string,
 	if len(list) > limit {
 		list = list[:limit]
 		last := list[limit-1]
-		next = encodeDeliveryCursor(last.CreatedAt, last.ID)
+		next = encodeCursor(last.CreatedAt, last.ID)
 	}
 	if len(list) == 0 {
 		return list, "", nil
@@ -487,24 +486,6 @@ func (db *DB) WebhookDeliveries(ctx context.Context, tenantID, webhookID string,
 		byID[id].AttemptLog = append(byID[id].AttemptLog, a)
 	}
 	return list, next, arows.Err()
-}
-
-func encodeDeliveryCursor(at time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + id))
-}
-
-func decodeDeliveryCursor(s string) (time.Time, string, error) {
-	bad := ragpipe.Errorf(ragpipe.EINVALID, "invalid cursor")
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return time.Time{}, "", bad
-	}
-	ts, id, ok := strings.Cut(string(b), "|")
-	at, err := time.Parse(time.RFC3339Nano, ts)
-	if !ok || err != nil || !validUUID(id) {
-		return time.Time{}, "", bad
-	}
-	return at, id, nil
 }
 
 // OutgoingWebhook returns what the next attempt of a delivery sends. A
