@@ -55,6 +55,9 @@ type Config struct {
 	ExtractTimeout   time.Duration `env:"EXTRACT_TIMEOUT" envDefault:"5m"`
 	ExtractMaxMemory int64         `env:"EXTRACT_MAX_MEMORY_BYTES" envDefault:"1073741824"`
 	ExtractMaxPages  int           `env:"EXTRACT_MAX_PAGES" envDefault:"10000"`
+	OCR              string        `env:"OCR" envDefault:"auto"`
+	OCRLanguage      string        `env:"OCR_LANGUAGE" envDefault:"eng"`
+	TempDir          string        `env:"TEMP_DIR"`
 
 	EmbedProvider   string        `env:"EMBED_PROVIDER" envDefault:"hashing"`
 	EmbedDimensions int           `env:"EMBED_DIMENSIONS" envDefault:"384"`
@@ -199,6 +202,14 @@ func (c Config) problems() []string {
 	}
 	if c.ExtractMaxPages <= 0 {
 		bad("EXTRACT_MAX_PAGES", "must be positive")
+	}
+	switch c.OCR {
+	case "auto", "on", "off":
+	default:
+		bad("OCR", "want auto, on or off, got %q", c.OCR)
+	}
+	if c.OCRLanguage == "" {
+		bad("OCR_LANGUAGE", "is required (tesseract language codes, e.g. eng or eng+deu)")
 	}
 	if c.EmbedDimensions < 2 || c.EmbedDimensions > 2000 {
 		bad("EMBED_DIMENSIONS", "want 2..2000 (the HNSW index limit), got %d", c.EmbedDimensions)

@@ -42,7 +42,9 @@ type Worker struct {
 
 // NewWorker connects to every dependency and checks the extraction tools.
 func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worker, error) {
-	ex := extract.New(extract.Limits{Timeout: cfg.ExtractTimeout, MaxMemoryBytes: cfg.ExtractMaxMemory, MaxPages: cfg.ExtractMaxPages})
+	ocr := map[string]extract.OCRMode{"auto": extract.OCRAuto, "on": extract.OCROn, "off": extract.OCROff}[cfg.OCR]
+	ex := extract.New(extract.Limits{Timeout: cfg.ExtractTimeout, MaxMemoryBytes: cfg.ExtractMaxMemory, MaxPages: cfg.ExtractMaxPages},
+		extract.WithOCR(ocr), extract.WithOCRLanguage(cfg.OCRLanguage), extract.WithTempDir(cfg.TempDir))
 	if err := ex.Check(); err != nil {
 		return nil, err
 	}
@@ -57,7 +59,7 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worke
 	w := &Worker{cfg: cfg, log: log, db: db, queue: queue.NewClient(redisOpt(cfg)), mux: asynq.NewServeMux()}
 	pl := pipeline.New(pipeline.Params{
 		Store: db, Blobs: newBlobs(cfg), Extractor: ex, Embedder: emb, Queue: w.queue,
-		Logger: log, BatchSize: cfg.EmbedBatchSize,
+		Logger: log, BatchSize: cfg.EmbedBatchSize, TempDir: cfg.TempDir,
 	})
 	pl.Register(w.mux)
 	w.inspector = asynq.NewInspector(redisOpt(cfg))

@@ -1,9 +1,6 @@
 package ragpipe
 
-import (
-	"slices"
-	"time"
-)
+import "time"
 
 // Webhook event types. EventAll in a subscription means every event except
 // the opt-in EventJobProgress.
@@ -43,14 +40,6 @@ type WebhookEndpoint struct {
 	FailingSince            *time.Time // first failed attempt since the last success
 	CreatedAt               time.Time
 	UpdatedAt               time.Time
-}
-
-// Wants reports whether a subscription to events receives an event of type typ.
-func Wants(events []string, typ string) bool {
-	if slices.Contains(events, typ) {
-		return true
-	}
-	return typ != EventJobProgress && slices.Contains(events, EventAll)
 }
 
 // WebhookDelivery is one event on its way to one target: a subscribed
