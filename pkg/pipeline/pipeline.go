@@ -85,6 +85,20 @@ func (pl *Pipeline) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(queue.TypeEmbed, pl.stage(ragpipe.StageEmbed, pl.embed))
 	mux.HandleFunc(queue.TypeUpsert, pl.stage(ragpipe.StageUpsert, pl.upsert))
 	mux.HandleFunc(queue.TypeDelete, pl.delete)
+	mux.HandleFunc(queue.TypeSweep, pl.sweep)
+}
+
+// sweep removes what is left under a purged document's prefix: artifacts a
+// stage already running at the deletion wrote after the cleanup.
+func (pl *Pipeline) sweep(ctx context.Context, t *asynq.Task) error {
+	p, err := queue.Decode(t.Payload())
+	if err != nil {
+		return err
+	}
+	if p.TenantID == "" {
+		return fmt.Errorf("sweep without tenant_id: %w", asynq.SkipRetry)
+	}
+	return pl.p.Blobs.DeletePrefix(ctx, ragpipe.DocumentPrefix(p.TenantID, p.DocumentID))
 }
 
 // delete removes everything a deleted document left in the object store, then
@@ -102,6 +116,10 @@ func (pl *Pipeline) delete(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	if err := pl.p.Blobs.DeletePrefix(ctx, ragpipe.DocumentPrefix(tenantID, p.DocumentID)); err != nil {
+		return err
+	}
+	// Before the purge, so a failed enqueue retries the whole cleanup.
+	if err := pl.next(ctx, queue.TypeSweep, queue.Payload{DocumentID: p.DocumentID, TenantID: tenantID}); err != nil {
 		return err
 	}
 	if _, err := pl.p.Store.PurgeDocument(ctx, p.DocumentID); err != nil {

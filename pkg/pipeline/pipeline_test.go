@@ -12,6 +12,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
@@ -304,5 +305,42 @@ func TestExtractProgress(t *testing.T) {
 	}
 	if !slices.IsSorted(store.progress) {
 		t.Errorf("progress went backwards: %v", store.progress)
+	}
+}
+
+// TestDeleteThenSweep purges a deleted document, then sweeps away an artifact
+// written after the purge, as a stage still running at the deletion would.
+func TestDeleteThenSweep(t *testing.T) {
+	f := newFixture(t, 64)
+	ctx := context.Background()
+	j := f.newJob(t, "text", []byte("some words to index"))
+	prefix := ragpipe.DocumentPrefix(f.tenant, j.DocumentID)
+	del := queue.Payload{DocumentID: j.DocumentID}
+	if err := f.db.DeleteDocument(ctx, f.tenant, j.DocumentID, postgres.OutboxTask{Type: queue.TypeDelete,
+		ID: queue.TaskID(queue.TypeDelete, del), Payload: queue.Encode(del)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.run(t, queue.TypeDelete, del); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.db.Document(ctx, f.tenant, j.DocumentID); ragpipe.ErrorCode(err) != ragpipe.ENOTFOUND {
+		t.Errorf("document after cleanup: %v", err)
+	}
+	if keys, err := f.blobs.List(ctx, prefix); err != nil || len(keys) != 0 {
+		t.Errorf("objects after cleanup: %v %v", keys, err)
+	}
+	scheduled, err := f.inspector.ListScheduledTasks(queue.QueueIngest)
+	if err != nil || len(scheduled) != 1 || scheduled[0].ID != "doc:sweep:"+j.DocumentID ||
+		time.Until(scheduled[0].NextProcessAt) < 10*time.Minute {
+		t.Fatalf("scheduled sweep: %+v %v", scheduled, err)
+	}
+	if err := f.blobs.Put(ctx, prefix+"jobs/"+j.ID+"/pages.json", []byte(`[]`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.mux.ProcessTask(ctx, asynq.NewTask(queue.TypeSweep, scheduled[0].Payload)); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := f.blobs.List(ctx, prefix); err != nil || len(keys) != 0 {
+		t.Errorf("objects after the sweep: %v %v", keys, err)
 	}
 }

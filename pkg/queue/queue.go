@@ -22,6 +22,9 @@ const (
 	TypeUpsert  = "doc:upsert"
 	// TypeDelete removes a deleted document's objects and rows.
 	TypeDelete = "doc:delete"
+	// TypeSweep removes, later, what a stage still running at the deletion
+	// wrote after the cleanup.
+	TypeSweep = "doc:sweep"
 )
 
 // QueueIngest is the queue the pipeline's tasks run on.
@@ -56,7 +59,8 @@ func DecodeWebhook(b []byte) (WebhookPayload, error) {
 // Postgres and the object store.
 type Payload struct {
 	JobID      string `json:"job_id,omitempty"`
-	DocumentID string `json:"document_id,omitempty"` // TypeDelete only
+	DocumentID string `json:"document_id,omitempty"` // TypeDelete and TypeSweep only
+	TenantID   string `json:"tenant_id,omitempty"`   // TypeSweep only
 	Batch      int    `json:"batch,omitempty"`
 	RequestID  string `json:"request_id,omitempty"`
 }
@@ -65,6 +69,7 @@ type Payload struct {
 type Policy struct {
 	MaxRetry int
 	Timeout  time.Duration
+	Delay    time.Duration // how long after enqueueing the task may run
 }
 
 // Policies holds each task type's policy. Extraction is slow and rarely helped
@@ -75,6 +80,9 @@ var Policies = map[string]Policy{
 	TypeEmbed:   {MaxRetry: 10, Timeout: 5 * time.Minute},
 	TypeUpsert:  {MaxRetry: 8, Timeout: 5 * time.Minute},
 	TypeDelete:  {MaxRetry: 25, Timeout: 10 * time.Minute},
+	// After the longest stage timeout, so any stage still running at the
+	// deletion has ended.
+	TypeSweep: {MaxRetry: 25, Timeout: 10 * time.Minute, Delay: 11 * time.Minute},
 	// A ceiling: the webhook deliverer follows its own schedule (about three
 	// days) and gives up by itself when that is spent.
 	TypeWebhookDeliver: {MaxRetry: 100, Timeout: 2 * time.Minute},
@@ -89,7 +97,7 @@ func TaskID(typ string, p Payload) string {
 	switch typ {
 	case TypeEmbed:
 		return fmt.Sprintf("%s:%s:%d", typ, p.JobID, p.Batch)
-	case TypeDelete:
+	case TypeDelete, TypeSweep:
 		return typ + ":" + p.DocumentID
 	}
 	return typ + ":" + p.JobID
@@ -152,6 +160,7 @@ func (c *Client) Enqueue(ctx context.Context, typ string, payload []byte) error 
 		asynq.Queue(queue),
 		asynq.MaxRetry(pol.MaxRetry),
 		asynq.Timeout(pol.Timeout),
+		asynq.ProcessIn(pol.Delay),
 		asynq.Retention(retention))
 	if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
 		return nil

@@ -45,6 +45,7 @@ func TestTaskID(t *testing.T) {
 		{TypeExtract, Payload{JobID: "j"}, "doc:extract:j"},
 		{TypeEmbed, Payload{JobID: "j", Batch: 3}, "doc:embed:j:3"},
 		{TypeDelete, Payload{DocumentID: "d"}, "doc:delete:d"},
+		{TypeSweep, Payload{DocumentID: "d", TenantID: "t"}, "doc:sweep:d"},
 	}
 	for _, tc := range tests {
 		if got := TaskID(tc.typ, tc.p); got != tc.want {
