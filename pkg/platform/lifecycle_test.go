@@ -142,8 +142,21 @@ func TestDedupeAndIdempotency(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	g := newGatedProvider(t)
-	s := startStack(t, g.tune)
+	s := startStack(t, func(c *config.Config) {
+		g.tune(c)
+		c.WebhookAllowHTTP, c.WebhookAllowPrivate = true, true
+	})
 	key := s.key(t, "acme")
+	events := make(chan map[string]any, 10)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev map[string]any
+		json.NewDecoder(r.Body).Decode(&ev)
+		events <- ev
+	}))
+	defer receiver.Close()
+	if r := s.json(t, key, http.MethodPost, "/v1/webhooks", map[string]any{"url": receiver.URL, "events": []string{"*"}}); r.status != http.StatusCreated {
+		t.Fatalf("subscribe: %d %s", r.status, r.raw)
+	}
 	r := s.upload(t, key, "a.md", textDoc(1), nil)
 	jobID := r.body["job_id"].(string)
 	g.waitRequest(t)
@@ -162,6 +175,15 @@ func TestCancel(t *testing.T) {
 	}
 	if again := s.json(t, key, http.MethodPost, "/v1/jobs/"+jobID+"/cancel", nil); again.status != http.StatusConflict || errorCode(again) != "conflict" {
 		t.Errorf("second cancel: %d %s", again.status, again.raw)
+	}
+	select {
+	case ev := <-events:
+		job := ev["data"].(map[string]any)["job"].(map[string]any)
+		if ev["type"] != "document.failed" || job["status"] != "canceled" {
+			t.Errorf("webhook after cancel: %v", ev)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("no document.failed webhook after cancel")
 	}
 }
 

@@ -135,7 +135,7 @@ func (db *DB) CancelJob(ctx context.Context, tenantID, jobID string) (*ragpipe.J
 		if j.Terminal() {
 			return ragpipe.Errorf(ragpipe.ECONFLICT, "job already %s", j.Status)
 		}
-		if err := cancelLocked(ctx, tx, j, "canceled by request"); err != nil {
+		if err := cancelLocked(ctx, tx, j, "canceled by request", true); err != nil {
 			return err
 		}
 		out, err = scanJob(tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1`, jobID))
@@ -144,18 +144,27 @@ func (db *DB) CancelJob(ctx context.Context, tenantID, jobID string) (*ragpipe.J
 	return out, err
 }
 
-// cancelLocked cancels j, whose row the caller has locked.
-func cancelLocked(ctx context.Context, tx pgx.Tx, j *ragpipe.Job, reason string) error {
+// cancelLocked cancels j, whose row the caller has locked. A document that
+// had never been ready becomes failed; with announce, subscribers get
+// document.failed for it.
+func cancelLocked(ctx context.Context, tx pgx.Tx, j *ragpipe.Job, reason string, announce bool) error {
 	j.Status = ragpipe.JobCanceled
 	if _, err := tx.Exec(ctx, `UPDATE jobs SET status = 'canceled', finished_at = now(), updated_at = now()
 		WHERE id = $1`, j.ID); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE documents SET status = 'failed', updated_at = now()
-		WHERE id = $1 AND status = 'processing'`, j.DocumentID); err != nil {
+	tag, err := tx.Exec(ctx, `UPDATE documents SET status = 'failed', updated_at = now()
+		WHERE id = $1 AND status = 'processing'`, j.DocumentID)
+	if err != nil {
 		return err
 	}
-	return appendEvent(ctx, tx, j, "job.canceled", map[string]any{"reason": reason})
+	if err := appendEvent(ctx, tx, j, "job.canceled", map[string]any{"reason": reason}); err != nil {
+		return err
+	}
+	if announce && tag.RowsAffected() == 1 {
+		return recordEvent(ctx, tx, ragpipe.EventDocumentFailed, j.TenantID, j.DocumentID, j, nil)
+	}
+	return nil
 }
 
 // lockDocument reads the tenant's document inside tx and holds its row lock
@@ -223,7 +232,7 @@ func (db *DB) DeleteDocument(ctx context.Context, tenantID, documentID string, t
 			return err
 		}
 		for _, j := range jobs {
-			if err := cancelLocked(ctx, tx, j, "document deleted"); err != nil {
+			if err := cancelLocked(ctx, tx, j, "document deleted", false); err != nil {
 				return err
 			}
 		}

@@ -211,7 +211,9 @@ type webhookTarget struct {
 // one receives are not stored.
 func recordWebhookEvent(ctx context.Context, tx pgx.Tx, j *ragpipe.Job, jobEvent string, _ map[string]any) error {
 	typ := webhookEventOf(jobEvent)
-	if typ == "" {
+	// A failed re-ingest leaves the document ready with its old chunks: no
+	// document.failed (the job's own state and events say what happened).
+	if typ == "" || (typ == ragpipe.EventDocumentFailed && j.Kind == ragpipe.JobReingest) {
 		return nil
 	}
 	return recordEvent(ctx, tx, typ, j.TenantID, j.DocumentID, j, nil)
