@@ -59,13 +59,17 @@ type Config struct {
 	OCRLanguage      string        `env:"OCR_LANGUAGE" envDefault:"eng"`
 	TempDir          string        `env:"TEMP_DIR"`
 
-	EmbedProvider   string        `env:"EMBED_PROVIDER" envDefault:"hashing"`
-	EmbedDimensions int           `env:"EMBED_DIMENSIONS" envDefault:"384"`
-	EmbedBatchSize  int           `env:"EMBED_BATCH_SIZE" envDefault:"64"`
-	EmbedTimeout    time.Duration `env:"EMBED_TIMEOUT" envDefault:"60s"`
-	OpenAIBaseURL   string        `env:"OPENAI_BASE_URL" envDefault:"https://api.openai.com/v1"`
-	OpenAIAPIKey    string        `env:"OPENAI_API_KEY"`
-	OpenAIModel     string        `env:"OPENAI_EMBED_MODEL" envDefault:"text-embedding-3-small"`
+	EmbedProvider        string        `env:"EMBED_PROVIDER" envDefault:"hashing"`
+	EmbedDimensions      int           `env:"EMBED_DIMENSIONS" envDefault:"384"`
+	EmbedBatchSize       int           `env:"EMBED_BATCH_SIZE" envDefault:"64"`
+	EmbedTimeout         time.Duration `env:"EMBED_TIMEOUT" envDefault:"60s"`
+	EmbedRequestsPerMin  int           `env:"EMBED_REQUESTS_PER_MINUTE" envDefault:"0"`
+	EmbedTokensPerMin    int           `env:"EMBED_TOKENS_PER_MINUTE" envDefault:"0"`
+	EmbedBreakerFailures int           `env:"EMBED_BREAKER_FAILURES" envDefault:"5"`
+	EmbedBreakerCooldown time.Duration `env:"EMBED_BREAKER_COOLDOWN" envDefault:"30s"`
+	OpenAIBaseURL        string        `env:"OPENAI_BASE_URL" envDefault:"https://api.openai.com/v1"`
+	OpenAIAPIKey         string        `env:"OPENAI_API_KEY"`
+	OpenAIModel          string        `env:"OPENAI_EMBED_MODEL" envDefault:"text-embedding-3-small"`
 
 	WebhookAllowHTTP     bool            `env:"WEBHOOK_ALLOW_HTTP" envDefault:"false"`
 	WebhookAllowPrivate  bool            `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false"`
@@ -216,6 +220,12 @@ func (c Config) problems() []string {
 	}
 	if c.EmbedBatchSize <= 0 {
 		bad("EMBED_BATCH_SIZE", "must be positive")
+	}
+	if c.EmbedRequestsPerMin < 0 || c.EmbedTokensPerMin < 0 {
+		bad("EMBED_REQUESTS_PER_MINUTE/EMBED_TOKENS_PER_MINUTE", "must be 0 (unlimited) or positive")
+	}
+	if c.EmbedBreakerFailures < 0 || c.EmbedBreakerCooldown <= 0 {
+		bad("EMBED_BREAKER_FAILURES/EMBED_BREAKER_COOLDOWN", "failures must be 0 (no breaker) or positive, cooldown positive")
 	}
 	if c.WebhookTimeout <= 0 || c.WebhookTimeout > time.Minute {
 		bad("WEBHOOK_TIMEOUT", "must be positive and at most 1m")

@@ -23,6 +23,7 @@ var statusOf = map[string]int{
 	ragpipe.ERATELIMITED:   http.StatusTooManyRequests,
 	ragpipe.EINTERNAL:      http.StatusInternalServerError,
 	ragpipe.EUNAVAILABLE:   http.StatusServiceUnavailable,
+	ragpipe.ETIMEOUT:       http.StatusGatewayTimeout,
 }
 
 // codeOfStatus names the errors Echo itself raises (unknown route, wrong method).

@@ -1,8 +1,13 @@
 package httpapi
 
 import (
+	"context"
+	"errors"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -48,7 +53,7 @@ func handleSearch(s Store, emb QueryEmbedder) echo.HandlerFunc {
 		if q.Mode != ragpipe.SearchKeyword {
 			vs, err := emb.Embed(ctx, []string{q.Query})
 			if err != nil {
-				return ragpipe.Wrap(err, ragpipe.EUNAVAILABLE, "embedding provider unavailable")
+				return providerError(c, err)
 			}
 			q.Vector = vs[0]
 		}
@@ -97,4 +102,17 @@ func (r searchRequest) validate(tenant string) (ragpipe.SearchQuery, error) {
 		}
 	}
 	return q, nil
+}
+
+// providerError turns a failed call to a model provider into 504 when it
+// stalled, else 503 with the provider's (or our limiter's) Retry-After.
+func providerError(c echo.Context, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ragpipe.Wrap(err, ragpipe.ETIMEOUT, "the embedding provider did not answer in time")
+	}
+	var wait interface{ RetryAfter() time.Duration }
+	if errors.As(err, &wait) && wait.RetryAfter() > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.RetryAfter().Seconds()))))
+	}
+	return ragpipe.Wrap(err, ragpipe.EUNAVAILABLE, "the embedding provider is unavailable; retry later")
 }

@@ -43,12 +43,13 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 	if err != nil {
 		return nil, err
 	}
-	emb, err := NewEmbedder(cfg)
+	rdb := newRedis(cfg)
+	emb, err := newEmbedder(cfg, rdb)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	a := &API{cfg: cfg, log: log, db: db, rdb: newRedis(cfg), blobs: newBlobs(cfg), queue: queue.NewClient(redisOpt(cfg)),
+	a := &API{cfg: cfg, log: log, db: db, rdb: rdb, blobs: newBlobs(cfg), queue: queue.NewClient(redisOpt(cfg)),
 		events: postgres.NewBroker(cfg.DatabaseURL, log), draining: make(chan struct{}),
 		admin: queue.NewAdmin(redisOpt(cfg), db.ReviveJob)}
 	if err := a.blobs.EnsureBucket(ctx); err != nil {

@@ -662,3 +662,65 @@ func TestAPIShutdown(t *testing.T) {
 		t.Errorf("stream did not end cleanly: %v", err)
 	}
 }
+
+// TestSearchProviderFailures covers a remote embedding provider that stalls
+// (504), fails until the circuit breaker opens (503 without calling it), and
+// the shared per-provider request budget (503 with Retry-After).
+func TestSearchProviderFailures(t *testing.T) {
+	var mode atomic.Value // "hang", "fail" or "ok"
+	var calls atomic.Int64
+	h := embed.NewHashing(384)
+	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		// Read the body first: only then does the server notice a client
+		// that gives up.
+		var req struct {
+			Input []string `json:"input"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		switch mode.Load() {
+		case "hang":
+			<-r.Context().Done()
+			return
+		case "fail":
+			http.Error(w, `{"error":{"message":"overloaded"}}`, http.StatusInternalServerError)
+			return
+		}
+		vecs, _ := h.Embed(r.Context(), req.Input)
+		var data []map[string]any
+		for i, v := range vecs {
+			data = append(data, map[string]any{"object": "embedding", "index": i, "embedding": v})
+		}
+		json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data, "model": "fake"})
+	}))
+	defer provider.Close()
+	s := startStack(t, func(c *config.Config) {
+		c.EmbedProvider, c.OpenAIBaseURL, c.OpenAIModel = "openai", provider.URL+"/v1", "fake"
+		c.EmbedTimeout = 300 * time.Millisecond
+		c.EmbedBreakerFailures, c.EmbedBreakerCooldown = 2, time.Minute
+		c.EmbedRequestsPerMin = 4
+	})
+	key := s.key(t, "acme")
+	search := func() response {
+		return s.json(t, key, http.MethodPost, "/v1/search", map[string]any{"query": "anything", "mode": "vector"})
+	}
+	mode.Store("ok")
+	if r := search(); r.status != http.StatusOK {
+		t.Fatalf("healthy provider: %d %s", r.status, r.raw)
+	}
+	mode.Store("hang")
+	if r := search(); r.status != http.StatusGatewayTimeout || errorCode(r) != "provider_timeout" {
+		t.Errorf("stalled provider: %d %s", r.status, r.raw)
+	}
+	mode.Store("fail")
+	search() // the second consecutive failure opens the breaker
+	before := calls.Load()
+	r := search()
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "60" || calls.Load() != before {
+		t.Errorf("open breaker: %d %s Retry-After=%q, provider called %d more times", r.status, r.raw, r.header.Get("Retry-After"), calls.Load()-before)
+	}
+	r = search() // the 5th request this minute: over the shared budget of 4
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(string(r.raw), "unavailable") {
+		t.Errorf("over the provider budget: %d %s", r.status, r.raw)
+	}
+}

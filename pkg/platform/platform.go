@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-redis/redis_rate/v10"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
@@ -31,18 +32,43 @@ func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// NewEmbedder returns the embedder the configuration names.
-func NewEmbedder(cfg config.Config) (embed.Embedder, error) {
+// newEmbedder returns the embedder the configuration names. A remote
+// provider is guarded by shared rate limits (counted in rdb) and a circuit
+// breaker.
+func newEmbedder(cfg config.Config, rdb *redis.Client) (embed.Embedder, error) {
 	switch cfg.EmbedProvider {
 	case "openai":
-		return embed.NewOpenAI(embed.OpenAIConfig{
+		p, err := embed.NewOpenAI(embed.OpenAIConfig{
 			BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey, Model: cfg.OpenAIModel,
 			Dimensions: cfg.EmbedDimensions, BatchSize: cfg.EmbedBatchSize, Timeout: cfg.EmbedTimeout,
 			HTTPClient: &http.Client{},
 		})
+		if err != nil {
+			return nil, err
+		}
+		return embed.NewGuard(p, embed.GuardOptions{
+			Name: "openai", Budget: redisBudget{redis_rate.NewLimiter(rdb)},
+			RequestsPerMinute: cfg.EmbedRequestsPerMin, TokensPerMinute: cfg.EmbedTokensPerMin,
+			BreakerFailures: cfg.EmbedBreakerFailures, BreakerCooldown: cfg.EmbedBreakerCooldown,
+		}), nil
 	default:
 		return embed.NewHashing(cfg.EmbedDimensions), nil
 	}
+}
+
+// redisBudget is an embed.Budget in Redis (GCRA, via redis_rate), shared by
+// every API and worker process.
+type redisBudget struct{ l *redis_rate.Limiter }
+
+func (b redisBudget) Take(ctx context.Context, key string, perMinute, n int) (time.Duration, error) {
+	res, err := b.l.AllowN(ctx, key, redis_rate.PerMinute(perMinute), n)
+	if err != nil {
+		return 0, err
+	}
+	if res.Allowed == 0 {
+		return max(res.RetryAfter, time.Millisecond), nil
+	}
+	return 0, nil
 }
 
 func redisOpt(cfg config.Config) asynq.RedisClientOpt {

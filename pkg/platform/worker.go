@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/extract"
@@ -32,6 +33,7 @@ type Worker struct {
 	cfg       config.Config
 	log       *slog.Logger
 	db        *postgres.DB
+	rdb       *redis.Client // provider rate limits
 	queue     *queue.Client
 	srv       *asynq.Server
 	mux       *asynq.ServeMux
@@ -48,15 +50,18 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worke
 	if err := ex.Check(); err != nil {
 		return nil, err
 	}
-	emb, err := NewEmbedder(cfg)
+	rdb := newRedis(cfg)
+	emb, err := newEmbedder(cfg, rdb)
 	if err != nil {
+		rdb.Close()
 		return nil, err
 	}
 	db, err := openDB(ctx, cfg, cfg.AutoMigrate)
 	if err != nil {
+		rdb.Close()
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, log: log, db: db, queue: queue.NewClient(redisOpt(cfg)), mux: asynq.NewServeMux()}
+	w := &Worker{cfg: cfg, log: log, db: db, rdb: rdb, queue: queue.NewClient(redisOpt(cfg)), mux: asynq.NewServeMux()}
 	pl := pipeline.New(pipeline.Params{
 		Store: db, Blobs: newBlobs(cfg), Extractor: ex, Embedder: emb, Queue: w.queue,
 		Logger: log, BatchSize: cfg.EmbedBatchSize, TempDir: cfg.TempDir,
@@ -161,6 +166,7 @@ const reaperLock = 0x7261677069706532 // "ragpipe2"
 
 // Close releases the worker's connections. Call it after Run returns.
 func (w *Worker) Close() {
+	w.rdb.Close()
 	w.inspector.Close()
 	w.queue.Close()
 	w.db.Close()

@@ -20,6 +20,7 @@ const (
 	ERATELIMITED   = "rate_limited"           // 429
 	EINTERNAL      = "internal"               // 500
 	EUNAVAILABLE   = "unavailable"            // 503
+	ETIMEOUT       = "provider_timeout"       // 504: a model provider did not answer in time
 )
 
 // Error codes for documents that cannot be processed. They end a job at once:
