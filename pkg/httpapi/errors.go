@@ -65,7 +65,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			}
 		case postgres.IsUnavailable(err):
 			status = http.StatusServiceUnavailable
-			body.Code, body.Message = ragpipe.EUNAVAILABLE, "the database is unavailable; retry shortly"
+			body.Code, body.Message = ragpipe.EUNAVAILABLE, "a backing service (database or network) is unavailable; retry shortly"
 			c.Response().Header().Set("Retry-After", "5")
 		case errors.As(err, &he):
 			status = he.Code
