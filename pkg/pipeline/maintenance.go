@@ -154,28 +154,53 @@ func (r *Reaper) sweepDeletions(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// ensure enqueues the task unless it is pending, active, scheduled or
-// waiting to retry; a completed record is dropped first so the task runs
-// again. It reports whether it enqueued.
-func (r *Reaper) ensure(ctx context.Context, q, id, typ string, payload []byte) (bool, error) {
+// verdict is what the reaper makes of one task a job or delivery needs.
+type verdict int
+
+const (
+	leave   verdict = iota // pending, active, scheduled or retrying: it will run
+	requeue                // gone (or completed with nothing after it): enqueue again
+	given                  // archived: Asynq gave up on it
+)
+
+// inspect looks up task id of queue q. A completed task is run again
+// (stages are idempotent) unless successorExists says the work moved on;
+// its record is dropped first so its ID is free.
+func (r *Reaper) inspect(q, id string, successorExists func() (bool, error)) (verdict, *asynq.TaskInfo, error) {
 	info, err := r.Inspector.GetTaskInfo(q, id)
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		return requeue, nil, nil
 	case err != nil:
-		return false, err
-	case info.State == asynq.TaskStateCompleted:
-		if err := r.Inspector.DeleteTask(q, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-			return false, err
+		return leave, nil, err
+	case info.State == asynq.TaskStateArchived:
+		return given, info, nil
+	case info.State != asynq.TaskStateCompleted:
+		return leave, info, nil
+	}
+	if successorExists != nil {
+		if moved, err := successorExists(); err != nil || moved {
+			return leave, info, err
 		}
-	default:
-		return false, nil
+	}
+	if err := r.Inspector.DeleteTask(q, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		return leave, info, err
+	}
+	return requeue, info, nil
+}
+
+// ensure enqueues a task that inspect says must run again, and reports
+// whether it did. Archived tasks are left to the operator.
+func (r *Reaper) ensure(ctx context.Context, q, id, typ string, payload []byte) (bool, error) {
+	v, _, err := r.inspect(q, id, nil)
+	if err != nil || v != requeue {
+		return false, err
 	}
 	return true, r.Queue.Enqueue(ctx, typ, payload)
 }
 
-// check re-enqueues whatever j is missing. A task that is pending, running
-// or waiting to retry is left alone; a completed one whose successor is gone
-// is run again (stages are idempotent); an archived one ends the job.
+// check re-enqueues whatever j is missing; a task given up after its
+// retries ends the job.
 func (r *Reaper) check(ctx context.Context, j *ragpipe.Job) (bool, error) {
 	payloads, typ, err := r.expected(ctx, j)
 	if err != nil {
@@ -184,27 +209,16 @@ func (r *Reaper) check(ctx context.Context, j *ragpipe.Job) (bool, error) {
 	var requeued []string
 	for _, p := range payloads {
 		id := queue.TaskID(typ, p)
-		info, err := r.Inspector.GetTaskInfo(queue.QueueIngest, id)
+		// A completed stage whose successor's task exists (perhaps held by a
+		// killed worker until its lease expires) has moved on.
+		v, info, err := r.inspect(queue.QueueIngest, id, func() (bool, error) { return r.successorExists(typ, p) })
 		switch {
-		case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
 		case err != nil:
 			return false, err
-		case info.State == asynq.TaskStateCompleted:
-			// The stage is done; if its successor's task exists (perhaps held
-			// by a killed worker until its lease expires), leave the job be.
-			if ok, err := r.successorExists(typ, p); err != nil || ok {
-				if err != nil {
-					return false, err
-				}
-				continue
-			}
-			if err := r.Inspector.DeleteTask(queue.QueueIngest, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-				return false, err
-			}
-		case info.State == asynq.TaskStateArchived:
+		case v == given:
 			msg := fmt.Sprintf("%s was given up after its retries: %s", typ, info.LastErr)
 			return false, r.Store.FailJob(ctx, j.ID, ragpipe.CodeRetriesSpent, msg)
-		default:
+		case v == leave:
 			continue
 		}
 		if err := r.Queue.Enqueue(ctx, typ, queue.Encode(p)); err != nil {
