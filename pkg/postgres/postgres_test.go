@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -14,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	pgxvec "github.com/pgvector/pgvector-go/pgx"
 
 	"github.com/ragpipe/ragpipe/internal/testenv"
 	"github.com/ragpipe/ragpipe/pkg/apikey"
@@ -363,28 +363,33 @@ func TestSearchModesAndPlans(t *testing.T) {
 		})
 	}
 
+	// The plans of the very queries Search runs, with their arguments.
 	plans := []struct {
-		name, sql, index string
-		args             []any
+		q       ragpipe.SearchQuery
+		indexes []string
 	}{
-		{"vector uses hnsw", `EXPLAIN SELECT chunk_index FROM chunks c WHERE c.tenant_id = $1
-			ORDER BY c.embedding <=> $2 LIMIT 10`, "chunks_embedding_idx", []any{a, vecLiteral(target)}},
-		{"keyword uses gin", `EXPLAIN SELECT chunk_index FROM chunks c WHERE c.tenant_id = $1
-			AND c.tsv @@ plainto_tsquery('english', $2)`, "chunks_tsv_idx", []any{a, "zebra"}},
+		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchVector, Vector: target, TopK: 10}, []string{"chunks_embedding_idx"}},
+		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchKeyword, Query: "zebra crossing", TopK: 10}, []string{"chunks_tsv_idx"}},
+		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchHybrid, Query: "zebra crossing", Vector: target, TopK: 10},
+			[]string{"chunks_embedding_idx", "chunks_tsv_idx"}},
+	}
+	if err := pgxvec.RegisterTypes(ctx, conn); err != nil {
+		t.Fatal(err)
 	}
 	for _, p := range plans {
-		t.Run(p.name, func(t *testing.T) {
-			plan := explain(t, conn, p.sql, p.args...)
-			if !strings.Contains(plan, p.index) {
-				t.Errorf("plan does not use %s:\n%s", p.index, plan)
+		t.Run("plan of "+p.q.Mode, func(t *testing.T) {
+			sql, args, err := postgres.SearchSQL(p.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan := explain(t, conn, "EXPLAIN "+sql, args...)
+			for _, index := range p.indexes {
+				if !strings.Contains(plan, index) {
+					t.Errorf("plan does not use %s:\n%s", index, plan)
+				}
 			}
 		})
 	}
-}
-
-func vecLiteral(v []float32) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }
 
 func explain(t *testing.T, conn *pgx.Conn, sql string, args ...any) string {

@@ -46,6 +46,23 @@ const keywordRank = `(ts_rank_cd(c.tsv, q.query, 1) + (c.tsv @@ q.every)::int + 
 
 // Search returns the tenant's chunks that best match q, best first.
 func (db *DB) Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.SearchResult, error) {
+	sql, args, err := searchSQL(q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ragpipe.SearchResult, error) {
+		var s ragpipe.SearchResult
+		err := r.Scan(&s.DocumentID, &s.ChunkIndex, &s.Text, &s.PageStart, &s.PageEnd, &s.Section, &s.OCR, &s.Score)
+		return s, err
+	})
+}
+
+// searchSQL builds the query Search runs for q, and its arguments.
+func searchSQL(q ragpipe.SearchQuery) (string, []any, error) {
 	args := []any{q.TenantID}
 	filter := searchFilter(q, &args)
 	var sql string
@@ -87,15 +104,7 @@ func (db *DB) Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.Sear
 			ORDER BY f.score DESC, c.document_id, c.chunk_index LIMIT $%[5]d`,
 			filter, v, t, n, k, rrfK)
 	default:
-		return nil, ragpipe.Errorf(ragpipe.EINVALID, "unknown search mode %q", q.Mode)
+		return "", nil, ragpipe.Errorf(ragpipe.EINVALID, "unknown search mode %q", q.Mode)
 	}
-	rows, err := db.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ragpipe.SearchResult, error) {
-		var s ragpipe.SearchResult
-		err := r.Scan(&s.DocumentID, &s.ChunkIndex, &s.Text, &s.PageStart, &s.PageEnd, &s.Section, &s.OCR, &s.Score)
-		return s, err
-	})
+	return sql, args, nil
 }
