@@ -31,9 +31,20 @@ func Config(t testing.TB) config.Config {
 	return cfg
 }
 
-// Database creates an empty database with the schema applied and returns its
-// URL. It is dropped when the test ends.
+// Database creates a database with the schema applied and returns its URL.
+// It is dropped when the test ends.
 func Database(t testing.TB) string {
+	t.Helper()
+	dbURL := EmptyDatabase(t)
+	if err := postgres.Migrate(context.Background(), dbURL); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return dbURL
+}
+
+// EmptyDatabase creates a database without the schema and returns its URL.
+// It is dropped when the test ends.
+func EmptyDatabase(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
 	base := Config(t).DatabaseURL
@@ -64,9 +75,6 @@ func Database(t testing.TB) string {
 			t.Errorf("drop database: %v", err)
 		}
 	})
-	if err := postgres.Migrate(ctx, dbURL); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
 	return dbURL
 }
 

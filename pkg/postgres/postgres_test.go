@@ -3,8 +3,10 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
 
 	"github.com/ragpipe/ragpipe/internal/testenv"
+	"github.com/ragpipe/ragpipe/migrations"
 	"github.com/ragpipe/ragpipe/pkg/apikey"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
@@ -62,7 +65,7 @@ func unit(dim, seed int) []float32 {
 }
 
 func TestMigrateConcurrently(t *testing.T) {
-	dbURL := testenv.Database(t)
+	dbURL := testenv.EmptyDatabase(t)
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {
@@ -73,6 +76,22 @@ func TestMigrateConcurrently(t *testing.T) {
 		if err != nil {
 			t.Errorf("migrate %d: %v", i, err)
 		}
+	}
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	latest := 0
+	files, _ := fs.Glob(migrations.FS, "*.up.sql")
+	for _, f := range files {
+		n, _ := strconv.Atoi(strings.SplitN(f, "_", 2)[0])
+		latest = max(latest, n)
+	}
+	var version int
+	var dirty bool
+	if err := conn.QueryRow(context.Background(), `SELECT version, dirty FROM schema_migrations`).Scan(&version, &dirty); err != nil || dirty || version != latest {
+		t.Errorf("schema after concurrent migrations: version %d, dirty %v, %v; want %d, clean", version, dirty, err, latest)
 	}
 }
 
