@@ -21,7 +21,7 @@ func TestFormatsEndToEnd(t *testing.T) {
 <footer>Copyright footer text</footer></body></html>`)
 	markdown := []byte("# Handbook\n\nIntro words about the handbook.\n\n- first step\n- second step\n\n## Deploy\n\nShip the marmalade service with the deploy tool.\n")
 
-	tests := []struct {
+	type formatCase struct {
 		name, file string
 		content    []byte
 		format     string
@@ -30,22 +30,14 @@ func TestFormatsEndToEnd(t *testing.T) {
 		page       float64
 		ocr        bool
 		absent     string // text that must not be indexed
-	}{
+	}
+	tests := []formatCase{
 		{"html", "guide.html", html, "html", "heliotrope module", "Install guide > From source", 1, false, "do not index"},
 		{"markdown", "handbook.md", markdown, "markdown", "marmalade service", "Handbook > Deploy", 1, false, ""},
 		{"docx", "report.docx", mustRead(t, "../../testdata/sample.docx"), "docx", "supply chains exchange rates", "Summary > Risks", 1, false, ""},
 	}
 	if _, err := exec.LookPath("tesseract"); err == nil {
-		tests = append(tests, struct {
-			name, file string
-			content    []byte
-			format     string
-			query      string
-			section    string
-			page       float64
-			ocr        bool
-			absent     string
-		}{"scanned-pdf", "scan.pdf", mustRead(t, "../../testdata/scan.pdf"), "pdf", "restrictions on aggregating such works", "", 1, true, ""})
+		tests = append(tests, formatCase{"scanned-pdf", "scan.pdf", mustRead(t, "../../testdata/scan.pdf"), "pdf", "restrictions on aggregating such works", "", 1, true, ""})
 	} else {
 		t.Log("tesseract not installed: the OCR case is skipped (make test installs it)")
 	}

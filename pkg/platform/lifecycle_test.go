@@ -26,9 +26,45 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/queue"
 )
 
-// gatedProvider is an OpenAI-compatible embeddings server whose answers wait
-// until the gate opens (or the request is abandoned). Its vectors are the
-// hashing embedder's, so results do not depend on the gate.
+// fakeProvider starts an OpenAI-compatible embeddings server whose vectors
+// are the hashing embedder's, so results do not depend on the provider's
+// mood. Before answering it calls before, which may answer instead (and
+// returns true) to stall, fail or gate the request. It returns the base URL.
+func fakeProvider(t *testing.T, before func(w http.ResponseWriter, r *http.Request) bool) string {
+	t.Helper()
+	h := embed.NewHashing(384)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Read the body first: only then does the server notice a client
+		// that gives up.
+		var req struct {
+			Input []string `json:"input"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if before != nil && before(w, r) {
+			return
+		}
+		vecs, _ := h.Embed(r.Context(), req.Input)
+		data := make([]map[string]any, len(vecs))
+		for i, v := range vecs {
+			data[i] = map[string]any{"object": "embedding", "index": i, "embedding": v}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data, "model": "fake"})
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/v1"
+}
+
+// useProvider points the configuration at a fake provider.
+func useProvider(c *config.Config, url string) {
+	c.EmbedProvider, c.OpenAIBaseURL, c.OpenAIAPIKey, c.OpenAIModel = "openai", url, "test", "fake"
+}
+
+// gatedProvider is a fake provider whose answers wait until the gate opens
+// (or the request is abandoned).
 type gatedProvider struct {
 	url      string
 	open     chan struct{}
@@ -39,41 +75,16 @@ type gatedProvider struct {
 func newGatedProvider(t *testing.T) *gatedProvider {
 	t.Helper()
 	g := &gatedProvider{open: make(chan struct{})}
-	h := embed.NewHashing(384)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	g.url = fakeProvider(t, func(w http.ResponseWriter, r *http.Request) bool {
 		g.requests.Add(1)
-		var req struct {
-			Input []string `json:"input"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
 		select {
 		case <-g.open:
+			return false
 		case <-r.Context().Done():
-			return
+			return true
 		}
-		vecs, _ := h.Embed(r.Context(), req.Input)
-		type item struct {
-			Object    string    `json:"object"`
-			Index     int       `json:"index"`
-			Embedding []float32 `json:"embedding"`
-		}
-		out := struct {
-			Object string `json:"object"`
-			Data   []item `json:"data"`
-			Model  string `json:"model"`
-		}{Object: "list", Model: "fake"}
-		for i, v := range vecs {
-			out.Data = append(out.Data, item{Object: "embedding", Index: i, Embedding: v})
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(out)
-	}))
-	t.Cleanup(srv.Close)
+	})
 	t.Cleanup(g.release)
-	g.url = srv.URL + "/v1"
 	return g
 }
 
@@ -91,8 +102,23 @@ func (g *gatedProvider) waitRequest(t *testing.T) {
 	}
 }
 
-func (g *gatedProvider) tune(c *config.Config) {
-	c.EmbedProvider, c.OpenAIBaseURL, c.OpenAIAPIKey, c.OpenAIModel = "openai", g.url, "test", "fake"
+func (g *gatedProvider) tune(c *config.Config) { useProvider(c, g.url) }
+
+// subscribe starts a webhook receiver, subscribes it to events for the key's
+// tenant (the stack must allow private http targets) and returns what it gets.
+func (s *stack) subscribe(t *testing.T, key string, events ...string) <-chan map[string]any {
+	t.Helper()
+	got := make(chan map[string]any, 10)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev map[string]any
+		json.NewDecoder(r.Body).Decode(&ev)
+		got <- ev
+	}))
+	t.Cleanup(receiver.Close)
+	if r := s.json(t, key, http.MethodPost, "/v1/webhooks", map[string]any{"url": receiver.URL, "events": events}); r.status != http.StatusCreated {
+		t.Fatalf("subscribe: %d %s", r.status, r.raw)
+	}
+	return got
 }
 
 func textDoc(n int) []byte {
@@ -147,16 +173,7 @@ func TestCancel(t *testing.T) {
 		c.WebhookAllowHTTP, c.WebhookAllowPrivate = true, true
 	})
 	key := s.key(t, "acme")
-	events := make(chan map[string]any, 10)
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev map[string]any
-		json.NewDecoder(r.Body).Decode(&ev)
-		events <- ev
-	}))
-	defer receiver.Close()
-	if r := s.json(t, key, http.MethodPost, "/v1/webhooks", map[string]any{"url": receiver.URL, "events": []string{"*"}}); r.status != http.StatusCreated {
-		t.Fatalf("subscribe: %d %s", r.status, r.raw)
-	}
+	events := s.subscribe(t, key, "*")
 	r := s.upload(t, key, "a.md", textDoc(1), nil)
 	jobID := r.body["job_id"].(string)
 	g.waitRequest(t)
@@ -190,18 +207,7 @@ func TestCancel(t *testing.T) {
 func TestDeleteDocument(t *testing.T) {
 	s := startStack(t, func(c *config.Config) { c.WebhookAllowHTTP, c.WebhookAllowPrivate = true, true })
 	key := s.key(t, "acme")
-	events := make(chan string, 10)
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev struct {
-			Type string `json:"type"`
-		}
-		json.NewDecoder(r.Body).Decode(&ev)
-		events <- ev.Type
-	}))
-	defer receiver.Close()
-	if r := s.json(t, key, http.MethodPost, "/v1/webhooks", map[string]any{"url": receiver.URL, "events": []string{"document.deleted"}}); r.status != http.StatusCreated {
-		t.Fatalf("subscribe: %d %s", r.status, r.raw)
-	}
+	events := s.subscribe(t, key, "document.deleted")
 	r := s.upload(t, key, "a.md", textDoc(7), nil)
 	docID := r.body["document_id"].(string)
 	s.waitJob(t, key, r.body["job_id"].(string))
@@ -234,9 +240,9 @@ func TestDeleteDocument(t *testing.T) {
 		t.Errorf("delete of a purged document: %d", again.status)
 	}
 	select {
-	case typ := <-events:
-		if typ != "document.deleted" {
-			t.Errorf("webhook event %q, want document.deleted", typ)
+	case ev := <-events:
+		if ev["type"] != "document.deleted" {
+			t.Errorf("webhook event %v, want document.deleted", ev["type"])
 		}
 	case <-time.After(20 * time.Second):
 		t.Error("no document.deleted webhook within 20s")
@@ -512,26 +518,14 @@ func TestArchivedTaskRetry(t *testing.T) {
 	t.Cleanup(func() { queue.Policies[queue.TypeEmbed] = pol })
 	var failing atomic.Bool
 	failing.Store(true)
-	h := embed.NewHashing(384)
-	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	provider := fakeProvider(t, func(w http.ResponseWriter, _ *http.Request) bool {
 		if failing.Load() {
 			http.Error(w, `{"error":{"message":"overloaded"}}`, http.StatusInternalServerError)
-			return
 		}
-		var req struct {
-			Input []string `json:"input"`
-		}
-		json.NewDecoder(r.Body).Decode(&req)
-		vecs, _ := h.Embed(r.Context(), req.Input)
-		var data []map[string]any
-		for i, v := range vecs {
-			data = append(data, map[string]any{"object": "embedding", "index": i, "embedding": v})
-		}
-		json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data, "model": "fake"})
-	}))
-	defer provider.Close()
+		return failing.Load()
+	})
 	s := startStack(t, func(c *config.Config) {
-		c.EmbedProvider, c.OpenAIBaseURL, c.OpenAIModel = "openai", provider.URL+"/v1", "fake"
+		useProvider(c, provider)
 		c.AdminToken = "operator-secret"
 	})
 	key := s.key(t, "acme")
@@ -669,33 +663,20 @@ func TestAPIShutdown(t *testing.T) {
 func TestSearchProviderFailures(t *testing.T) {
 	var mode atomic.Value // "hang", "fail" or "ok"
 	var calls atomic.Int64
-	h := embed.NewHashing(384)
-	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	provider := fakeProvider(t, func(w http.ResponseWriter, r *http.Request) bool {
 		calls.Add(1)
-		// Read the body first: only then does the server notice a client
-		// that gives up.
-		var req struct {
-			Input []string `json:"input"`
-		}
-		json.NewDecoder(r.Body).Decode(&req)
 		switch mode.Load() {
 		case "hang":
 			<-r.Context().Done()
-			return
+			return true
 		case "fail":
 			http.Error(w, `{"error":{"message":"overloaded"}}`, http.StatusInternalServerError)
-			return
+			return true
 		}
-		vecs, _ := h.Embed(r.Context(), req.Input)
-		var data []map[string]any
-		for i, v := range vecs {
-			data = append(data, map[string]any{"object": "embedding", "index": i, "embedding": v})
-		}
-		json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data, "model": "fake"})
-	}))
-	defer provider.Close()
+		return false
+	})
 	s := startStack(t, func(c *config.Config) {
-		c.EmbedProvider, c.OpenAIBaseURL, c.OpenAIModel = "openai", provider.URL+"/v1", "fake"
+		useProvider(c, provider)
 		c.EmbedTimeout = 300 * time.Millisecond
 		c.EmbedBreakerFailures, c.EmbedBreakerCooldown = 2, time.Minute
 		c.EmbedRequestsPerMin = 4
