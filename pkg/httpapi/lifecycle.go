@@ -117,7 +117,8 @@ func handleJobEvents(s Store, sub Subscriber, draining <-chan struct{}) echo.Han
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
 		tenant, jobID := tenantOf(c), c.Param("id")
-		if _, err := s.Job(ctx, tenant, jobID); err != nil {
+		j, err := s.Job(ctx, tenant, jobID)
+		if err != nil {
 			return err
 		}
 		var last int64
@@ -139,13 +140,10 @@ func handleJobEvents(s Store, sub Subscriber, draining <-chan struct{}) echo.Han
 		tick := time.NewTicker(keepAlive)
 		defer tick.Stop()
 		for {
-			// The job's state is read before its events: if it had ended,
-			// the read below includes the final event (written in the same
-			// transaction), and a client resuming after it gets nothing more.
-			j, err := s.Job(ctx, tenant, jobID)
-			if err != nil {
-				return nil // the stream is committed; errors end it
-			}
+			// j was read before these events: if it had ended, they include
+			// the final event (written in the same transaction), and a
+			// client resuming after it gets nothing more. Errors end the
+			// stream, which is committed already.
 			done, err := sendEvents(ctx, s, w, tenant, jobID, &last)
 			if err != nil || done || j.Terminal() {
 				return nil
@@ -161,6 +159,9 @@ func handleJobEvents(s Store, sub Subscriber, draining <-chan struct{}) echo.Han
 					return nil
 				}
 				w.Flush()
+			}
+			if j, err = s.Job(ctx, tenant, jobID); err != nil {
+				return nil
 			}
 		}
 	}

@@ -96,15 +96,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("start webhook worker: %w", err)
 	}
 	w.log.Info("worker running", "concurrency", w.cfg.WorkerConcurrency)
+	// The loops end with ctx, before the servers drain.
 	var wg sync.WaitGroup
-	relayCtx, stopRelay := context.WithCancel(ctx)
-	wg.Go(func() { w.every(relayCtx, "outbox relay", relayInterval, w.relay) })
-	wg.Go(func() { w.every(relayCtx, "dispatch", dispatchInterval, w.dispatch) })
-	wg.Go(func() { w.every(relayCtx, "reaper", w.cfg.ReaperInterval, w.reap) })
-	wg.Go(func() { w.every(relayCtx, "webhook relay", webhookRelayInterval, w.hooks.relay) })
+	wg.Go(func() { w.every(ctx, "outbox relay", relayInterval, w.relay) })
+	wg.Go(func() { w.every(ctx, "dispatch", dispatchInterval, w.dispatch) })
+	wg.Go(func() { w.every(ctx, "reaper", w.cfg.ReaperInterval, w.reap) })
+	wg.Go(func() { w.every(ctx, "webhook relay", webhookRelayInterval, w.hooks.relay) })
 	<-ctx.Done()
 	w.log.Info("worker shutting down", "grace", w.cfg.ShutdownGrace)
-	stopRelay()
 	wg.Wait()
 	// Both servers drain at once, so shutdown takes one grace period, not two.
 	var sd sync.WaitGroup
