@@ -358,12 +358,18 @@ func TestHangingReceiverTimesOut(t *testing.T) {
 }
 
 // TestLongFailureDisables: an endpoint failing every attempt for
-// WEBHOOK_DISABLE_AFTER is disabled, with the reason recorded.
+// WEBHOOK_DISABLE_AFTER is disabled, with the reason recorded, and is not
+// tried again. Asynq schedules retries in whole seconds, so how many 300ms
+// retries fit in the second varies; the schedule is long enough that only
+// the disabling can end the delivery.
 func TestLongFailureDisables(t *testing.T) {
+	schedule := make([]time.Duration, 30)
+	for i := range schedule {
+		schedule[i] = 300 * time.Millisecond
+	}
 	s := startStack(t, true, func(c *config.Config) {
 		c.WebhookDisableAfter = time.Second
-		c.WebhookRetrySchedule = []time.Duration{300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond,
-			300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond}
+		c.WebhookRetrySchedule = schedule
 	})
 	key := s.key("acme")
 	rc := newReceiver(t, func(int, hit, http.ResponseWriter) int { return http.StatusBadGateway })
@@ -380,8 +386,15 @@ func TestLongFailureDisables(t *testing.T) {
 		ds := s.deliveries(key, id, "")
 		return len(ds) == 1 && ds[0]["status"] != "pending"
 	})
-	if n := len(rc.got()); n < 3 || n > 6 {
-		t.Errorf("%d attempts before disabling after ~1s of 300ms retries", n)
+	time.Sleep(time.Second) // room for a stray retry to show up
+	log := s.deliveries(key, id, "")[0]["attempt_log"].([]any)
+	first, _ := time.Parse(time.RFC3339Nano, log[0].(map[string]any)["at"].(string))
+	last, _ := time.Parse(time.RFC3339Nano, log[len(log)-1].(map[string]any)["at"].(string))
+	if n := len(rc.got()); n != len(log) || n < 2 || n >= len(schedule) {
+		t.Errorf("receiver saw %d attempts, %d recorded", n, len(log))
+	}
+	if last.Sub(first) < time.Second {
+		t.Errorf("disabled after %v of failures, want at least 1s", last.Sub(first))
 	}
 }
 
