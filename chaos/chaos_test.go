@@ -21,6 +21,7 @@ type options struct {
 	duration time.Duration // of the fault phase
 	drain    time.Duration // longest wait for every job to end after the faults
 	textDocs int
+	bigDocs  int
 	pdfDocs  int
 	workers  int
 	bin      string // prebuilt binaries; "" builds from src
@@ -31,7 +32,7 @@ type options struct {
 func loadOptions(t *testing.T) options {
 	o := options{
 		seed: uint64(time.Now().UnixNano()), duration: 150 * time.Second, drain: 5 * time.Minute,
-		textDocs: 52, pdfDocs: 8, workers: 3, src: "..", faults: map[string]bool{},
+		textDocs: 52, bigDocs: 4, pdfDocs: 8, workers: 3, src: "..", faults: map[string]bool{},
 	}
 	get := func(name string, parse func(string) error) {
 		if v := os.Getenv("RAGPIPE_CHAOS_" + name); v != "" {
@@ -50,6 +51,7 @@ func loadOptions(t *testing.T) options {
 	get("DURATION", dur(&o.duration))
 	get("DRAIN", dur(&o.drain))
 	get("TEXT_DOCS", atoi(&o.textDocs))
+	get("BIG_DOCS", atoi(&o.bigDocs))
 	get("PDF_DOCS", atoi(&o.pdfDocs))
 	get("WORKERS", atoi(&o.workers))
 	get("BIN", func(s string) error { o.bin = s; return nil })
@@ -90,8 +92,8 @@ func TestChaos(t *testing.T) {
 			enabled = append(enabled, k)
 		}
 	}
-	t.Logf("chaos: seed=%d faults=%s duration=%s docs=%d+%d workers=%d (rerun with RAGPIPE_CHAOS_SEED=%d)",
-		o.seed, strings.Join(enabled, ","), o.duration, o.textDocs, o.pdfDocs, o.workers, o.seed)
+	t.Logf("chaos: seed=%d faults=%s duration=%s docs=%d+%d+%d workers=%d (rerun with RAGPIPE_CHAOS_SEED=%d)",
+		o.seed, strings.Join(enabled, ","), o.duration, o.textDocs, o.bigDocs, o.pdfDocs, o.workers, o.seed)
 
 	root := o.dir
 	if root == "" {
@@ -128,7 +130,7 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs := workload(o.textDocs, o.pdfDocs, pdf)
+	docs := workload(o.textDocs, o.bigDocs, o.pdfDocs, pdf)
 	s := startStack(t, root, bin, o.workers)
 	ctx := context.Background()
 	db, err := pgxpool.New(ctx, s.pg.url)
@@ -214,10 +216,17 @@ func TestChaos(t *testing.T) {
 	faults := flog.all()
 	byKind := map[string]int{}
 	killStages := map[string]int{}
+	aimed, hits := map[string]int{}, map[string]int{}
 	for _, f := range faults {
 		byKind[f.kind]++
 		for _, st := range f.stages {
 			killStages[st]++
+		}
+		if f.aimed != "" {
+			aimed[f.aimed]++
+			if f.hit {
+				hits[f.aimed]++
+			}
 		}
 	}
 	// A fault is counted as not survived when it is the last one before a
@@ -315,6 +324,8 @@ func TestChaos(t *testing.T) {
 		"chaos: faults by kind: " + strings.Join(kinds, " "),
 		fmt.Sprintf("chaos: worker kills while jobs ran in stage: extract=%d chunk=%d embed=%d upsert=%d",
 			killStages["extract"], killStages["chunk"], killStages["embed"], killStages["upsert"]),
+		fmt.Sprintf("chaos: kills of every worker aimed at a stage (job still in it after the kill / aimed): extract=%d/%d chunk=%d/%d embed=%d/%d upsert=%d/%d",
+			hits["extract"], aimed["extract"], hits["chunk"], aimed["chunk"], hits["embed"], aimed["embed"], hits["upsert"], aimed["upsert"]),
 		fmt.Sprintf("chaos: timings: undisturbed=%s faults=%s drain=%s (unfinished at end of drain: %d)",
 			refTime.Round(time.Second), faultsEnd.Sub(chaosStart).Round(time.Second), drain.Round(time.Second), left),
 		fmt.Sprintf("chaos: event streams: %d followed, %d incomplete or wrong, %d reconnects; final event delivered p50=%s max=%s after it was logged",
@@ -340,6 +351,13 @@ func TestChaos(t *testing.T) {
 	fmt.Print(out)
 	os.WriteFile(filepath.Join(root, "summary.txt"), []byte(out), 0o644)
 
+	if o.faults[faultWorkerKill] {
+		for _, st := range stages {
+			if hits[st] == 0 {
+				t.Errorf("chaos: no worker kill landed while a job was in stage %s (%d aimed)", st, aimed[st])
+			}
+		}
+	}
 	if notAccepted > 0 {
 		t.Errorf("chaos: %d documents were never accepted", notAccepted)
 	}

@@ -24,6 +24,11 @@ const (
 // retryAfter is what the fake sends with a 429.
 const retryAfter = 2 * time.Second
 
+// embedLatency is how long the fake takes to answer a good request. Real
+// providers take tens to hundreds of milliseconds; without it the embed
+// stage would be over before a fault could reach it.
+const embedLatency = 40 * time.Millisecond
+
 // fakeEmbedder speaks OpenAI's POST /v1/embeddings. Each text's vector is a
 // pure function of the text (vectorFor), so any run of the same documents
 // stores the same vectors. A fault mode, while set, applies to every request.
@@ -140,6 +145,12 @@ func (f *fakeEmbedder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-release:
+		}
+	default:
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(embedLatency):
 		}
 	}
 	type item struct {

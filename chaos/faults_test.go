@@ -34,6 +34,8 @@ type fault struct {
 	detail string
 	jobs   []string // redis-restart: jobs not yet ended when Redis lost its data
 	stages []string // worker-kill: stages jobs were running in at the time
+	aimed  string   // worker-kill of every worker: the stage it waited for
+	hit    bool     // aimed: a job was still running in that stage after the kill
 }
 
 // faultLog records faults from several goroutines.
@@ -105,35 +107,87 @@ func sleepOrStop(d time.Duration, stop <-chan struct{}) bool {
 	}
 }
 
-// killWorkers SIGKILLs a random worker every few seconds and lets the
-// supervisor restart it after a short while.
+// stages are the pipeline's stages, in order.
+var stages = []string{"extract", "chunk", "embed", "upsert"}
+
+// killWorkers SIGKILLs workers every 2-7 s and lets the supervisor restart
+// them after a short while. Kills alternate between one random worker at a
+// random moment and every worker at once (a lost node) the moment a job is
+// seen running in a chosen stage, the stages taken in turn, so that every
+// stage is hit mid-flight however short it is.
 func (m *chaosMonkey) killWorkers(stop <-chan struct{}) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	r := m.rng(1)
-	for sleepOrStop(uniform(r, 2*time.Second, 7*time.Second), stop) {
-		w := m.s.workers[r.IntN(len(m.s.workers))]
-		if up, _ := w.running(); !up {
-			continue
+	aim := 0
+	for n := 0; sleepOrStop(uniform(r, 2*time.Second, 7*time.Second), stop); n++ {
+		var victims []*supervised
+		var running []string
+		aimed := ""
+		if n%2 == 1 {
+			aimed = stages[aim%len(stages)]
+			aim++
+			if running = m.awaitStage(aimed, 20*time.Second, stop); running == nil {
+				m.t.Logf("chaos: +%s no job ran in stage %s for 20s; no kill", time.Since(m.t0).Round(100*time.Millisecond), aimed)
+				continue
+			}
+			for _, w := range m.s.workers {
+				if up, _ := w.running(); up {
+					victims = append(victims, w)
+				}
+			}
+		} else {
+			w := m.s.workers[r.IntN(len(m.s.workers))]
+			if up, _ := w.running(); !up {
+				continue
+			}
+			victims = []*supervised{w}
+			running = m.runningStages()
 		}
-		stages := m.runningStages()
-		where := "no stage"
-		if len(stages) > 0 {
-			where = strings.Join(stages, ",")
+		f := &fault{kind: faultWorkerKill, at: time.Now(), stages: running, aimed: aimed}
+		var killed, back sync.WaitGroup
+		for _, w := range victims {
+			down := uniform(r, 200*time.Millisecond, 2*time.Second)
+			killed.Add(1)
+			back.Go(func() { w.killFor(down, killed.Done) })
 		}
-		f := &fault{kind: faultWorkerKill, at: time.Now(), stages: stages, detail: w.name + " while jobs run in " + where}
-		m.log.add(f)
-		m.t.Logf("chaos: +%s %s %s", f.at.Sub(m.t0).Round(100*time.Millisecond), f.kind, f.detail)
-		down := uniform(r, 200*time.Millisecond, 2*time.Second)
+		killed.Wait()
 		wg.Go(func() {
-			w.killFor(down)
+			back.Wait()
 			f.end = time.Now()
 		})
+		where := "no stage"
+		if len(running) > 0 {
+			where = strings.Join(running, ",")
+		}
+		if aimed == "" {
+			f.detail = victims[0].name + " while jobs run in " + where
+		} else {
+			f.hit = slices.Contains(m.runningStages(), aimed)
+			f.detail = fmt.Sprintf("all %d workers, aimed at %s (jobs in %s; still in %s after the kill: %v)",
+				len(victims), aimed, where, aimed, f.hit)
+		}
+		m.log.add(f)
+		m.t.Logf("chaos: +%s %s %s", f.at.Sub(m.t0).Round(100*time.Millisecond), f.kind, f.detail)
 	}
 }
 
-// runningStages names the stages jobs are running in right now (the kill
-// hits a random worker, so this says which stages were exposed, not hit).
+// awaitStage polls until a job runs in stage and returns the stages jobs run
+// in at that moment, or nil when none did within d or stop closed.
+func (m *chaosMonkey) awaitStage(stage string, d time.Duration, stop <-chan struct{}) []string {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if running := m.runningStages(); slices.Contains(running, stage) {
+			return running
+		}
+		if !sleepOrStop(5*time.Millisecond, stop) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// runningStages names the stages jobs are running in right now.
 func (m *chaosMonkey) runningStages() []string {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -178,7 +232,11 @@ func (m *chaosMonkey) serviceFaults(stop <-chan struct{}, kinds []string) {
 		f := &fault{kind: kinds[r.IntN(len(kinds))], at: time.Now()}
 		switch f.kind {
 		case faultRedis:
-			f.jobs = m.unfinishedJobs()
+			// Losing Redis matters when it held tasks: wait a while for some.
+			deadline := time.Now().Add(10 * time.Second)
+			for f.jobs = m.unfinishedJobs(); len(f.jobs) == 0 && time.Now().Before(deadline); f.jobs = m.unfinishedJobs() {
+				time.Sleep(20 * time.Millisecond)
+			}
 			f.at = time.Now()
 			m.s.redis.kill()
 			down := uniform(r, 0, 2*time.Second)

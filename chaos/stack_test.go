@@ -95,12 +95,14 @@ func (s *supervised) run(t *testing.T) {
 	})
 }
 
-// killFor SIGKILLs the process and keeps it down for d.
-func (s *supervised) killFor(d time.Duration) {
+// killFor SIGKILLs the process, calls dead once it is gone, and keeps it
+// down for d.
+func (s *supervised) killFor(d time.Duration, dead func()) {
 	s.mu.Lock()
 	s.held = true
 	s.mu.Unlock()
 	s.kill()
+	dead()
 	time.Sleep(d)
 	s.mu.Lock()
 	s.held = false

@@ -27,11 +27,12 @@ var words = strings.Fields(`ingest queue worker lease retry backoff jitter vecto
 	alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa
 	quebec romeo sierra tango uniform victor whiskey xray yankee zulu river mountain forest meadow`)
 
-// workload returns nText generated text and Markdown documents of varied
-// sizes and nPDF copies of pdf. The same arguments give the same documents.
-func workload(nText, nPDF int, pdf []byte) []document {
+// workload returns nText generated text and Markdown documents of 0.5-6 KB,
+// nBig of 60-120 KB (hundreds of chunks: long embed and upsert stages) and
+// nPDF copies of pdf. The same arguments give the same documents.
+func workload(nText, nBig, nPDF int, pdf []byte) []document {
 	var docs []document
-	for i := range nText {
+	for i := range nText + nBig {
 		r := rand.New(rand.NewPCG(uint64(i), 0x5eed))
 		var b strings.Builder
 		para := func() string {
@@ -43,6 +44,9 @@ func workload(nText, nPDF int, pdf []byte) []document {
 			return strings.ToUpper(ws[0][:1]) + ws[0][1:] + " " + strings.Join(ws[1:], " ") + "."
 		}
 		size := 500 + r.IntN(5500)
+		if i >= nText {
+			size = 60_000 + r.IntN(60_000)
+		}
 		name := fmt.Sprintf("doc-%02d.txt", i)
 		if i%2 == 1 {
 			name = fmt.Sprintf("doc-%02d.md", i)
@@ -85,15 +89,15 @@ type uploadResult struct {
 	statusHit map[int]int // guarded by mu; answers by status code (0: transport error)
 }
 
-// upload posts every document into phase's collections, in waves of ten
+// upload posts every document into phase's collections, in waves of three
 // spread evenly over spread. Failed attempts (transport errors, 5xx, 429, 503) are
 // retried with the same Idempotency-Key for up to budget per document.
 // onAccept, if not nil, is called with each accepted document.
 func (s *stack) upload(phase string, docs []document, spread, budget time.Duration, onAccept func(*accepted)) *uploadResult {
 	res := &uploadResult{statusHit: map[int]int{}}
 	var wg sync.WaitGroup
-	// Waves of uploads keep several jobs in flight whenever a fault hits.
-	const wave = 10
+	// Small, frequent waves keep jobs in flight for most of the fault phase.
+	const wave = 3
 	waves := (len(docs) + wave - 1) / wave
 	gap := spread / time.Duration(max(1, waves-1))
 	for i, d := range docs {
