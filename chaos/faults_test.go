@@ -113,8 +113,9 @@ var stages = []string{"extract", "chunk", "embed", "upsert"}
 // killWorkers SIGKILLs workers every 2-7 s and lets the supervisor restart
 // them after a short while. Kills alternate between one random worker at a
 // random moment and every worker at once (a lost node) the moment a job is
-// seen running in a chosen stage, the stages taken in turn, so that every
-// stage is hit mid-flight however short it is.
+// seen working in a chosen stage, the stages taken in turn (a stage no job
+// reached in 30 s is aimed at again next time), so that every stage is hit
+// mid-flight however short it is.
 func (m *chaosMonkey) killWorkers(stop <-chan struct{}) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -123,14 +124,14 @@ func (m *chaosMonkey) killWorkers(stop <-chan struct{}) {
 	for n := 0; sleepOrStop(uniform(r, 2*time.Second, 7*time.Second), stop); n++ {
 		var victims []*supervised
 		var running []string
-		aimed := ""
+		aimed, target := "", ""
 		if n%2 == 1 {
 			aimed = stages[aim%len(stages)]
-			aim++
-			if running = m.awaitStage(aimed, 20*time.Second, stop); running == nil {
-				m.t.Logf("chaos: +%s no job ran in stage %s for 20s; no kill", time.Since(m.t0).Round(100*time.Millisecond), aimed)
+			if target, running = m.awaitStage(aimed, 30*time.Second, stop); target == "" {
+				m.t.Logf("chaos: +%s no job worked in stage %s for 30s; no kill", time.Since(m.t0).Round(100*time.Millisecond), aimed)
 				continue
 			}
+			aim++
 			for _, w := range m.s.workers {
 				if up, _ := w.running(); up {
 					victims = append(victims, w)
@@ -163,28 +164,44 @@ func (m *chaosMonkey) killWorkers(stop <-chan struct{}) {
 		if aimed == "" {
 			f.detail = victims[0].name + " while jobs run in " + where
 		} else {
-			f.hit = slices.Contains(m.runningStages(), aimed)
-			f.detail = fmt.Sprintf("all %d workers, aimed at %s (jobs in %s; still in %s after the kill: %v)",
-				len(victims), aimed, where, aimed, f.hit)
+			f.hit = m.inStage(target, aimed)
+			f.detail = fmt.Sprintf("all %d workers, aimed at %s (jobs in %s; job %s still in %s after the kill: %v)",
+				len(victims), aimed, where, target, aimed, f.hit)
 		}
 		m.log.add(f)
 		m.t.Logf("chaos: +%s %s %s", f.at.Sub(m.t0).Round(100*time.Millisecond), f.kind, f.detail)
 	}
 }
 
-// awaitStage polls until a job runs in stage and returns the stages jobs run
-// in at that moment, or nil when none did within d or stop closed.
-func (m *chaosMonkey) awaitStage(stage string, d time.Duration, stop <-chan struct{}) []string {
+// awaitStage polls until a job works in stage: running in it and changed
+// within the last second (a job whose task a killed worker still holds is
+// running but idle). It returns the job and the stages jobs run in at that
+// moment, or "" when none did within d or stop closed.
+func (m *chaosMonkey) awaitStage(stage string, d time.Duration, stop <-chan struct{}) (string, []string) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		if running := m.runningStages(); slices.Contains(running, stage) {
-			return running
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		var id string
+		err := m.db.QueryRow(ctx, `SELECT id::text FROM jobs WHERE status = 'running' AND stage = $1
+			AND updated_at > now() - interval '1 second' ORDER BY updated_at DESC LIMIT 1`, stage).Scan(&id)
+		cancel()
+		if err == nil {
+			return id, m.runningStages()
 		}
 		if !sleepOrStop(5*time.Millisecond, stop) {
-			return nil
+			return "", nil
 		}
 	}
-	return nil
+	return "", nil
+}
+
+// inStage reports whether job runs in stage.
+func (m *chaosMonkey) inStage(job, stage string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var in bool
+	err := m.db.QueryRow(ctx, `SELECT status = 'running' AND stage = $2 FROM jobs WHERE id = $1`, job, stage).Scan(&in)
+	return err == nil && in
 }
 
 // runningStages names the stages jobs are running in right now.
