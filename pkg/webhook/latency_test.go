@@ -19,8 +19,13 @@ import (
 // is up, then prints the delivery latency
 // after ready (receipt of the first 2xx minus the event's timestamp, which
 // is taken in the transaction that makes the document ready) and the
-// attempts recorded. The retry schedule is the default one scaled from
-// minutes to seconds (5s,1m,5m,... becomes 1s,2s,4s,8s,...).
+// attempts recorded. It fails unless every request verifies, every
+// document's event got exactly one 2xx, and the attempts recorded are the
+// requests the receiver saw.
+// The retry schedule is RAGPIPE_WEBHOOK_BENCH_SCHEDULE: "scaled" (the
+// default: the default schedule's steps scaled from minutes to seconds, so
+// 5s,1m,5m,... becomes 1s,2s,4s,...,1024s), "default" (5s,1m,5m,30m,...) or
+// a comma-separated list of durations.
 // Run: RAGPIPE_WEBHOOK_BENCH=1 go test -run TestDeliveryLatency -v ./pkg/webhook/
 func TestDeliveryLatency(t *testing.T) {
 	if os.Getenv("RAGPIPE_WEBHOOK_BENCH") == "" {
@@ -33,10 +38,22 @@ func TestDeliveryLatency(t *testing.T) {
 	if v, err := time.ParseDuration(os.Getenv("RAGPIPE_WEBHOOK_BENCH_DOWN")); err == nil {
 		down = v
 	}
-	s := startStack(t, true, func(c *config.Config) {
-		c.WebhookRetrySchedule = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second,
-			16 * time.Second, 32 * time.Second, 64 * time.Second}
-	})
+	var environ []string
+	sched := os.Getenv("RAGPIPE_WEBHOOK_BENCH_SCHEDULE")
+	if sched != "" && sched != "scaled" && sched != "default" {
+		environ = []string{config.Prefix + "WEBHOOK_RETRY_SCHEDULE=" + sched}
+	}
+	def, err := config.Load(environ)
+	if err != nil {
+		t.Fatalf("RAGPIPE_WEBHOOK_BENCH_SCHEDULE: %v", err)
+	}
+	schedule := def.WebhookRetrySchedule
+	if sched == "" || sched == "scaled" {
+		for i := range schedule {
+			schedule[i] = time.Second << i
+		}
+	}
+	s := startStack(t, true, func(c *config.Config) { c.WebhookRetrySchedule = schedule })
 	key := s.key("acme")
 	var up atomic.Bool
 	start := time.Now()
@@ -48,11 +65,13 @@ func TestDeliveryLatency(t *testing.T) {
 	})
 	id, secret := s.subscribe(key, rc.URL, "document.ready")
 	go func() { time.Sleep(down); up.Store(true) }()
+	var docIDs []string
 	for i := range docs {
 		r := s.upload(key, fmt.Sprintf("n%d.md", i), []byte(fmt.Sprintf("%s\nDocument number %d.\n", note, i)), nil)
 		if r.status != http.StatusAccepted {
 			t.Fatalf("upload %d: %d %s", i, r.status, r.raw)
 		}
+		docIDs = append(docIDs, r.body["document_id"].(string))
 	}
 	delivered := func() map[string]hit {
 		out := map[string]hit{}
@@ -72,15 +91,29 @@ func TestDeliveryLatency(t *testing.T) {
 		if r.status != http.StatusAccepted {
 			t.Fatalf("upload %d: %d %s", i, r.status, r.raw)
 		}
+		docIDs = append(docIDs, r.body["document_id"].(string))
 	}
 	total := docs + docs/2
-	waitFor(t, "every event delivered", down+5*time.Minute, func() bool { return len(delivered()) == total })
+	// An event ready at the start waits for the first retry after the
+	// receiver is back: the schedule up to that step, with +20% jitter.
+	wait := time.Duration(0)
+	for _, d := range schedule {
+		if wait*4/5 >= down {
+			break
+		}
+		wait += d
+	}
+	waitFor(t, "every event delivered", wait*6/5+5*time.Minute, func() bool { return len(delivered()) == total })
+	// The receiver has answered; the attempts' records commit just after.
+	var ds []map[string]any
+	waitFor(t, "every delivery recorded as succeeded", time.Minute, func() bool {
+		ds = s.deliveries(key, id, "")
+		return len(ds) == total && !slices.ContainsFunc(ds, func(d map[string]any) bool { return d["status"] != "succeeded" })
+	})
+	hits := rc.got()
 
 	var during, after []time.Duration
 	for _, h := range delivered() {
-		if !verify(secret, h.id, h.ts, h.body, h.sig) {
-			t.Fatalf("delivery %s does not verify", h.id)
-		}
 		ready, err := time.Parse(time.RFC3339Nano, h.event["timestamp"].(string))
 		if err != nil {
 			t.Fatal(err)
@@ -92,19 +125,36 @@ func TestDeliveryLatency(t *testing.T) {
 		}
 	}
 	attempts := 0
-	for _, d := range s.deliveries(key, id, "") {
+	for _, d := range ds {
 		attempts += int(d["attempts"].(float64))
 	}
-	dup := 0
-	for _, h := range rc.got() {
-		if h.answered == 200 {
-			dup++
+	oks, events, n2xx := map[string]int{}, map[string]string{}, 0 // 2xx answers per event; event per document
+	for _, h := range hits {
+		if !verify(secret, h.id, h.ts, h.body, h.sig) {
+			t.Fatalf("request for %s does not verify", h.id)
 		}
+		if h.answered == 200 {
+			oks[h.id]++
+			n2xx++
+		}
+		doc := h.event["data"].(map[string]any)["document"].(map[string]any)["id"].(string)
+		if e, ok := events[doc]; ok && e != h.id {
+			t.Errorf("document %s has two events, %s and %s", doc, e, h.id)
+		}
+		events[doc] = h.id
 	}
-	t.Logf("%d+%d documents, receiver down for %s: %d delivered (%d 2xx answers), %d attempts recorded (%d requests seen)",
-		docs, docs/2, down, len(delivered()), dup, attempts, len(rc.got()))
+	t.Logf("%d+%d documents, receiver down for %s, schedule %v: %d delivered (%d 2xx answers), %d attempts recorded (%d requests seen)",
+		docs, docs/2, down, schedule, len(delivered()), n2xx, attempts, len(hits))
 	t.Logf("ready while receiver down (%d): %s", len(during), pcts(during))
 	t.Logf("ready after receiver up (%d): %s", len(after), pcts(after))
+	for _, doc := range docIDs {
+		if n := oks[events[doc]]; n != 1 {
+			t.Errorf("document %s: event %q answered 2xx %d times, want once", doc, events[doc], n)
+		}
+	}
+	if attempts != len(hits) {
+		t.Errorf("%d attempts recorded, but the receiver saw %d requests", attempts, len(hits))
+	}
 }
 
 func pcts(ds []time.Duration) string {
