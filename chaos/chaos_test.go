@@ -270,7 +270,7 @@ func TestChaos(t *testing.T) {
 	if len(notice) > 0 {
 		noticeFig = fmt.Sprintf("%s reaper_notice_max=%s", percentile(notice, 0.5).Round(10*time.Millisecond), percentile(notice, 1).Round(10*time.Millisecond))
 	}
-	retries, outOfRetries := 0, 0
+	retries, outOfRetries, rescues := 0, 0, 0
 	requeues := map[string]int{} // reaper re-enqueues by job
 	stageRuns := map[string]map[string]int{"extracted": {}, "chunked": {}, "document ready": {}}
 	for _, r := range recs {
@@ -281,6 +281,8 @@ func TestChaos(t *testing.T) {
 			outOfRetries++
 		case "reaper re-enqueued":
 			requeues[r.jobID]++
+		case "reaper rescued tasks a dead worker held":
+			rescues++
 		}
 		if m, ok := stageRuns[r.msg]; ok && r.jobID != "" {
 			m[r.jobID]++
@@ -333,8 +335,8 @@ func TestChaos(t *testing.T) {
 		fmt.Sprintf("chaos: uploads: %d retried attempts, answers by status %v (0 = transport error)", up.retries, up.statusHit),
 		fmt.Sprintf("chaos: tasks: %d retries logged, %d out of retries; %d jobs reaped after Redis loss; unexpected process exits %d",
 			retries, outOfRetries, reaped, unexpected),
-		fmt.Sprintf("chaos: reaper: %d re-enqueues of %d jobs, %d jobs re-enqueued more than once (%d extra times, at most %d for one job)",
-			rqExtra+len(requeues), len(requeues), rqJobs, rqExtra, rqMost),
+		fmt.Sprintf("chaos: reaper: %d re-enqueues of %d jobs, %d jobs re-enqueued more than once (%d extra times, at most %d for one job); %d rescues of tasks dead workers held",
+			rqExtra+len(requeues), len(requeues), rqJobs, rqExtra, rqMost, rescues),
 		"chaos: stages run again: " + strings.Join(reruns, ", "),
 		fmt.Sprintf("chaos: provider answers %v; 429 followed up before Retry-After (%s): %d of %d (median wait %s)",
 			embedCounts, retryAfter, early429, len(waits), percentile(waits, 0.5).Round(10*time.Millisecond)),

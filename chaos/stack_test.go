@@ -181,8 +181,9 @@ func (s *stack) env(httpAddr string) []string {
 		"RAGPIPE_RATE_LIMIT_PER_MINUTE=1000000",
 		"RAGPIPE_SHUTDOWN_GRACE=2s",
 		"RAGPIPE_WORKER_CONCURRENCY=4",
-		// Asynq hands a killed worker's tasks back only 60-120 s later; with
-		// the default of 4, those jobs would hold up every other one.
+		// A killed worker's jobs wait about 30 s for the reaper's rescue;
+		// with the default of 4, killing every worker would hold up all of
+		// the one tenant's jobs meanwhile.
 		"RAGPIPE_TENANT_MAX_INFLIGHT=16",
 		"RAGPIPE_CHUNK_SIZE=100", // tokens (about 400 characters); as characters, still many chunks
 		"RAGPIPE_CHUNK_OVERLAP=15",

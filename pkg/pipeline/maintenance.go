@@ -28,17 +28,76 @@ type ReaperStore interface {
 type TaskInspector interface {
 	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
 	DeleteTask(queue, id string) error
+	ListActiveTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+}
+
+// ReaperQueue enqueues tasks under their own IDs or under a rescue's.
+type ReaperQueue interface {
+	Enqueuer
+	EnqueueAs(ctx context.Context, typ string, payload []byte, id string) error
 }
 
 // Reaper finds jobs whose tasks have vanished from the queue (Redis lost its
 // data, failed over, or a task was deleted) and drives them on from the state
 // kept in Postgres, by re-enqueueing the current stage's tasks.
+//
+// It also rescues tasks held by a worker that died. Asynq hands such a task
+// back only 30 s after its lease expired, when a recoverer next runs (every
+// minute): 60-120 s after the crash, while the job keeps its tenant's
+// in-flight slot. Once the lease has expired (about 30 s after the crash,
+// as no heartbeat renews it), the reaper enqueues a copy under a rescue ID
+// (queue.RescueID); the original still runs again when Asynq recovers it,
+// which the stages, being idempotent, absorb.
 type Reaper struct {
 	Store     ReaperStore
 	Inspector TaskInspector
-	Queue     Enqueuer
+	Queue     ReaperQueue
 	Logger    *slog.Logger
 	StaleAge  time.Duration // a job untouched this long is checked
+}
+
+// maxRescues bounds the rescues of one task; after that Asynq's own
+// recovery is left to bring it back.
+const maxRescues = 5
+
+// orphans returns the IDs of ingest tasks whose worker stopped renewing
+// their lease: it died or lost Redis for longer than a lease.
+func (r *Reaper) orphans() (map[string]bool, error) {
+	out := map[string]bool{}
+	for page := 1; page <= maxSweepPages; page++ {
+		tasks, err := r.Inspector.ListActiveTasks(queue.QueueIngest, asynq.PageSize(sweepPage), asynq.Page(page))
+		if errors.Is(err, asynq.ErrQueueNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range tasks {
+			if t.IsOrphaned {
+				out[t.ID] = true
+			}
+		}
+		if len(tasks) < sweepPage {
+			break
+		}
+	}
+	return out, nil
+}
+
+// current returns the ID of the task that carries task id's work now: id
+// itself or the last rescue enqueued in its place, and its generation.
+func (r *Reaper) current(q, id string) (string, int, error) {
+	gen := 0
+	for ; gen < maxRescues; gen++ {
+		_, err := r.Inspector.GetTaskInfo(q, queue.RescueID(id, gen+1))
+		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			break
+		}
+		if err != nil {
+			return "", 0, err
+		}
+	}
+	return queue.RescueID(id, gen), gen, nil
 }
 
 // expected returns the tasks that must exist for j to make progress.
@@ -105,13 +164,19 @@ func (r *Reaper) Sweep(ctx context.Context) (int, error) {
 	// Page through every stale job, so healthy slow ones at the front
 	// cannot hide a lost one behind them.
 	var after *ragpipe.Job
+	var orphans map[string]bool
 	for range maxSweepPages {
 		jobs, err := r.Store.StaleJobs(ctx, r.StaleAge, after, sweepPage)
 		if err != nil {
 			return recovered, err
 		}
+		if len(jobs) > 0 && orphans == nil {
+			if orphans, err = r.orphans(); err != nil {
+				return recovered, fmt.Errorf("list active tasks: %w", err)
+			}
+		}
 		for _, j := range jobs {
-			ok, err := r.check(ctx, j)
+			ok, err := r.check(ctx, j, orphans)
 			if err != nil {
 				return recovered, fmt.Errorf("job %s: %w", j.ID, err)
 			}
@@ -199,16 +264,20 @@ func (r *Reaper) ensure(ctx context.Context, q, id, typ string, payload []byte) 
 	return true, r.Queue.Enqueue(ctx, typ, payload)
 }
 
-// check re-enqueues whatever j is missing; a task given up after its
-// retries ends the job.
-func (r *Reaper) check(ctx context.Context, j *ragpipe.Job) (bool, error) {
+// check re-enqueues whatever j is missing, and rescues what orphans (task
+// IDs) says dead workers hold; a task given up after its retries ends the
+// job.
+func (r *Reaper) check(ctx context.Context, j *ragpipe.Job, orphans map[string]bool) (bool, error) {
 	payloads, typ, err := r.expected(ctx, j)
 	if err != nil {
 		return false, err
 	}
-	var requeued []string
+	var requeued, rescued []string
 	for _, p := range payloads {
-		id := queue.TaskID(typ, p)
+		id, gen, err := r.current(queue.QueueIngest, queue.TaskID(typ, p))
+		if err != nil {
+			return false, err
+		}
 		// A completed stage whose successor's task exists (perhaps held by a
 		// killed worker until its lease expires) has moved on.
 		v, info, err := r.inspect(queue.QueueIngest, id, func() (bool, error) { return r.successorExists(typ, p) })
@@ -218,20 +287,32 @@ func (r *Reaper) check(ctx context.Context, j *ragpipe.Job) (bool, error) {
 		case v == given:
 			msg := fmt.Sprintf("%s was given up after its retries: %s", typ, info.LastErr)
 			return false, r.Store.FailJob(ctx, j.ID, ragpipe.CodeRetriesSpent, msg)
+		case v == leave && orphans[id] && gen < maxRescues:
+			rescue := queue.RescueID(queue.TaskID(typ, p), gen+1)
+			if err := r.Queue.EnqueueAs(ctx, typ, queue.Encode(p), rescue); err != nil {
+				return false, err
+			}
+			rescued = append(rescued, rescue)
+			continue
 		case v == leave:
 			continue
 		}
-		if err := r.Queue.Enqueue(ctx, typ, queue.Encode(p)); err != nil {
+		if err := r.Queue.EnqueueAs(ctx, typ, queue.Encode(p), id); err != nil {
 			return false, err
 		}
 		requeued = append(requeued, id)
 	}
-	if len(requeued) == 0 {
+	if len(requeued)+len(rescued) == 0 {
 		return false, nil
 	}
-	r.Logger.Warn("reaper re-enqueued", "job_id", j.ID, "stage", j.Stage, "tasks", requeued,
-		"idle", time.Since(j.UpdatedAt).Round(time.Millisecond).String())
-	return true, r.Store.MarkRecovered(ctx, j.ID, requeued)
+	idle := time.Since(j.UpdatedAt).Round(time.Millisecond).String()
+	if len(requeued) > 0 {
+		r.Logger.Warn("reaper re-enqueued", "job_id", j.ID, "stage", j.Stage, "tasks", requeued, "idle", idle)
+	}
+	if len(rescued) > 0 {
+		r.Logger.Warn("reaper rescued tasks a dead worker held", "job_id", j.ID, "stage", j.Stage, "tasks", rescued, "idle", idle)
+	}
+	return true, r.Store.MarkRecovered(ctx, j.ID, append(requeued, rescued...))
 }
 
 // sweepDeliveries re-enqueues pending webhook deliveries whose task is gone.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -46,9 +47,11 @@ func (s *reaperStore) StaleDeletions(context.Context, time.Duration, int) ([]str
 	return nil, nil
 }
 
-// fakeQueue is the queue's task states by ID, and what was enqueued.
+// fakeQueue is the queue's task states by ID, the active ones whose worker
+// died, and what was enqueued.
 type fakeQueue struct {
 	states   map[string]asynq.TaskState
+	orphaned []string
 	deleted  []string
 	enqueued []string
 }
@@ -61,9 +64,24 @@ func (q *fakeQueue) GetTaskInfo(_, id string) (*asynq.TaskInfo, error) {
 	return &asynq.TaskInfo{ID: id, State: st}, nil
 }
 func (q *fakeQueue) DeleteTask(_, id string) error { q.deleted = append(q.deleted, id); return nil }
-func (q *fakeQueue) Enqueue(_ context.Context, typ string, payload []byte) error {
-	p, _ := queue.Decode(payload)
-	q.enqueued = append(q.enqueued, queue.TaskID(typ, p))
+func (q *fakeQueue) ListActiveTasks(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error) {
+	var out []*asynq.TaskInfo
+	for id, st := range q.states {
+		if st == asynq.TaskStateActive {
+			out = append(out, &asynq.TaskInfo{ID: id, State: st, IsOrphaned: slices.Contains(q.orphaned, id)})
+		}
+	}
+	return out, nil
+}
+func (q *fakeQueue) Enqueue(ctx context.Context, typ string, payload []byte) error {
+	return q.EnqueueAs(ctx, typ, payload, "")
+}
+func (q *fakeQueue) EnqueueAs(_ context.Context, typ string, payload []byte, id string) error {
+	if id == "" {
+		p, _ := queue.Decode(payload)
+		id = queue.TaskID(typ, p)
+	}
+	q.enqueued = append(q.enqueued, id)
 	return nil
 }
 
@@ -74,26 +92,46 @@ func TestReaperDecisions(t *testing.T) {
 		stage    string
 		pending  []int
 		states   map[string]asynq.TaskState
+		orphaned []string
 		enqueued []string
 		deleted  []string
 		failed   string
 	}{
-		{"task lost", ragpipe.StageExtract, nil, nil, []string{"doc:extract:job1"}, nil, ""},
-		{"task pending", ragpipe.StageChunk, nil, map[string]asynq.TaskState{"doc:chunk:job1": asynq.TaskStatePending}, nil, nil, ""},
-		{"task held by a dead worker", ragpipe.StageChunk, nil, map[string]asynq.TaskState{"doc:chunk:job1": asynq.TaskStateActive}, nil, nil, ""},
+		{"task lost", ragpipe.StageExtract, nil, nil, nil, []string{"doc:extract:job1"}, nil, ""},
+		{"task pending", ragpipe.StageChunk, nil, map[string]asynq.TaskState{"doc:chunk:job1": asynq.TaskStatePending}, nil, nil, nil, ""},
+		{"task held by a live worker", ragpipe.StageChunk, nil, map[string]asynq.TaskState{"doc:chunk:job1": asynq.TaskStateActive}, nil, nil, nil, ""},
+		{"task held by a dead worker", ragpipe.StageChunk, nil, map[string]asynq.TaskState{"doc:chunk:job1": asynq.TaskStateActive},
+			[]string{"doc:chunk:job1"}, []string{"doc:chunk:job1~rescue1"}, nil, ""},
+		{"rescue pending", ragpipe.StageChunk, nil, map[string]asynq.TaskState{
+			"doc:chunk:job1": asynq.TaskStateActive, "doc:chunk:job1~rescue1": asynq.TaskStatePending}, []string{"doc:chunk:job1"}, nil, nil, ""},
+		{"rescue held by a dead worker too", ragpipe.StageChunk, nil, map[string]asynq.TaskState{
+			"doc:chunk:job1": asynq.TaskStateActive, "doc:chunk:job1~rescue1": asynq.TaskStateActive},
+			[]string{"doc:chunk:job1", "doc:chunk:job1~rescue1"}, []string{"doc:chunk:job1~rescue2"}, nil, ""},
+		{"original given up, rescue retrying", ragpipe.StageChunk, nil, map[string]asynq.TaskState{
+			"doc:chunk:job1": asynq.TaskStateArchived, "doc:chunk:job1~rescue1": asynq.TaskStateRetry}, nil, nil, nil, ""},
+		{"rescue done, successor lost", ragpipe.StageExtract, nil, map[string]asynq.TaskState{
+			"doc:extract:job1": asynq.TaskStateActive, "doc:extract:job1~rescue1": asynq.TaskStateCompleted}, []string{"doc:extract:job1"},
+			[]string{"doc:extract:job1~rescue1"}, []string{"doc:extract:job1~rescue1"}, ""},
+		{"dead workers held every rescue", ragpipe.StageChunk, nil, map[string]asynq.TaskState{
+			"doc:chunk:job1": asynq.TaskStateActive, "doc:chunk:job1~rescue1": asynq.TaskStateActive, "doc:chunk:job1~rescue2": asynq.TaskStateActive,
+			"doc:chunk:job1~rescue3": asynq.TaskStateActive, "doc:chunk:job1~rescue4": asynq.TaskStateActive, "doc:chunk:job1~rescue5": asynq.TaskStateActive},
+			[]string{"doc:chunk:job1", "doc:chunk:job1~rescue1", "doc:chunk:job1~rescue2", "doc:chunk:job1~rescue3", "doc:chunk:job1~rescue4", "doc:chunk:job1~rescue5"}, nil, nil, ""},
 		{"stage done, successor held", ragpipe.StageExtract, nil, map[string]asynq.TaskState{
-			"doc:extract:job1": asynq.TaskStateCompleted, "doc:chunk:job1": asynq.TaskStateActive}, nil, nil, ""},
+			"doc:extract:job1": asynq.TaskStateCompleted, "doc:chunk:job1": asynq.TaskStateActive}, nil, nil, nil, ""},
 		{"stage done, successor lost", ragpipe.StageExtract, nil, map[string]asynq.TaskState{
-			"doc:extract:job1": asynq.TaskStateCompleted}, []string{"doc:extract:job1"}, []string{"doc:extract:job1"}, ""},
+			"doc:extract:job1": asynq.TaskStateCompleted}, nil, []string{"doc:extract:job1"}, []string{"doc:extract:job1"}, ""},
 		{"embed batches lost", ragpipe.StageEmbed, []int{1, 3}, map[string]asynq.TaskState{
-			"doc:embed:job1:1": asynq.TaskStateRetry}, []string{"doc:embed:job1:3"}, nil, ""},
-		{"all batches done, upsert lost", ragpipe.StageEmbed, nil, nil, []string{"doc:upsert:job1"}, nil, ""},
-		{"archived", ragpipe.StageUpsert, nil, map[string]asynq.TaskState{"doc:upsert:job1": asynq.TaskStateArchived}, nil, nil, ragpipe.CodeRetriesSpent},
+			"doc:embed:job1:1": asynq.TaskStateRetry}, nil, []string{"doc:embed:job1:3"}, nil, ""},
+		{"embed batch held by a dead worker", ragpipe.StageEmbed, []int{1, 3}, map[string]asynq.TaskState{
+			"doc:embed:job1:1": asynq.TaskStateActive, "doc:embed:job1:3": asynq.TaskStatePending}, []string{"doc:embed:job1:1"},
+			[]string{"doc:embed:job1:1~rescue1"}, nil, ""},
+		{"all batches done, upsert lost", ragpipe.StageEmbed, nil, nil, nil, []string{"doc:upsert:job1"}, nil, ""},
+		{"archived", ragpipe.StageUpsert, nil, map[string]asynq.TaskState{"doc:upsert:job1": asynq.TaskStateArchived}, nil, nil, nil, ragpipe.CodeRetriesSpent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			store := &reaperStore{job: &ragpipe.Job{ID: j, Stage: tc.stage, Status: ragpipe.JobRunning}, pending: tc.pending}
-			q := &fakeQueue{states: tc.states}
+			q := &fakeQueue{states: tc.states, orphaned: tc.orphaned}
 			r := &pipeline.Reaper{Store: store, Inspector: q, Queue: q, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 			if _, err := r.Sweep(context.Background()); err != nil {
 				t.Fatal(err)

@@ -103,6 +103,16 @@ func TaskID(typ string, p Payload) string {
 	return typ + ":" + p.JobID
 }
 
+// RescueID is the ID of the gen-th task the reaper enqueued in place of task
+// id, each because the one before was held by a worker that died; gen 0 is
+// id itself.
+func RescueID(id string, gen int) string {
+	if gen == 0 {
+		return id
+	}
+	return fmt.Sprintf("%s~rescue%d", id, gen)
+}
+
 // Encode returns the payload's wire form.
 func Encode(p Payload) []byte {
 	b, _ := json.Marshal(p) // a struct of strings and ints always marshals
@@ -137,23 +147,32 @@ func (c *Client) Close() error { return c.c.Close() }
 // Enqueue puts a task of type typ on its queue. A task with the same ID that
 // is already queued, running or retained counts as success.
 func (c *Client) Enqueue(ctx context.Context, typ string, payload []byte) error {
+	return c.EnqueueAs(ctx, typ, payload, "")
+}
+
+// EnqueueAs is Enqueue under task ID id; "" is the task's own ID (TaskID).
+// The reaper uses it to put a rescue beside a task a dead worker holds.
+func (c *Client) EnqueueAs(ctx context.Context, typ string, payload []byte, id string) error {
 	pol, ok := Policies[typ]
 	if !ok {
 		return fmt.Errorf("unknown task type %q", typ)
 	}
-	var id, queue string
+	var own, queue string
 	if typ == TypeWebhookDeliver {
 		p, err := DecodeWebhook(payload)
 		if err != nil {
 			return err
 		}
-		id, queue = typ+":"+p.DeliveryID, QueueWebhooks
+		own, queue = typ+":"+p.DeliveryID, QueueWebhooks
 	} else {
 		p, err := Decode(payload)
 		if err != nil {
 			return err
 		}
-		id, queue = TaskID(typ, p), QueueIngest
+		own, queue = TaskID(typ, p), QueueIngest
+	}
+	if id == "" {
+		id = own
 	}
 	_, err := c.c.EnqueueContext(ctx, asynq.NewTask(typ, payload),
 		asynq.TaskID(id),
