@@ -83,6 +83,34 @@ with open("brokenxref.pdf", "wb") as f:
 with open("hello.pdf", "wb") as f:
     f.write(text_page_pdf(HELLO))
 
+
+
+def lines(*texts):
+    """A content stream showing each text on its own line, 40 points apart."""
+    return b"BT /F1 12 Tf 72 700 Td " + b" 0 -40 Td ".join(b"(%s) Tj" % t for t in texts) + b" ET"
+
+
+# Two pages and a damaged outline: an item without a target holding an item
+# whose /Next is itself, an item pointing to a missing object, and titles
+# with XML's special characters.
+PAGE = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >> >> /Contents %d 0 R >>"
+with open("badoutline.pdf", "wb") as f:
+    f.write(pdf([
+        b"<< /Type /Catalog /Pages 2 0 R /Outlines 6 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R 7 0 R] /Count 2 >>",
+        PAGE % 4,
+        stream(lines(b"Preface words.", b"Tom & <Jerry>", b"Body of the first section.")),
+        FONT,
+        b"<< /Type /Outlines /First 9 0 R /Last 13 0 R /Count 5 >>",
+        PAGE % 8,
+        stream(lines(b"Loop body text.", b"The End", b"Final words.")),
+        b"<< /Title (Tom & <Jerry>) /Parent 6 0 R /Next 10 0 R /Dest [3 0 R /XYZ 0 792 0] >>",
+        b"<< /Title (No destination) /Parent 6 0 R /Prev 9 0 R /Next 12 0 R /First 11 0 R /Last 11 0 R /Count 1 >>",
+        b"<< /Title (Loop) /Parent 10 0 R /Next 11 0 R /Dest [7 0 R /XYZ 0 792 0] >>",
+        b"<< /Title (Bad page) /Parent 6 0 R /Prev 10 0 R /Next 13 0 R /Dest [99 0 R /XYZ 0 792 0] >>",
+        b"<< /Title (The End) /Parent 6 0 R /Prev 12 0 R /Dest [7 0 R /XYZ 0 792 0] >>",
+    ]))
+
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 CT = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
       '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'

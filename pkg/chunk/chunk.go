@@ -47,10 +47,25 @@ const (
 
 // Page is the text of one page of a document. Number is the page's number as
 // shown to users (usually from 1). OCR marks text recognised from an image.
+// Headings mark where sections start in Text, in order of Line, for text
+// whose headings are known apart from it (a PDF's outline).
 type Page struct {
-	Number int
-	Text   string
-	OCR    bool `json:",omitempty"`
+	Number   int
+	Text     string
+	OCR      bool      `json:",omitempty"`
+	Headings []Heading `json:",omitempty"`
+}
+
+// Heading starts a section titled Title at depth Level (from 1) at line
+// Line of a page's text (lines end at "\n", counted from 0). The Lines lines
+// from there are the heading as printed, cut out as a block of their own;
+// with Lines 0 the section starts at Line without heading text. Headings
+// past the end of the text start their section after it.
+type Heading struct {
+	Level int
+	Title string
+	Line  int
+	Lines int
 }
 
 // Options controls chunking. Size is the most units in a chunk and must be
@@ -61,7 +76,8 @@ type Page struct {
 // ("## Title") start a new chunk and make the heading path (Chunk.Section),
 // and fenced code blocks are kept whole where they fit. Set it for
 // Markdown, HTML and DOCX text (extract.Format.Markdown); in other text a
-// "# " line is more likely a comment than a heading.
+// "# " line is more likely a comment than a heading. Page.Headings count
+// either way.
 type Options struct {
 	Size, Overlap int
 	Unit          Unit
@@ -114,9 +130,12 @@ func Split(pages []Page, o Options) ([]Chunk, error) {
 	p := packer{opts: o, count: count, chunks: []Chunk{}}
 	var sections sectionPath
 	for _, pg := range pages {
-		for _, b := range blocks(pg.Text, o.Markdown) {
+		for _, b := range blocks(pg.Text, o.Markdown, pg.Headings) {
 			if b.level > 0 {
 				sections.enter(b.level, b.title)
+			}
+			if b.text == "" {
+				continue // a section starting without heading text
 			}
 			b.page, b.ocr, b.section = pg.Number, pg.OCR, sections.String()
 			p.add(b)
@@ -178,8 +197,9 @@ var (
 )
 
 // blocks cuts a page's text into blocks: at blank lines, before list items,
-// around headings (with markdown) and around fenced code (with markdown).
-func blocks(text string, markdown bool) []block {
+// around the headings given and, with markdown, around ATX headings and
+// fenced code. A heading given without text is a block without text.
+func blocks(text string, markdown bool, headings []Heading) []block {
 	var out []block
 	var cur []string
 	inFence := ""
@@ -193,8 +213,27 @@ func blocks(text string, markdown bool) []block {
 		}
 		cur = cur[:0]
 	}
-	for line := range strings.Lines(text) {
-		line = strings.TrimRight(line, "\r\n")
+	// heading ends the open block, fenced or not, and adds h's block with
+	// the given lines as its text.
+	heading := func(h Heading, text []string) {
+		if inFence != "" {
+			flush(code)
+			inFence = ""
+		}
+		flush(prose)
+		out = append(out, block{text: strings.TrimSpace(strings.Join(text, "\n")), level: h.Level, title: h.Title})
+	}
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	for i := 0; i < len(lines); i++ {
+		for len(headings) > 0 && headings[0].Line <= i {
+			end := min(max(headings[0].Line+headings[0].Lines, i), len(lines))
+			heading(headings[0], lines[i:end])
+			headings, i = headings[1:], end
+		}
+		if i == len(lines) {
+			break
+		}
+		line := strings.TrimRight(lines[i], "\r")
 		if markdown && inFence != "" {
 			cur = append(cur, line)
 			if strings.HasPrefix(strings.TrimSpace(line), inFence) {
@@ -231,6 +270,9 @@ func blocks(text string, markdown bool) []block {
 		flush(code)
 	} else {
 		flush(prose)
+	}
+	for _, h := range headings {
+		out = append(out, block{level: h.Level, title: h.Title})
 	}
 	return out
 }

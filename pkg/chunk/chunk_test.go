@@ -65,6 +65,41 @@ func TestSplit(t *testing.T) {
 			},
 		},
 		{
+			name: "given headings cut blocks, with or without their text, and make the section path",
+			pages: []Page{
+				{Number: 1, Text: "Preface.\n3.2 Results\nThe results.\n# not a heading\n\nMore results.", Headings: []Heading{
+					{Level: 1, Title: "3 Work", Line: 1},
+					{Level: 2, Title: "3.2 Results", Line: 1, Lines: 1},
+				}},
+				{Number: 2, Text: "Still results.\nChapter 4\n\nMethods\nThe methods.", Headings: []Heading{
+					{Level: 1, Title: "4 Methods", Line: 1, Lines: 3},
+					{Level: 2, Title: "4.1 Tools", Line: 4},
+				}},
+				{Number: 3, Text: "Last words.", Headings: []Heading{{Level: 1, Title: "5 After the text", Line: 1}}},
+				{Number: 4, Text: "Appendix text."},
+			},
+			opts: Options{Size: 100},
+			want: []Chunk{
+				{Index: 0, Text: "Preface.", PageStart: 1, PageEnd: 1},
+				{Index: 1, Text: "3.2 Results\n\nThe results.\n# not a heading\n\nMore results.\n\nStill results.",
+					PageStart: 1, PageEnd: 2, Section: "3 Work > 3.2 Results"},
+				{Index: 2, Text: "Chapter 4\n\nMethods", PageStart: 2, PageEnd: 2, Section: "4 Methods"},
+				{Index: 3, Text: "The methods.\n\nLast words.", PageStart: 2, PageEnd: 3, Section: "4 Methods > 4.1 Tools"},
+				{Index: 4, Text: "Appendix text.", PageStart: 4, PageEnd: 4, Section: "5 After the text"},
+			},
+		},
+		{
+			name: "given headings in markdown text end a fenced block",
+			pages: []Page{{Number: 1, Text: "```\ncode\nHeading\nText.", Headings: []Heading{
+				{Level: 1, Title: "Heading", Line: 2, Lines: 1},
+			}}},
+			opts: Options{Size: 100, Markdown: true},
+			want: []Chunk{
+				{Index: 0, Text: "```\ncode", PageStart: 1, PageEnd: 1},
+				{Index: 1, Text: "Heading\n\nText.", PageStart: 1, PageEnd: 1, Section: "Heading"},
+			},
+		},
+		{
 			name:  "without markdown a # line is text",
 			pages: []Page{{Number: 1, Text: "# not a heading\nport = 80"}},
 			opts:  Options{Size: 100},
@@ -269,6 +304,37 @@ func FuzzSplit(f *testing.F) {
 			if n := utf8.RuneCountInString(c.Text); n > size || strings.TrimSpace(c.Text) == "" {
 				t.Fatalf("chunk %q has %d runes (size %d)", c.Text, n, size)
 			}
+		}
+	})
+}
+
+// FuzzSplitHeadings: given headings anywhere, even out of range or order,
+// split the text into chunks no longer than Size that keep all of it in
+// order (words longer than Size cut), the headings' lines included.
+func FuzzSplitHeadings(f *testing.F) {
+	f.Add("Intro.\n1 Title\nText one.\n\nText two.", 1, 1, 1, 3, 0, 2, 20)
+	f.Add("a\nb", -1, 5, 0, 7, -3, 1<<62, 3)
+	f.Fuzz(func(t *testing.T, text string, line1, lines1, level1, line2, lines2, level2, size int) {
+		if size < 1 || size > 200 || !utf8.ValidString(text) {
+			return
+		}
+		page := Page{Number: 1, Text: text, Headings: []Heading{
+			{Level: level1, Title: "One", Line: line1, Lines: lines1},
+			{Level: level2, Title: "Two", Line: line2, Lines: lines2},
+		}}
+		chunks, err := Split([]Page{page, {Number: 2, Text: "end"}}, Options{Size: size})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		for _, c := range chunks {
+			if n := utf8.RuneCountInString(c.Text); n > size || strings.TrimSpace(c.Text) == "" {
+				t.Fatalf("chunk %q has %d runes (size %d)", c.Text, n, size)
+			}
+			got += strings.Join(strings.Fields(c.Text), "")
+		}
+		if want := strings.Join(strings.Fields(text+"\nend"), ""); got != want {
+			t.Fatalf("text %q; want %q", got, want)
 		}
 	})
 }

@@ -4,9 +4,11 @@
 // PDF text comes from poppler's pdftotext (Debian package poppler-utils), run
 // as a child process under hard limits on time, memory and output size, so a
 // hostile PDF can fail its own document but never the worker. Pages without a
-// text layer are OCRed by tesseract. Plain text (UTF-8, UTF-16, legacy 8-bit
-// encodings), Markdown, HTML and DOCX are read in process, under limits on
-// input and inflated size. docs/extraction.md has the engine comparison.
+// text layer are OCRed by tesseract. A PDF's outline (bookmarks), read by
+// poppler's pdftohtml, gives its pages' headings. Plain text (UTF-8, UTF-16,
+// legacy 8-bit encodings), Markdown, HTML and DOCX are read in process, under
+// limits on input and inflated size. docs/extraction.md has the engine
+// comparison.
 package extract
 
 import (
@@ -29,10 +31,29 @@ import (
 // " | ", so one chunker can follow the structure of all of them (see
 // Format.Markdown). OCR is true when the text was recognised from an image
 // of the page by tesseract rather than read from the PDF's text layer.
+//
+// Headings are where sections start on a PDF page, in order, from the PDF's
+// outline (bookmarks); PDFs without an outline have none, and the other
+// formats mark their headings in the text instead.
 type Page struct {
-	Number int
-	Text   string
-	OCR    bool `json:",omitempty"`
+	Number   int
+	Text     string
+	OCR      bool      `json:",omitempty"`
+	Headings []Heading `json:",omitempty"`
+}
+
+// Heading is the start of a section on a page. Level is its depth in the
+// outline, from 1; Title is the outline's title, white space collapsed. The
+// section starts at line Line of the page's Text (lines end at "\n",
+// counted from 0), and the Lines lines from there are the heading as
+// printed; Lines is 0 when the title was not found in the text, and the
+// section then starts at Line without a heading line (the top of the page,
+// or right after the heading before it).
+type Heading struct {
+	Level int
+	Title string
+	Line  int
+	Lines int
 }
 
 // Limits bound the work of one Extract call. A zero field takes its default.
@@ -128,7 +149,7 @@ type Extractor struct {
 	rangePages int
 	tempDir    string
 	// Commands run for PDFs; tests replace them with fakes.
-	pdftotext, pdfinfo, pdftoppm, pdfimages, tesseract, prlimit string
+	pdftotext, pdfinfo, pdftohtml, pdftoppm, pdfimages, tesseract, prlimit string
 }
 
 // New returns an Extractor that enforces l, with defaults for its zero
@@ -154,7 +175,7 @@ func New(l Limits, opts ...Option) *Extractor {
 	}
 	e := &Extractor{
 		limits: l, ocrLang: "eng", rangePages: DefaultRangePages,
-		pdftotext: "pdftotext", pdfinfo: "pdfinfo", pdftoppm: "pdftoppm",
+		pdftotext: "pdftotext", pdfinfo: "pdfinfo", pdftohtml: "pdftohtml", pdftoppm: "pdftoppm",
 		pdfimages: "pdfimages", tesseract: "tesseract", prlimit: "prlimit",
 	}
 	for _, o := range opts {
@@ -181,13 +202,14 @@ func (e *Extractor) OCR() bool {
 }
 
 // Check reports whether the programs PDF extraction needs are installed:
-// pdftotext, pdfinfo (Debian package poppler-utils) and prlimit
+// pdftotext, pdfinfo, pdftohtml (Debian package poppler-utils) and prlimit
 // (util-linux), and with OCROn tesseract (tesseract-ocr) too.
 // Call it at start-up so a missing tool stops the worker, not each document.
 func (e *Extractor) Check() error {
 	tools := []struct{ cmd, pkg string }{
 		{e.pdftotext, "poppler-utils"},
 		{e.pdfinfo, "poppler-utils"},
+		{e.pdftohtml, "poppler-utils"},
 		{e.prlimit, "util-linux"},
 	}
 	if e.ocrMode == OCROn {

@@ -51,6 +51,8 @@ var outOfMemory = []string{
 // child's caches nor this process's buffers grow with the document. The page
 // count comes from pdfinfo, asked only when the first range is full.
 // Pages left without text are OCRed afterwards when OCR is on (see ocrPages).
+// Last, the outline gives the pages' headings (see outline and
+// placeHeadings); a missing or broken outline leaves them without.
 func (e *Extractor) extractPDF(ctx context.Context, path string, progress Progress) ([]Page, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, e.limits.Timeout, errTimedOut)
 	defer cancel()
@@ -128,6 +130,12 @@ func (e *Extractor) extractPDF(ctx context.Context, path string, progress Progre
 		}
 		pages = mergePages(pages, ocred)
 	}
+	if len(pages) > 0 {
+		placeHeadings(pages, e.outline(ctx, path, lightestPage(texts)))
+		if ctx.Err() != nil && !errors.Is(context.Cause(ctx), errTimedOut) {
+			return nil, fmt.Errorf("extract pdf: %w", context.Cause(ctx))
+		}
+	}
 	progress(len(texts), len(texts))
 	if len(pages) == 0 {
 		msg := "PDF has no extractable text (%d pages)"
@@ -137,6 +145,17 @@ func (e *Extractor) extractPDF(ctx context.Context, path string, progress Progre
 		return nil, ragpipe.Errorf(ragpipe.CodeNoText, msg, len(texts))
 	}
 	return pages, nil
+}
+
+// lightestPage returns the number of the first page with the least text.
+func lightestPage(texts []string) int {
+	n := 0
+	for i, t := range texts {
+		if len(t) < len(texts[n]) {
+			n = i
+		}
+	}
+	return n + 1
 }
 
 func tooManyPages(max int) error {

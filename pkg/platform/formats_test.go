@@ -8,8 +8,8 @@ import (
 )
 
 // TestFormatsEndToEnd ingests one document of each supported format through
-// the API and checks the chunks: their sections (heading paths), their page
-// numbers, and the OCR mark on a scanned page.
+// the API and checks the chunks: their sections (heading paths, for PDFs
+// from the outline), their page numbers, and the OCR mark on a scanned page.
 func TestFormatsEndToEnd(t *testing.T) {
 	s := startStack(t, nil)
 	key := s.key(t, "acme")
@@ -35,6 +35,9 @@ func TestFormatsEndToEnd(t *testing.T) {
 		{"html", "guide.html", html, "html", "heliotrope module", "Install guide > From source", 1, false, "do not index"},
 		{"markdown", "handbook.md", markdown, "markdown", "marmalade service", "Handbook > Deploy", 1, false, ""},
 		{"docx", "report.docx", mustRead(t, "../../testdata/sample.docx"), "docx", "supply chains exchange rates", "Summary > Risks", 1, false, ""},
+		// Sections of a PDF come from its outline (bookmarks).
+		{"pdf-outline", "spec.pdf", mustRead(t, "../../testdata/shared-mime-info-spec.pdf"), "pdf",
+			"spreadsheet file may be compressed or not", "2. Unified system > 2.11. Subclassing", 14, false, ""},
 	}
 	if _, err := exec.LookPath("tesseract"); err == nil {
 		tests = append(tests, formatCase{"scanned-pdf", "scan.pdf", mustRead(t, "../../testdata/scan.pdf"), "pdf", "restrictions on aggregating such works", "", 1, true, ""})

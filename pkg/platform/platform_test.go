@@ -262,6 +262,9 @@ func TestIngestPDFEndToEnd(t *testing.T) {
 			if ps, pe := c["page_start"].(float64), c["page_end"].(float64); ps < 1 || pe > 8 || ps > pe {
 				t.Errorf("chunk %d pages %v-%v", seen, ps, pe)
 			}
+			if c["section"] != "" {
+				t.Errorf("chunk %d has section %q; the PDF has no outline", seen, c["section"])
+			}
 			seen++
 		}
 		cursor, _ = r.body["next_cursor"].(string)
