@@ -28,15 +28,15 @@ func BenchmarkIngestPDF(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := startStack(b, nil)
-	key := s.key(b, "bench")
+	key := s.Key(b, "bench")
 	const pages = 120
 	b.ResetTimer()
 	for i := range b.N {
-		r := s.uploadTo(b, key, "/v1/documents?dedupe=false", fmt.Sprintf("big-%d.pdf", i), content, nil, nil)
-		if r.status != http.StatusAccepted {
-			b.Fatalf("upload: %d %s", r.status, r.raw)
+		r := s.UploadTo(b, key, "/v1/documents?dedupe=false", fmt.Sprintf("big-%d.pdf", i), content, nil, nil)
+		if r.Status != http.StatusAccepted {
+			b.Fatalf("upload: %d %s", r.Status, r.Raw)
 		}
-		job := s.waitJob(b, key, r.body["job_id"].(string))
+		job := s.WaitJob(b, key, r.Body["job_id"].(string))
 		if job["status"] != "succeeded" {
 			b.Fatalf("job: %v", job)
 		}

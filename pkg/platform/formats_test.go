@@ -12,7 +12,7 @@ import (
 // from the outline), their page numbers, and the OCR mark on a scanned page.
 func TestFormatsEndToEnd(t *testing.T) {
 	s := startStack(t, nil)
-	key := s.key(t, "acme")
+	key := s.Key(t, "acme")
 	html := []byte(`<!doctype html><html><head><title>Guide</title><style>p{color:red}</style>
 <script>var secret = "do not index";</script></head><body>
 <nav><a href="/">Home</a> | <a href="/about">About</a></nav>
@@ -46,29 +46,29 @@ func TestFormatsEndToEnd(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := s.upload(t, key, tc.file, tc.content, map[string]string{"collection": tc.name})
-			if r.status != http.StatusAccepted {
-				t.Fatalf("upload: %d %s", r.status, r.raw)
+			r := s.Upload(t, key, tc.file, tc.content, map[string]string{"collection": tc.name})
+			if r.Status != http.StatusAccepted {
+				t.Fatalf("upload: %d %s", r.Status, r.Raw)
 			}
-			if job := s.waitJob(t, key, r.body["job_id"].(string)); job["status"] != "succeeded" {
+			if job := s.WaitJob(t, key, r.Body["job_id"].(string)); job["status"] != "succeeded" {
 				t.Fatalf("job: %v", job)
 			}
-			doc := s.json(t, key, http.MethodGet, "/v1/documents/"+r.body["document_id"].(string), nil).body
+			doc := s.JSON(t, key, http.MethodGet, "/v1/documents/"+r.Body["document_id"].(string), nil).Body
 			if doc["format"] != tc.format {
 				t.Errorf("format %v, want %s", doc["format"], tc.format)
 			}
-			res := s.json(t, key, http.MethodPost, "/v1/search", map[string]any{"query": tc.query, "collection": tc.name, "mode": "keyword", "top_k": 1})
-			results, _ := res.body["results"].([]any)
+			res := s.JSON(t, key, http.MethodPost, "/v1/search", map[string]any{"query": tc.query, "collection": tc.name, "mode": "keyword", "top_k": 1})
+			results, _ := res.Body["results"].([]any)
 			if len(results) != 1 {
-				t.Fatalf("search %q: %s", tc.query, res.raw)
+				t.Fatalf("search %q: %s", tc.query, res.Raw)
 			}
 			first := results[0].(map[string]any)
 			if first["section"] != tc.section || first["page_start"] != tc.page || first["ocr"] != tc.ocr {
 				t.Errorf("result section %q page %v ocr %v; want %q %v %v", first["section"], first["page_start"], first["ocr"], tc.section, tc.page, tc.ocr)
 			}
 			if tc.absent != "" {
-				chunks := s.json(t, key, http.MethodGet, "/v1/documents/"+r.body["document_id"].(string)+"/chunks", nil)
-				if strings.Contains(string(chunks.raw), tc.absent) {
+				chunks := s.JSON(t, key, http.MethodGet, "/v1/documents/"+r.Body["document_id"].(string)+"/chunks", nil)
+				if strings.Contains(string(chunks.Raw), tc.absent) {
 					t.Errorf("indexed text that should be dropped: %q", tc.absent)
 				}
 			}

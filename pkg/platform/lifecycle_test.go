@@ -20,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ragpipe/ragpipe/internal/teststack"
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/embed"
 	"github.com/ragpipe/ragpipe/pkg/platform"
@@ -115,8 +116,8 @@ func (s *stack) subscribe(t *testing.T, key string, events ...string) <-chan map
 		got <- ev
 	}))
 	t.Cleanup(receiver.Close)
-	if r := s.json(t, key, http.MethodPost, "/v1/webhooks", map[string]any{"url": receiver.URL, "events": events}); r.status != http.StatusCreated {
-		t.Fatalf("subscribe: %d %s", r.status, r.raw)
+	if r := s.JSON(t, key, http.MethodPost, "/v1/webhooks", map[string]any{"url": receiver.URL, "events": events}); r.Status != http.StatusCreated {
+		t.Fatalf("subscribe: %d %s", r.Status, r.Raw)
 	}
 	return got
 }
@@ -128,39 +129,39 @@ func textDoc(n int) []byte {
 
 func TestDedupeAndIdempotency(t *testing.T) {
 	s := startStack(t, nil)
-	key := s.key(t, "acme")
+	key := s.Key(t, "acme")
 	body := textDoc(1)
 
-	first := s.upload(t, key, "a.md", body, map[string]string{"collection": "c1"})
-	if first.status != http.StatusAccepted || first.body["deduplicated"] != false {
-		t.Fatalf("first upload: %d %s", first.status, first.raw)
+	first := s.Upload(t, key, "a.md", body, map[string]string{"collection": "c1"})
+	if first.Status != http.StatusAccepted || first.Body["deduplicated"] != false {
+		t.Fatalf("first upload: %d %s", first.Status, first.Raw)
 	}
-	docID := first.body["document_id"]
-	again := s.upload(t, key, "b.md", body, map[string]string{"collection": "c1"})
-	if again.status != http.StatusOK || again.body["deduplicated"] != true || again.body["document_id"] != docID {
-		t.Errorf("same bytes again: %d %s", again.status, again.raw)
+	docID := first.Body["document_id"]
+	again := s.Upload(t, key, "b.md", body, map[string]string{"collection": "c1"})
+	if again.Status != http.StatusOK || again.Body["deduplicated"] != true || again.Body["document_id"] != docID {
+		t.Errorf("same bytes again: %d %s", again.Status, again.Raw)
 	}
-	other := s.upload(t, key, "a.md", body, map[string]string{"collection": "c2"})
-	if other.status != http.StatusAccepted || other.body["document_id"] == docID {
-		t.Errorf("same bytes, other collection: %d %s", other.status, other.raw)
+	other := s.Upload(t, key, "a.md", body, map[string]string{"collection": "c2"})
+	if other.Status != http.StatusAccepted || other.Body["document_id"] == docID {
+		t.Errorf("same bytes, other collection: %d %s", other.Status, other.Raw)
 	}
-	forced := s.uploadTo(t, key, "/v1/documents?dedupe=false", "a.md", body, map[string]string{"collection": "c1"}, nil)
-	if forced.status != http.StatusAccepted || forced.body["document_id"] == docID {
-		t.Errorf("dedupe=false: %d %s", forced.status, forced.raw)
+	forced := s.UploadTo(t, key, "/v1/documents?dedupe=false", "a.md", body, map[string]string{"collection": "c1"}, nil)
+	if forced.Status != http.StatusAccepted || forced.Body["document_id"] == docID {
+		t.Errorf("dedupe=false: %d %s", forced.Status, forced.Raw)
 	}
 
 	hdr := map[string]string{"Idempotency-Key": "retry-42"}
-	r1 := s.uploadTo(t, key, "/v1/documents", "x.md", textDoc(2), nil, hdr)
-	r2 := s.uploadTo(t, key, "/v1/documents", "x.md", textDoc(2), nil, hdr)
-	if r1.status != http.StatusAccepted || r2.status != http.StatusAccepted || string(r1.raw) != string(r2.raw) ||
-		r2.header.Get("Idempotent-Replayed") != "true" {
-		t.Errorf("retried POST: %d %s / %d %s replayed=%q", r1.status, r1.raw, r2.status, r2.raw, r2.header.Get("Idempotent-Replayed"))
+	r1 := s.UploadTo(t, key, "/v1/documents", "x.md", textDoc(2), nil, hdr)
+	r2 := s.UploadTo(t, key, "/v1/documents", "x.md", textDoc(2), nil, hdr)
+	if r1.Status != http.StatusAccepted || r2.Status != http.StatusAccepted || string(r1.Raw) != string(r2.Raw) ||
+		r2.Header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("retried POST: %d %s / %d %s replayed=%q", r1.Status, r1.Raw, r2.Status, r2.Raw, r2.Header.Get("Idempotent-Replayed"))
 	}
-	r3 := s.uploadTo(t, key, "/v1/documents", "x.md", textDoc(3), nil, hdr)
-	if r3.status != http.StatusUnprocessableEntity {
-		t.Errorf("same key, different body: %d %s", r3.status, r3.raw)
+	r3 := s.UploadTo(t, key, "/v1/documents", "x.md", textDoc(3), nil, hdr)
+	if r3.Status != http.StatusUnprocessableEntity {
+		t.Errorf("same key, different body: %d %s", r3.Status, r3.Raw)
 	}
-	docs := s.json(t, key, http.MethodGet, "/v1/documents?limit=100", nil).body["documents"].([]any)
+	docs := s.JSON(t, key, http.MethodGet, "/v1/documents?limit=100", nil).Body["documents"].([]any)
 	if len(docs) != 4 {
 		t.Errorf("%d documents recorded, want 4 (first, other collection, dedupe=false, idempotent)", len(docs))
 	}
@@ -172,26 +173,26 @@ func TestCancel(t *testing.T) {
 		g.tune(c)
 		c.WebhookAllowHTTP, c.WebhookAllowPrivate = true, true
 	})
-	key := s.key(t, "acme")
+	key := s.Key(t, "acme")
 	events := s.subscribe(t, key, "*")
-	r := s.upload(t, key, "a.md", textDoc(1), nil)
-	jobID := r.body["job_id"].(string)
+	r := s.Upload(t, key, "a.md", textDoc(1), nil)
+	jobID := r.Body["job_id"].(string)
 	g.waitRequest(t)
 
-	c := s.json(t, key, http.MethodPost, "/v1/jobs/"+jobID+"/cancel", nil)
-	if c.status != http.StatusAccepted || c.body["status"] != "canceled" {
-		t.Fatalf("cancel: %d %s", c.status, c.raw)
+	c := s.JSON(t, key, http.MethodPost, "/v1/jobs/"+jobID+"/cancel", nil)
+	if c.Status != http.StatusAccepted || c.Body["status"] != "canceled" {
+		t.Fatalf("cancel: %d %s", c.Status, c.Raw)
 	}
 	g.release()
-	job := s.waitJob(t, key, jobID)
+	job := s.WaitJob(t, key, jobID)
 	time.Sleep(500 * time.Millisecond) // let the released embed task finish its stage
-	job = s.json(t, key, http.MethodGet, "/v1/jobs/"+jobID, nil).body
-	doc := s.json(t, key, http.MethodGet, "/v1/documents/"+r.body["document_id"].(string), nil).body
+	job = s.JSON(t, key, http.MethodGet, "/v1/jobs/"+jobID, nil).Body
+	doc := s.JSON(t, key, http.MethodGet, "/v1/documents/"+r.Body["document_id"].(string), nil).Body
 	if job["status"] != "canceled" || doc["status"] != "failed" || doc["chunk_count"] != 0.0 {
 		t.Errorf("after cancel: job %v, document %v", job["status"], doc)
 	}
-	if again := s.json(t, key, http.MethodPost, "/v1/jobs/"+jobID+"/cancel", nil); again.status != http.StatusConflict || errorCode(again) != "conflict" {
-		t.Errorf("second cancel: %d %s", again.status, again.raw)
+	if again := s.JSON(t, key, http.MethodPost, "/v1/jobs/"+jobID+"/cancel", nil); again.Status != http.StatusConflict || again.ErrorCode() != "conflict" {
+		t.Errorf("second cancel: %d %s", again.Status, again.Raw)
 	}
 	select {
 	case ev := <-events:
@@ -206,38 +207,38 @@ func TestCancel(t *testing.T) {
 
 func TestDeleteDocument(t *testing.T) {
 	s := startStack(t, func(c *config.Config) { c.WebhookAllowHTTP, c.WebhookAllowPrivate = true, true })
-	key := s.key(t, "acme")
+	key := s.Key(t, "acme")
 	events := s.subscribe(t, key, "document.deleted")
-	r := s.upload(t, key, "a.md", textDoc(7), nil)
-	docID := r.body["document_id"].(string)
-	s.waitJob(t, key, r.body["job_id"].(string))
+	r := s.Upload(t, key, "a.md", textDoc(7), nil)
+	docID := r.Body["document_id"].(string)
+	s.WaitJob(t, key, r.Body["job_id"].(string))
 	search := func() int {
-		res := s.json(t, key, http.MethodPost, "/v1/search", map[string]any{"query": "striped zebras acacia", "mode": "keyword"})
-		return len(res.body["results"].([]any))
+		res := s.JSON(t, key, http.MethodPost, "/v1/search", map[string]any{"query": "striped zebras acacia", "mode": "keyword"})
+		return len(res.Body["results"].([]any))
 	}
 	if n := search(); n == 0 {
 		t.Fatal("document not searchable before delete")
 	}
-	d := s.json(t, key, http.MethodDelete, "/v1/documents/"+docID, nil)
-	if d.status != http.StatusAccepted {
-		t.Fatalf("delete: %d %s", d.status, d.raw)
+	d := s.JSON(t, key, http.MethodDelete, "/v1/documents/"+docID, nil)
+	if d.Status != http.StatusAccepted {
+		t.Fatalf("delete: %d %s", d.Status, d.Raw)
 	}
 	if n := search(); n != 0 {
 		t.Errorf("search still finds %d chunks right after delete was accepted", n)
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for s.json(t, key, http.MethodGet, "/v1/documents/"+docID, nil).status != http.StatusNotFound {
+	for s.JSON(t, key, http.MethodGet, "/v1/documents/"+docID, nil).Status != http.StatusNotFound {
 		if time.Now().After(deadline) {
 			t.Fatal("document not purged within 20s")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	objects, err := s.blobs.List(context.Background(), "tenants/")
+	objects, err := s.Blobs.List(context.Background(), "tenants/")
 	if err != nil || len(objects) != 0 {
 		t.Errorf("objects left after purge: %v %v", objects, err)
 	}
-	if again := s.json(t, key, http.MethodDelete, "/v1/documents/"+docID, nil); again.status != http.StatusNotFound {
-		t.Errorf("delete of a purged document: %d", again.status)
+	if again := s.JSON(t, key, http.MethodDelete, "/v1/documents/"+docID, nil); again.Status != http.StatusNotFound {
+		t.Errorf("delete of a purged document: %d", again.Status)
 	}
 	select {
 	case ev := <-events:
@@ -254,14 +255,14 @@ func TestDeleteDocument(t *testing.T) {
 // the new ones, never both and never neither.
 func TestReingestIsAtomic(t *testing.T) {
 	s := startStack(t, func(c *config.Config) { c.RateLimitPerMin = 1_000_000 })
-	key := s.key(t, "acme")
+	key := s.Key(t, "acme")
 	text := strings.Repeat("Alpaca wool keeps herders warm in the high Andes. ", 120)
-	r := s.upload(t, key, "alpaca.txt", []byte(text), nil)
-	docID := r.body["document_id"].(string)
-	s.waitJob(t, key, r.body["job_id"].(string))
+	r := s.Upload(t, key, "alpaca.txt", []byte(text), nil)
+	docID := r.Body["document_id"].(string)
+	s.WaitJob(t, key, r.Body["job_id"].(string))
 	chunkTexts := func() []string {
 		var out []string
-		for _, c := range s.json(t, key, http.MethodGet, "/v1/documents/"+docID+"/chunks?limit=500", nil).body["chunks"].([]any) {
+		for _, c := range s.JSON(t, key, http.MethodGet, "/v1/documents/"+docID+"/chunks?limit=500", nil).Body["chunks"].([]any) {
 			out = append(out, c.(map[string]any)["text"].(string))
 		}
 		return out
@@ -279,26 +280,26 @@ func TestReingestIsAtomic(t *testing.T) {
 				return
 			default:
 			}
-			res := s.json(t, key, http.MethodPost, "/v1/search", map[string]any{"query": "alpaca wool", "mode": "keyword", "top_k": 100})
-			if res.status != http.StatusOK {
-				t.Errorf("search during re-ingest: %d %s", res.status, res.raw)
+			res := s.JSON(t, key, http.MethodPost, "/v1/search", map[string]any{"query": "alpaca wool", "mode": "keyword", "top_k": 100})
+			if res.Status != http.StatusOK {
+				t.Errorf("search during re-ingest: %d %s", res.Status, res.Raw)
 				return
 			}
 			var texts []string
-			for _, x := range res.body["results"].([]any) {
+			for _, x := range res.Body["results"].([]any) {
 				texts = append(texts, x.(map[string]any)["text"].(string))
 			}
 			answers = append(answers, texts)
 		}
 	}()
-	re := s.json(t, key, http.MethodPost, "/v1/documents/"+docID+"/reingest", map[string]any{"chunk_size": 64, "chunk_overlap": 0})
-	if re.status != http.StatusAccepted || re.body["kind"] != "reingest" {
-		t.Fatalf("reingest: %d %s", re.status, re.raw)
+	re := s.JSON(t, key, http.MethodPost, "/v1/documents/"+docID+"/reingest", map[string]any{"chunk_size": 64, "chunk_overlap": 0})
+	if re.Status != http.StatusAccepted || re.Body["kind"] != "reingest" {
+		t.Fatalf("reingest: %d %s", re.Status, re.Raw)
 	}
-	if busy := s.json(t, key, http.MethodPost, "/v1/documents/"+docID+"/reingest", nil); busy.status != http.StatusConflict {
-		t.Errorf("reingest while one runs: %d %s", busy.status, busy.raw)
+	if busy := s.JSON(t, key, http.MethodPost, "/v1/documents/"+docID+"/reingest", nil); busy.Status != http.StatusConflict {
+		t.Errorf("reingest while one runs: %d %s", busy.Status, busy.Raw)
 	}
-	s.waitJob(t, key, re.body["id"].(string))
+	s.WaitJob(t, key, re.Body["id"].(string))
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
 	<-done
@@ -341,7 +342,7 @@ type sseEvent struct {
 // readEvents reads a job's event stream until it ends.
 func (s *stack) readEvents(t *testing.T, key, jobID string, lastID int64) []sseEvent {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.url+"/v1/jobs/"+jobID+"/events", nil)
+	req, _ := http.NewRequest(http.MethodGet, s.URL+"/v1/jobs/"+jobID+"/events", nil)
 	req.Header.Set("Authorization", "Bearer "+key)
 	if lastID > 0 {
 		req.Header.Set("Last-Event-ID", strconv.FormatInt(lastID, 10))
@@ -379,9 +380,9 @@ func (s *stack) readEvents(t *testing.T, key, jobID string, lastID int64) []sseE
 func TestJobEventsStream(t *testing.T) {
 	g := newGatedProvider(t)
 	s := startStack(t, g.tune)
-	key := s.key(t, "acme")
-	r := s.upload(t, key, "a.md", textDoc(3), nil)
-	jobID := r.body["job_id"].(string)
+	key := s.Key(t, "acme")
+	r := s.Upload(t, key, "a.md", textDoc(3), nil)
+	jobID := r.Body["job_id"].(string)
 	got := make(chan []sseEvent)
 	go func() { got <- s.readEvents(t, key, jobID, 0) }()
 	time.Sleep(300 * time.Millisecond) // the stream is open and waiting on the gate
@@ -405,25 +406,25 @@ func TestJobEventsStream(t *testing.T) {
 	if len(resumed) != len(events)-2 || resumed[0].id != events[2].id {
 		t.Errorf("resume after event 2: got %d events starting %v, want %d starting %d", len(resumed), resumed[0].id, len(events)-2, events[2].id)
 	}
-	other := s.key(t, "globex")
-	if r := s.json(t, other, http.MethodGet, "/v1/jobs/"+jobID+"/events", nil); r.status != http.StatusNotFound {
-		t.Errorf("another tenant's stream: %d", r.status)
+	other := s.Key(t, "globex")
+	if r := s.JSON(t, other, http.MethodGet, "/v1/jobs/"+jobID+"/events", nil); r.Status != http.StatusNotFound {
+		t.Errorf("another tenant's stream: %d", r.Status)
 	}
 }
 
 func TestBackpressure(t *testing.T) {
 	s := startStack(t, func(c *config.Config) { c.MaxQueuedJobs = 2 })
 	s.stopWorker() // nothing leaves the queue
-	key := s.key(t, "acme")
+	key := s.Key(t, "acme")
 	for i := range 2 {
-		if r := s.upload(t, key, "a.md", textDoc(i), nil); r.status != http.StatusAccepted {
-			t.Fatalf("upload %d: %d %s", i, r.status, r.raw)
+		if r := s.Upload(t, key, "a.md", textDoc(i), nil); r.Status != http.StatusAccepted {
+			t.Fatalf("upload %d: %d %s", i, r.Status, r.Raw)
 		}
 	}
 	time.Sleep(1100 * time.Millisecond) // the depth is read at most once a second
-	r := s.upload(t, key, "a.md", textDoc(9), nil)
-	if r.status != http.StatusServiceUnavailable || errorCode(r) != "unavailable" || r.header.Get("Retry-After") == "" {
-		t.Errorf("upload past the limit: %d %s Retry-After=%q", r.status, r.raw, r.header.Get("Retry-After"))
+	r := s.Upload(t, key, "a.md", textDoc(9), nil)
+	if r.Status != http.StatusServiceUnavailable || r.ErrorCode() != "unavailable" || r.Header.Get("Retry-After") == "" {
+		t.Errorf("upload past the limit: %d %s Retry-After=%q", r.Status, r.Raw, r.Header.Get("Retry-After"))
 	}
 }
 
@@ -436,20 +437,20 @@ func TestReaperRecoversLostTasks(t *testing.T) {
 		c.ShutdownGrace = 500 * time.Millisecond
 		c.ReaperInterval, c.ReaperStaleAfter = 200*time.Millisecond, time.Second
 	})
-	key := s.key(t, "acme")
-	r := s.upload(t, key, "a.md", textDoc(5), nil)
-	jobID := r.body["job_id"].(string)
+	key := s.Key(t, "acme")
+	r := s.Upload(t, key, "a.md", textDoc(5), nil)
+	jobID := r.Body["job_id"].(string)
 	g.waitRequest(t)
 	s.stopWorker()
-	rdb := redis.NewClient(&redis.Options{Addr: s.cfg.RedisAddr, DB: s.cfg.RedisDB})
+	rdb := redis.NewClient(&redis.Options{Addr: s.Config.RedisAddr, DB: s.Config.RedisDB})
 	defer rdb.Close()
 	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
 	lost := time.Now()
 	g.release()
-	s.startWorker(t)
-	job := s.waitJob(t, key, jobID)
+	s.StartWorker(t)
+	job := s.WaitJob(t, key, jobID)
 	if job["status"] != "succeeded" {
 		t.Fatalf("job after losing its tasks: %v", job)
 	}
@@ -465,7 +466,7 @@ func TestReaperRecoversLostTasks(t *testing.T) {
 		t.Fatal("no job.recovered event")
 	}
 	t.Logf("reaper noticed the lost job %.1fs after its tasks vanished (stale-after %s, interval %s)",
-		recovered.Sub(lost).Seconds(), s.cfg.ReaperStaleAfter, s.cfg.ReaperInterval)
+		recovered.Sub(lost).Seconds(), s.Config.ReaperStaleAfter, s.Config.ReaperInterval)
 }
 
 // TestFairness measures a tenant's single document's time to ready, first on
@@ -482,11 +483,11 @@ func TestFairness(t *testing.T) {
 		flood = n
 	}
 	s := startStack(t, func(c *config.Config) { c.TenantMaxInflight, c.RateLimitPerMin = 2, 1_000_000 })
-	flooder, single := s.key(t, "flood"), s.key(t, "single")
+	flooder, single := s.Key(t, "flood"), s.Key(t, "single")
 	timeToReady := func(n int) time.Duration {
 		start := time.Now()
-		r := s.upload(t, single, "s.md", textDoc(n), nil)
-		s.waitJob(t, single, r.body["job_id"].(string))
+		r := s.Upload(t, single, "s.md", textDoc(n), nil)
+		s.WaitJob(t, single, r.Body["job_id"].(string))
 		return time.Since(start)
 	}
 	idle := timeToReady(-1)
@@ -494,15 +495,15 @@ func TestFairness(t *testing.T) {
 	for w := range 4 {
 		wg.Go(func() {
 			for i := w; i < flood; i += 4 {
-				if r := s.upload(t, flooder, "f.md", textDoc(i), nil); r.status != http.StatusAccepted {
-					t.Errorf("flood upload: %d", r.status)
+				if r := s.Upload(t, flooder, "f.md", textDoc(i), nil); r.Status != http.StatusAccepted {
+					t.Errorf("flood upload: %d", r.Status)
 				}
 			}
 		})
 	}
 	wg.Wait()
 	busy := timeToReady(-2)
-	queued := s.json(t, flooder, http.MethodGet, "/v1/documents?status=processing&limit=100", nil).body["documents"].([]any)
+	queued := s.JSON(t, flooder, http.MethodGet, "/v1/documents?status=processing&limit=100", nil).Body["documents"].([]any)
 	t.Logf("single document to ready: idle %s, during a %d-document flood %s (%d of the flood still processing)",
 		idle.Round(time.Millisecond), flood, busy.Round(time.Millisecond), len(queued))
 	if busy > 5*idle+2*time.Second {
@@ -528,36 +529,36 @@ func TestArchivedTaskRetry(t *testing.T) {
 		useProvider(c, provider)
 		c.AdminToken = "operator-secret"
 	})
-	key := s.key(t, "acme")
-	r := s.upload(t, key, "a.md", textDoc(4), nil)
-	jobID := r.body["job_id"].(string)
-	job := s.waitJob(t, key, jobID)
+	key := s.Key(t, "acme")
+	r := s.Upload(t, key, "a.md", textDoc(4), nil)
+	jobID := r.Body["job_id"].(string)
+	job := s.WaitJob(t, key, jobID)
 	if e, _ := job["error"].(map[string]any); job["status"] != "failed" || e["code"] != "retries_exhausted" {
 		t.Fatalf("job against a failing provider: %v", job)
 	}
-	if r := s.json(t, key, http.MethodGet, "/admin/tasks/archived", nil); r.status != http.StatusUnauthorized {
-		t.Errorf("admin API with a tenant key: %d", r.status)
+	if r := s.JSON(t, key, http.MethodGet, "/admin/tasks/archived", nil); r.Status != http.StatusUnauthorized {
+		t.Errorf("admin API with a tenant key: %d", r.Status)
 	}
-	list := s.json(t, "operator-secret", http.MethodGet, "/admin/tasks/archived?queue=ingest", nil)
-	tasks, _ := list.body["tasks"].([]any)
-	if list.status != http.StatusOK || len(tasks) != 1 || tasks[0].(map[string]any)["job_id"] != jobID {
-		t.Fatalf("archived tasks: %d %s", list.status, list.raw)
+	list := s.JSON(t, "operator-secret", http.MethodGet, "/admin/tasks/archived?queue=ingest", nil)
+	tasks, _ := list.Body["tasks"].([]any)
+	if list.Status != http.StatusOK || len(tasks) != 1 || tasks[0].(map[string]any)["job_id"] != jobID {
+		t.Fatalf("archived tasks: %d %s", list.Status, list.Raw)
 	}
 	failing.Store(false)
 	id := tasks[0].(map[string]any)["id"].(string)
-	if rr := s.json(t, "operator-secret", http.MethodPost, "/admin/tasks/archived/"+id+"/retry", nil); rr.status != http.StatusAccepted {
-		t.Fatalf("retry: %d %s", rr.status, rr.raw)
+	if rr := s.JSON(t, "operator-secret", http.MethodPost, "/admin/tasks/archived/"+id+"/retry", nil); rr.Status != http.StatusAccepted {
+		t.Fatalf("retry: %d %s", rr.Status, rr.Raw)
 	}
-	job = s.waitJob(t, key, jobID)
+	job = s.WaitJob(t, key, jobID)
 	if job["status"] != "succeeded" {
 		t.Errorf("job after retrying its archived task: %v", job)
 	}
-	if rr := s.json(t, "operator-secret", http.MethodPost, "/admin/tasks/archived/"+id+"/retry", nil); rr.status != http.StatusNotFound && rr.status != http.StatusConflict {
-		t.Errorf("retrying a task no longer archived: %d %s", rr.status, rr.raw)
+	if rr := s.JSON(t, "operator-secret", http.MethodPost, "/admin/tasks/archived/"+id+"/retry", nil); rr.Status != http.StatusNotFound && rr.Status != http.StatusConflict {
+		t.Errorf("retrying a task no longer archived: %d %s", rr.Status, rr.Raw)
 	}
-	m := s.do(t, "", http.MethodGet, "/metrics", "", nil)
-	if m.status != http.StatusOK || !strings.Contains(string(m.raw), `ragpipe_queue_tasks{queue="ingest",state="pending"}`) {
-		t.Errorf("metrics: %d, no queue depth", m.status)
+	m := s.Do(t, "", http.MethodGet, "/metrics", "", nil)
+	if m.Status != http.StatusOK || !strings.Contains(string(m.Raw), `ragpipe_queue_tasks{queue="ingest",state="pending"}`) {
+		t.Errorf("metrics: %d, no queue depth", m.Status)
 	}
 }
 
@@ -568,32 +569,32 @@ func TestGracefulShutdown(t *testing.T) {
 	t.Run("finishes within grace", func(t *testing.T) {
 		g := newGatedProvider(t)
 		s := startStack(t, func(c *config.Config) { g.tune(c); c.ShutdownGrace = 5 * time.Second })
-		key := s.key(t, "acme")
-		jobID := s.upload(t, key, "a.md", textDoc(1), nil).body["job_id"].(string)
+		key := s.Key(t, "acme")
+		jobID := s.Upload(t, key, "a.md", textDoc(1), nil).Body["job_id"].(string)
 		g.waitRequest(t)
 		time.AfterFunc(300*time.Millisecond, g.release)
 		start := time.Now()
 		s.stopWorker()
 		took := time.Since(start)
-		job := s.json(t, key, http.MethodGet, "/v1/jobs/"+jobID, nil).body
+		job := s.JSON(t, key, http.MethodGet, "/v1/jobs/"+jobID, nil).Body
 		if job["embedded_chunks"] != job["total_chunks"] || took > 4*time.Second {
 			t.Errorf("after stop (%s): %v of %v chunks embedded", took, job["embedded_chunks"], job["total_chunks"])
 		}
-		s.startWorker(t)
-		if job := s.waitJob(t, key, jobID); job["status"] != "succeeded" {
+		s.StartWorker(t)
+		if job := s.WaitJob(t, key, jobID); job["status"] != "succeeded" {
 			t.Errorf("job: %v", job)
 		}
 	})
 	t.Run("handed back after grace", func(t *testing.T) {
 		g := newGatedProvider(t)
 		s := startStack(t, func(c *config.Config) { g.tune(c); c.ShutdownGrace = 500 * time.Millisecond })
-		key := s.key(t, "acme")
-		jobID := s.upload(t, key, "a.md", textDoc(2), nil).body["job_id"].(string)
+		key := s.Key(t, "acme")
+		jobID := s.Upload(t, key, "a.md", textDoc(2), nil).Body["job_id"].(string)
 		g.waitRequest(t)
 		s.stopWorker()
 		g.release()
-		s.startWorker(t)
-		job := s.waitJob(t, key, jobID)
+		s.StartWorker(t)
+		job := s.WaitJob(t, key, jobID)
 		if job["status"] != "succeeded" {
 			t.Errorf("job: %v", job)
 		}
@@ -611,12 +612,12 @@ func TestGracefulShutdown(t *testing.T) {
 func TestAPIShutdown(t *testing.T) {
 	s := startStack(t, nil)
 	s.stopWorker() // the job stays queued, so its stream stays open
-	key := s.key(t, "acme")
-	jobID := s.upload(t, key, "a.md", textDoc(1), nil).body["job_id"].(string)
+	key := s.Key(t, "acme")
+	jobID := s.Upload(t, key, "a.md", textDoc(1), nil).Body["job_id"].(string)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	api, err := platform.NewAPI(ctx, s.cfg, s.log)
+	api, err := platform.NewAPI(ctx, s.Config, s.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -646,7 +647,7 @@ func TestAPIShutdown(t *testing.T) {
 		if err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-	case <-time.After(s.cfg.ShutdownGrace):
+	case <-time.After(s.Config.ShutdownGrace):
 		t.Fatal("Serve did not return within the grace period")
 	}
 	if took := time.Since(start); took > 2*time.Second {
@@ -681,27 +682,27 @@ func TestSearchProviderFailures(t *testing.T) {
 		c.EmbedBreakerFailures, c.EmbedBreakerCooldown = 2, time.Minute
 		c.EmbedRequestsPerMin = 4
 	})
-	key := s.key(t, "acme")
-	search := func() response {
-		return s.json(t, key, http.MethodPost, "/v1/search", map[string]any{"query": "anything", "mode": "vector"})
+	key := s.Key(t, "acme")
+	search := func() teststack.Response {
+		return s.JSON(t, key, http.MethodPost, "/v1/search", map[string]any{"query": "anything", "mode": "vector"})
 	}
 	mode.Store("ok")
-	if r := search(); r.status != http.StatusOK {
-		t.Fatalf("healthy provider: %d %s", r.status, r.raw)
+	if r := search(); r.Status != http.StatusOK {
+		t.Fatalf("healthy provider: %d %s", r.Status, r.Raw)
 	}
 	mode.Store("hang")
-	if r := search(); r.status != http.StatusGatewayTimeout || errorCode(r) != "provider_timeout" {
-		t.Errorf("stalled provider: %d %s", r.status, r.raw)
+	if r := search(); r.Status != http.StatusGatewayTimeout || r.ErrorCode() != "provider_timeout" {
+		t.Errorf("stalled provider: %d %s", r.Status, r.Raw)
 	}
 	mode.Store("fail")
 	search() // the second consecutive failure opens the breaker
 	before := calls.Load()
 	r := search()
-	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "60" || calls.Load() != before {
-		t.Errorf("open breaker: %d %s Retry-After=%q, provider called %d more times", r.status, r.raw, r.header.Get("Retry-After"), calls.Load()-before)
+	if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") != "60" || calls.Load() != before {
+		t.Errorf("open breaker: %d %s Retry-After=%q, provider called %d more times", r.Status, r.Raw, r.Header.Get("Retry-After"), calls.Load()-before)
 	}
 	r = search() // the 5th request this minute: over the shared budget of 4
-	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(string(r.raw), "unavailable") {
-		t.Errorf("over the provider budget: %d %s", r.status, r.raw)
+	if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Raw), "unavailable") {
+		t.Errorf("over the provider budget: %d %s", r.Status, r.Raw)
 	}
 }

@@ -88,23 +88,23 @@ func TestReaperRescuesTasksOfDeadWorker(t *testing.T) {
 		c.ReaperInterval, c.ReaperStaleAfter = 200*time.Millisecond, time.Second
 	})
 	s.stopWorker()
-	proxy := newCutProxy(t, s.cfg.RedisAddr)
-	doomed := *s
-	doomed.cfg.RedisAddr = proxy.addr()
-	doomed.log = slog.New(slog.DiscardHandler) // it can only complain about Redis
-	doomed.startWorker(t)
+	proxy := newCutProxy(t, s.Config.RedisAddr)
+	doomed := *s.Stack
+	doomed.Config.RedisAddr = proxy.addr()
+	doomed.Log = slog.New(slog.DiscardHandler) // it can only complain about Redis
+	doomed.StartWorker(t)
 
-	key := s.key(t, "acme")
-	r := s.upload(t, key, "a.md", textDoc(7), nil)
-	jobID := r.body["job_id"].(string)
+	key := s.Key(t, "acme")
+	r := s.Upload(t, key, "a.md", textDoc(7), nil)
+	jobID := r.Body["job_id"].(string)
 	for !first.Load() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	proxy.cut()
 	cut := time.Now()
-	s.startWorker(t)
+	s.StartWorker(t)
 
-	if job := s.waitJob(t, key, jobID); job["status"] != "succeeded" {
+	if job := s.WaitJob(t, key, jobID); job["status"] != "succeeded" {
 		t.Fatalf("job: %v", job)
 	}
 	var rescued []any
@@ -119,9 +119,9 @@ func TestReaperRescuesTasksOfDeadWorker(t *testing.T) {
 		t.Fatalf("job.recovered tasks %v, want the embed task's first rescue", rescued)
 	}
 	t.Logf("rescued %s %.1fs after the worker was cut off", rescued[0], at.Sub(cut).Seconds())
-	docID := r.body["document_id"].(string)
-	doc := s.json(t, key, http.MethodGet, "/v1/documents/"+docID, nil).body
-	chunks := s.json(t, key, http.MethodGet, "/v1/documents/"+docID+"/chunks", nil).body["chunks"].([]any)
+	docID := r.Body["document_id"].(string)
+	doc := s.JSON(t, key, http.MethodGet, "/v1/documents/"+docID, nil).Body
+	chunks := s.JSON(t, key, http.MethodGet, "/v1/documents/"+docID+"/chunks", nil).Body["chunks"].([]any)
 	if doc["chunk_count"] != float64(len(chunks)) || len(chunks) != 1 {
 		t.Errorf("chunk_count %v, %d chunks listed; want 1", doc["chunk_count"], len(chunks))
 	}

@@ -54,7 +54,7 @@ func TestDeliveryLatency(t *testing.T) {
 		}
 	}
 	s := startStack(t, true, func(c *config.Config) { c.WebhookRetrySchedule = schedule })
-	key := s.key("acme")
+	key := s.Key(t, "acme")
 	var up atomic.Bool
 	start := time.Now()
 	rc := newReceiver(t, func(n int, h hit, w http.ResponseWriter) int {
@@ -63,15 +63,15 @@ func TestDeliveryLatency(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	id, secret := s.subscribe(key, rc.URL, "document.ready")
+	id, secret := s.subscribe(t, key, rc.URL, "document.ready")
 	go func() { time.Sleep(down); up.Store(true) }()
 	var docIDs []string
 	for i := range docs {
-		r := s.upload(key, fmt.Sprintf("n%d.md", i), []byte(fmt.Sprintf("%s\nDocument number %d.\n", note, i)), nil)
-		if r.status != http.StatusAccepted {
-			t.Fatalf("upload %d: %d %s", i, r.status, r.raw)
+		r := s.Upload(t, key, fmt.Sprintf("n%d.md", i), []byte(fmt.Sprintf("%s\nDocument number %d.\n", note, i)), nil)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("upload %d: %d %s", i, r.Status, r.Raw)
 		}
-		docIDs = append(docIDs, r.body["document_id"].(string))
+		docIDs = append(docIDs, r.Body["document_id"].(string))
 	}
 	delivered := func() map[string]hit {
 		out := map[string]hit{}
@@ -87,11 +87,11 @@ func TestDeliveryLatency(t *testing.T) {
 	// A second wave once the receiver is up measures the steady state.
 	time.Sleep(time.Until(start.Add(down + time.Second)))
 	for i := range docs / 2 {
-		r := s.upload(key, fmt.Sprintf("m%d.md", i), []byte(fmt.Sprintf("%s\nLater document %d.\n", note, i)), nil)
-		if r.status != http.StatusAccepted {
-			t.Fatalf("upload %d: %d %s", i, r.status, r.raw)
+		r := s.Upload(t, key, fmt.Sprintf("m%d.md", i), []byte(fmt.Sprintf("%s\nLater document %d.\n", note, i)), nil)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("upload %d: %d %s", i, r.Status, r.Raw)
 		}
-		docIDs = append(docIDs, r.body["document_id"].(string))
+		docIDs = append(docIDs, r.Body["document_id"].(string))
 	}
 	total := docs + docs/2
 	// An event ready at the start waits for the first retry after the
@@ -107,7 +107,7 @@ func TestDeliveryLatency(t *testing.T) {
 	// The receiver has answered; the attempts' records commit just after.
 	var ds []map[string]any
 	waitFor(t, "every delivery recorded as succeeded", time.Minute, func() bool {
-		ds = s.deliveries(key, id, "")
+		ds = s.deliveries(t, key, id, "")
 		return len(ds) == total && !slices.ContainsFunc(ds, func(d map[string]any) bool { return d["status"] != "succeeded" })
 	})
 	hits := rc.got()

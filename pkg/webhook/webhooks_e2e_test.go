@@ -14,52 +14,46 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
-func errorCode(r response) string {
-	e, _ := r.body["error"].(map[string]any)
-	code, _ := e["code"].(string)
-	return code
-}
-
 func TestSubscriptionsAPI(t *testing.T) {
 	s := startStack(t, false, nil)
-	key, other := s.key("acme"), s.key("globex")
+	key, other := s.Key(t, "acme"), s.Key(t, "globex")
 
-	r := s.json(key, http.MethodPost, "/v1/webhooks", map[string]any{
+	r := s.JSON(t, key, http.MethodPost, "/v1/webhooks", map[string]any{
 		"url": "http://127.0.0.1:9/hook", "events": []string{"document.ready", "document.ready", "job.progress"}, "description": "ingest"})
-	if r.status != http.StatusCreated {
-		t.Fatalf("create: %d %s", r.status, r.raw)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.Status, r.Raw)
 	}
-	id, secret := r.body["id"].(string), r.body["secret"].(string)
+	id, secret := r.Body["id"].(string), r.Body["secret"].(string)
 	if !strings.HasPrefix(secret, "whsec_") || len(secret) < len("whsec_")+32 {
 		t.Errorf("secret %q", secret)
 	}
-	if ev := r.body["events"].([]any); len(ev) != 2 || r.body["enabled"] != true {
-		t.Errorf("created %v", r.body)
+	if ev := r.Body["events"].([]any); len(ev) != 2 || r.Body["enabled"] != true {
+		t.Errorf("created %v", r.Body)
 	}
 
-	list := s.json(key, http.MethodGet, "/v1/webhooks", nil)
-	hooks := list.body["webhooks"].([]any)
+	list := s.JSON(t, key, http.MethodGet, "/v1/webhooks", nil)
+	hooks := list.Body["webhooks"].([]any)
 	if len(hooks) != 1 || hooks[0].(map[string]any)["secret"] != nil {
-		t.Errorf("list shows %s", list.raw)
+		t.Errorf("list shows %s", list.Raw)
 	}
-	if got := s.json(key, http.MethodGet, "/v1/webhooks/"+id, nil); got.status != http.StatusOK || got.body["secret"] != nil {
-		t.Errorf("get: %d %s", got.status, got.raw)
-	}
-
-	p := s.json(key, http.MethodPatch, "/v1/webhooks/"+id, map[string]any{"events": []string{"*"}, "enabled": false})
-	if p.status != http.StatusOK || p.body["enabled"] != false || p.body["disabled_reason"] == "" || p.body["description"] != "ingest" {
-		t.Errorf("patch: %d %s", p.status, p.raw)
-	}
-	p = s.json(key, http.MethodPatch, "/v1/webhooks/"+id, map[string]any{"enabled": true})
-	if p.body["enabled"] != true || p.body["disabled_reason"] != nil {
-		t.Errorf("re-enable: %s", p.raw)
+	if got := s.JSON(t, key, http.MethodGet, "/v1/webhooks/"+id, nil); got.Status != http.StatusOK || got.Body["secret"] != nil {
+		t.Errorf("get: %d %s", got.Status, got.Raw)
 	}
 
-	rot := s.json(key, http.MethodPost, "/v1/webhooks/"+id+"/rotate-secret", nil)
-	if rot.status != http.StatusOK || rot.body["secret"] == secret || rot.body["secret"] == nil {
-		t.Fatalf("rotate: %d %s", rot.status, rot.raw)
+	p := s.JSON(t, key, http.MethodPatch, "/v1/webhooks/"+id, map[string]any{"events": []string{"*"}, "enabled": false})
+	if p.Status != http.StatusOK || p.Body["enabled"] != false || p.Body["disabled_reason"] == "" || p.Body["description"] != "ingest" {
+		t.Errorf("patch: %d %s", p.Status, p.Raw)
 	}
-	exp, _ := time.Parse(time.RFC3339, rot.body["previous_secret_expires_at"].(string))
+	p = s.JSON(t, key, http.MethodPatch, "/v1/webhooks/"+id, map[string]any{"enabled": true})
+	if p.Body["enabled"] != true || p.Body["disabled_reason"] != nil {
+		t.Errorf("re-enable: %s", p.Raw)
+	}
+
+	rot := s.JSON(t, key, http.MethodPost, "/v1/webhooks/"+id+"/rotate-secret", nil)
+	if rot.Status != http.StatusOK || rot.Body["secret"] == secret || rot.Body["secret"] == nil {
+		t.Fatalf("rotate: %d %s", rot.Status, rot.Raw)
+	}
+	exp, _ := time.Parse(time.RFC3339, rot.Body["previous_secret_expires_at"].(string))
 	if d := time.Until(exp); d < 23*time.Hour || d > 25*time.Hour {
 		t.Errorf("old secret expires in %s, want the 24h default overlap", d)
 	}
@@ -75,8 +69,8 @@ func TestSubscriptionsAPI(t *testing.T) {
 		{"credentials", map[string]any{"url": "http://u:p@127.0.0.1/", "events": []string{"*"}}},
 	}
 	for _, tc := range bad {
-		if r := s.json(key, http.MethodPost, "/v1/webhooks", tc.body); r.status != http.StatusUnprocessableEntity {
-			t.Errorf("%s: %d %s", tc.name, r.status, r.raw)
+		if r := s.JSON(t, key, http.MethodPost, "/v1/webhooks", tc.body); r.Status != http.StatusUnprocessableEntity {
+			t.Errorf("%s: %d %s", tc.name, r.Status, r.Raw)
 		}
 	}
 
@@ -89,65 +83,63 @@ func TestSubscriptionsAPI(t *testing.T) {
 			{http.MethodPost, "/v1/webhooks/" + id + "/test"},
 			{http.MethodGet, "/v1/webhooks/" + id + "/deliveries"},
 		} {
-			r := s.json(other, c.method, c.path, map[string]any{"enabled": false})
-			if r.status != http.StatusNotFound || errorCode(r) != "not_found" {
-				t.Errorf("%s %s as another tenant: %d %s", c.method, c.path, r.status, r.raw)
+			r := s.JSON(t, other, c.method, c.path, map[string]any{"enabled": false})
+			if r.Status != http.StatusNotFound || r.ErrorCode() != "not_found" {
+				t.Errorf("%s %s as another tenant: %d %s", c.method, c.path, r.Status, r.Raw)
 			}
 		}
-		if hooks := s.json(other, http.MethodGet, "/v1/webhooks", nil).body["webhooks"].([]any); len(hooks) != 0 {
+		if hooks := s.JSON(t, other, http.MethodGet, "/v1/webhooks", nil).Body["webhooks"].([]any); len(hooks) != 0 {
 			t.Errorf("another tenant lists %d webhooks", len(hooks))
 		}
 	})
 
 	t.Run("callback secret is shown once and rotates", func(t *testing.T) {
-		first := s.json(key, http.MethodGet, "/v1/webhooks/callback-secret", nil)
-		sec, _ := first.body["secret"].(string)
-		if first.status != http.StatusOK || !strings.HasPrefix(sec, "whsec_") {
-			t.Fatalf("first read: %d %s", first.status, first.raw)
+		first := s.JSON(t, key, http.MethodGet, "/v1/webhooks/callback-secret", nil)
+		sec, _ := first.Body["secret"].(string)
+		if first.Status != http.StatusOK || !strings.HasPrefix(sec, "whsec_") {
+			t.Fatalf("first read: %d %s", first.Status, first.Raw)
 		}
-		again := s.json(key, http.MethodGet, "/v1/webhooks/callback-secret", nil)
-		if again.body["secret"] != nil || again.body["revealed"] != true {
-			t.Errorf("second read shows %s", again.raw)
+		again := s.JSON(t, key, http.MethodGet, "/v1/webhooks/callback-secret", nil)
+		if again.Body["secret"] != nil || again.Body["revealed"] != true {
+			t.Errorf("second read shows %s", again.Raw)
 		}
-		rot := s.json(key, http.MethodPost, "/v1/webhooks/callback-secret/rotate", map[string]any{"overlap_seconds": 60})
-		if ns, _ := rot.body["secret"].(string); rot.status != http.StatusOK || ns == sec || !strings.HasPrefix(ns, "whsec_") {
-			t.Errorf("rotate: %d %s", rot.status, rot.raw)
+		rot := s.JSON(t, key, http.MethodPost, "/v1/webhooks/callback-secret/rotate", map[string]any{"overlap_seconds": 60})
+		if ns, _ := rot.Body["secret"].(string); rot.Status != http.StatusOK || ns == sec || !strings.HasPrefix(ns, "whsec_") {
+			t.Errorf("rotate: %d %s", rot.Status, rot.Raw)
 		}
-		if r := s.json(other, http.MethodGet, "/v1/webhooks/callback-secret", nil); r.body["secret"] == sec {
+		if r := s.JSON(t, other, http.MethodGet, "/v1/webhooks/callback-secret", nil); r.Body["secret"] == sec {
 			t.Error("another tenant read this tenant's callback secret")
 		}
 	})
 
-	if r := s.json(key, http.MethodDelete, "/v1/webhooks/"+id, nil); r.status != http.StatusNoContent {
-		t.Errorf("delete: %d %s", r.status, r.raw)
+	if r := s.JSON(t, key, http.MethodDelete, "/v1/webhooks/"+id, nil); r.Status != http.StatusNoContent {
+		t.Errorf("delete: %d %s", r.Status, r.Raw)
 	}
-	if r := s.json(key, http.MethodGet, "/v1/webhooks/"+id, nil); r.status != http.StatusNotFound {
-		t.Errorf("get after delete: %d", r.status)
+	if r := s.JSON(t, key, http.MethodGet, "/v1/webhooks/"+id, nil); r.Status != http.StatusNotFound {
+		t.Errorf("get after delete: %d", r.Status)
 	}
 }
 
 // TestSSRFRefusedAtCreate runs with both switches at their defaults (off).
 func TestSSRFRefusedAtCreate(t *testing.T) {
 	s := startStack(t, false, func(c *config.Config) { c.WebhookAllowHTTP, c.WebhookAllowPrivate = false, false })
-	key := s.key("acme")
+	key := s.Key(t, "acme")
 	for _, u := range []string{"http://93.184.216.34/", "https://localhost/", "https://127.0.0.1/", "https://169.254.169.254/",
 		"https://100.64.0.1/", "https://[::ffff:127.0.0.1]/", "https://10.0.0.1/"} {
-		r := s.json(key, http.MethodPost, "/v1/webhooks", map[string]any{"url": u, "events": []string{"*"}})
-		if r.status != http.StatusUnprocessableEntity || errorCode(r) != ragpipe.EUNPROCESSABLE ||
-			!strings.Contains(r.raw2(), "url refused") {
-			t.Errorf("%s: %d %s", u, r.status, r.raw)
+		r := s.JSON(t, key, http.MethodPost, "/v1/webhooks", map[string]any{"url": u, "events": []string{"*"}})
+		if r.Status != http.StatusUnprocessableEntity || r.ErrorCode() != ragpipe.EUNPROCESSABLE ||
+			!strings.Contains(string(r.Raw), "url refused") {
+			t.Errorf("%s: %d %s", u, r.Status, r.Raw)
 		}
-		up := s.upload(key, "n.md", []byte(note), map[string]string{"callback_url": u})
-		if up.status != http.StatusUnprocessableEntity || !strings.Contains(up.raw2(), "callback_url") {
-			t.Errorf("upload with callback_url %s: %d %s", u, up.status, up.raw)
+		up := s.Upload(t, key, "n.md", []byte(note), map[string]string{"callback_url": u})
+		if up.Status != http.StatusUnprocessableEntity || !strings.Contains(string(up.Raw), "callback_url") {
+			t.Errorf("upload with callback_url %s: %d %s", u, up.Status, up.Raw)
 		}
 	}
-	if docs := s.json(key, http.MethodGet, "/v1/documents", nil).body["documents"].([]any); len(docs) != 0 {
+	if docs := s.JSON(t, key, http.MethodGet, "/v1/documents", nil).Body["documents"].([]any); len(docs) != 0 {
 		t.Errorf("refused uploads recorded %d documents", len(docs))
 	}
 }
-
-func (r response) raw2() string { return string(r.raw) }
 
 // TestDeliveryRetriesThenSucceeds: a subscriber failing its first two
 // attempts gets the event on the third, under the same webhook-id, signed
@@ -156,7 +148,7 @@ func (r response) raw2() string { return string(r.raw) }
 // event work, and a rotated secret signs beside the old one.
 func TestDeliveryRetriesThenSucceeds(t *testing.T) {
 	s := startStack(t, true, nil)
-	key := s.key("acme")
+	key := s.Key(t, "acme")
 	const failures = 2
 	rc := newReceiver(t, func(n int, h hit, w http.ResponseWriter) int {
 		if h.path == "/hook" && n <= failures {
@@ -164,14 +156,14 @@ func TestDeliveryRetriesThenSucceeds(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	id, secret := s.subscribe(key, rc.URL+"/hook", "document.ready", "document.failed")
+	id, secret := s.subscribe(t, key, rc.URL+"/hook", "document.ready", "document.failed")
 
-	up := s.upload(key, "note.md", []byte(note), map[string]string{"callback_url": rc.URL + "/cb", "metadata": `{"source":"test"}`})
-	if up.status != http.StatusAccepted {
-		t.Fatalf("upload: %d %s", up.status, up.raw)
+	up := s.Upload(t, key, "note.md", []byte(note), map[string]string{"callback_url": rc.URL + "/cb", "metadata": `{"source":"test"}`})
+	if up.Status != http.StatusAccepted {
+		t.Fatalf("upload: %d %s", up.Status, up.Raw)
 	}
-	docID, jobID := up.body["document_id"].(string), up.body["job_id"].(string)
-	cbSecret := s.json(key, http.MethodGet, "/v1/webhooks/callback-secret", nil).body["secret"].(string)
+	docID, jobID := up.Body["document_id"].(string), up.Body["job_id"].(string)
+	cbSecret := s.JSON(t, key, http.MethodGet, "/v1/webhooks/callback-secret", nil).Body["secret"].(string)
 
 	waitFor(t, "the event delivered to both targets", 30*time.Second, func() bool {
 		var hook, cb bool
@@ -216,10 +208,10 @@ func TestDeliveryRetriesThenSucceeds(t *testing.T) {
 	}
 
 	// The receiver has answered; the attempt's record commits just after.
-	ds := s.deliveries(key, id, "")
+	ds := s.deliveries(t, key, id, "")
 	for deadline := time.Now().Add(10 * time.Second); len(ds) == 1 && ds[0]["status"] == "pending" && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
-		ds = s.deliveries(key, id, "")
+		ds = s.deliveries(t, key, id, "")
 	}
 	if len(ds) != 1 {
 		t.Fatalf("%d deliveries, want 1", len(ds))
@@ -239,34 +231,34 @@ func TestDeliveryRetriesThenSucceeds(t *testing.T) {
 			t.Errorf("attempt %d = %v", i+1, a)
 		}
 	}
-	if n := len(s.deliveries(key, id, "status=failed")); n != 0 {
+	if n := len(s.deliveries(t, key, id, "status=failed")); n != 0 {
 		t.Errorf("status=failed lists %d", n)
 	}
-	if n := len(s.deliveries(key, id, "event=document.ready&status=succeeded")); n != 1 {
+	if n := len(s.deliveries(t, key, id, "event=document.ready&status=succeeded")); n != 1 {
 		t.Errorf("event filter lists %d", n)
 	}
 
 	t.Run("redeliver", func(t *testing.T) {
 		before := len(rc.got())
-		r := s.json(key, http.MethodPost, "/v1/webhooks/"+id+"/deliveries/"+d["id"].(string)+"/redeliver", nil)
-		if r.status != http.StatusAccepted {
-			t.Fatalf("redeliver: %d %s", r.status, r.raw)
+		r := s.JSON(t, key, http.MethodPost, "/v1/webhooks/"+id+"/deliveries/"+d["id"].(string)+"/redeliver", nil)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("redeliver: %d %s", r.Status, r.Raw)
 		}
 		waitFor(t, "the redelivery", 10*time.Second, func() bool { return len(rc.got()) > before })
 		h := rc.got()[before]
 		if h.id != hookHits[0].id || !verify(secret, h.id, h.ts, h.body, h.sig) {
 			t.Errorf("redelivery id %s (want %s)", h.id, hookHits[0].id)
 		}
-		if other := s.key("globex"); s.json(other, http.MethodPost, "/v1/webhooks/"+id+"/deliveries/"+d["id"].(string)+"/redeliver", nil).status != http.StatusNotFound {
+		if other := s.Key(t, "globex"); s.JSON(t, other, http.MethodPost, "/v1/webhooks/"+id+"/deliveries/"+d["id"].(string)+"/redeliver", nil).Status != http.StatusNotFound {
 			t.Error("another tenant redelivered")
 		}
 	})
 
 	t.Run("test event signed with both secrets after a rotation", func(t *testing.T) {
-		newSecret := s.json(key, http.MethodPost, "/v1/webhooks/"+id+"/rotate-secret", nil).body["secret"].(string)
+		newSecret := s.JSON(t, key, http.MethodPost, "/v1/webhooks/"+id+"/rotate-secret", nil).Body["secret"].(string)
 		before := len(rc.got())
-		if r := s.json(key, http.MethodPost, "/v1/webhooks/"+id+"/test", nil); r.status != http.StatusAccepted {
-			t.Fatalf("test: %d %s", r.status, r.raw)
+		if r := s.JSON(t, key, http.MethodPost, "/v1/webhooks/"+id+"/test", nil); r.Status != http.StatusAccepted {
+			t.Fatalf("test: %d %s", r.Status, r.Raw)
 		}
 		waitFor(t, "the test event", 10*time.Second, func() bool { return len(rc.got()) > before })
 		h := rc.got()[before]
@@ -281,16 +273,16 @@ func TestDeliveryRetriesThenSucceeds(t *testing.T) {
 // the endpoint at once; later events are not sent to it.
 func TestGoneDisablesAndFailedEvent(t *testing.T) {
 	s := startStack(t, true, nil)
-	key := s.key("acme")
+	key := s.Key(t, "acme")
 	rc := newReceiver(t, func(int, hit, http.ResponseWriter) int { return http.StatusGone })
-	id, _ := s.subscribe(key, rc.URL, "*")
+	id, _ := s.subscribe(t, key, rc.URL, "*")
 	pdf, err := os.ReadFile("../../testdata/corrupt.pdf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.upload(key, "bad.pdf", pdf, nil)
+	s.Upload(t, key, "bad.pdf", pdf, nil)
 	waitFor(t, "the endpoint disabled", 30*time.Second, func() bool {
-		return s.json(key, http.MethodGet, "/v1/webhooks/"+id, nil).body["enabled"] == false
+		return s.JSON(t, key, http.MethodGet, "/v1/webhooks/"+id, nil).Body["enabled"] == false
 	})
 	hits := rc.got()
 	if len(hits) != 1 || hits[0].event["type"] != "document.failed" {
@@ -300,17 +292,17 @@ func TestGoneDisablesAndFailedEvent(t *testing.T) {
 	if e, _ := job["error"].(map[string]any); e["code"] != "pdf_corrupt" {
 		t.Errorf("document.failed job = %v", job)
 	}
-	w := s.json(key, http.MethodGet, "/v1/webhooks/"+id, nil).body
+	w := s.JSON(t, key, http.MethodGet, "/v1/webhooks/"+id, nil).Body
 	if !strings.Contains(w["disabled_reason"].(string), "410") {
 		t.Errorf("disabled_reason %q", w["disabled_reason"])
 	}
-	ds := s.deliveries(key, id, "")
+	ds := s.deliveries(t, key, id, "")
 	if len(ds) != 1 || ds[0]["status"] != "failed" || ds[0]["attempts"] != 1.0 {
 		t.Errorf("deliveries %v", ds)
 	}
-	up := s.upload(key, "n.md", []byte(note), nil)
+	up := s.Upload(t, key, "n.md", []byte(note), nil)
 	waitFor(t, "the second document ready", 30*time.Second, func() bool {
-		return s.json(key, http.MethodGet, "/v1/documents/"+up.body["document_id"].(string), nil).body["status"] == "ready"
+		return s.JSON(t, key, http.MethodGet, "/v1/documents/"+up.Body["document_id"].(string), nil).Body["status"] == "ready"
 	})
 	time.Sleep(500 * time.Millisecond)
 	if n := len(rc.got()); n != 1 {
@@ -323,7 +315,7 @@ func TestGoneDisablesAndFailedEvent(t *testing.T) {
 // next attempt back as asked.
 func TestHangingReceiverTimesOut(t *testing.T) {
 	s := startStack(t, true, func(c *config.Config) { c.WebhookTimeout = 500 * time.Millisecond })
-	key := s.key("acme")
+	key := s.Key(t, "acme")
 	rc := newReceiver(t, func(n int, h hit, w http.ResponseWriter) int {
 		switch n {
 		case 1:
@@ -335,13 +327,13 @@ func TestHangingReceiverTimesOut(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	id, _ := s.subscribe(key, rc.URL, "document.ready")
-	s.upload(key, "n.md", []byte(note), nil)
+	id, _ := s.subscribe(t, key, rc.URL, "document.ready")
+	s.Upload(t, key, "n.md", []byte(note), nil)
 	waitFor(t, "the delivery", 30*time.Second, func() bool {
-		ds := s.deliveries(key, id, "status=succeeded")
+		ds := s.deliveries(t, key, id, "status=succeeded")
 		return len(ds) == 1
 	})
-	d := s.deliveries(key, id, "")[0]
+	d := s.deliveries(t, key, id, "")[0]
 	log := d["attempt_log"].([]any)
 	if len(log) != 3 {
 		t.Fatalf("attempts %v", log)
@@ -371,23 +363,23 @@ func TestLongFailureDisables(t *testing.T) {
 		c.WebhookDisableAfter = time.Second
 		c.WebhookRetrySchedule = schedule
 	})
-	key := s.key("acme")
+	key := s.Key(t, "acme")
 	rc := newReceiver(t, func(int, hit, http.ResponseWriter) int { return http.StatusBadGateway })
-	id, _ := s.subscribe(key, rc.URL, "document.ready")
-	s.upload(key, "n.md", []byte(note), nil)
+	id, _ := s.subscribe(t, key, rc.URL, "document.ready")
+	s.Upload(t, key, "n.md", []byte(note), nil)
 	waitFor(t, "the endpoint disabled", 30*time.Second, func() bool {
-		return s.json(key, http.MethodGet, "/v1/webhooks/"+id, nil).body["enabled"] == false
+		return s.JSON(t, key, http.MethodGet, "/v1/webhooks/"+id, nil).Body["enabled"] == false
 	})
-	w := s.json(key, http.MethodGet, "/v1/webhooks/"+id, nil).body
+	w := s.JSON(t, key, http.MethodGet, "/v1/webhooks/"+id, nil).Body
 	if r, _ := w["disabled_reason"].(string); !strings.Contains(r, "every attempt failed") || !strings.Contains(r, "502") {
 		t.Errorf("disabled_reason %q", r)
 	}
 	waitFor(t, "the delivery to end", 10*time.Second, func() bool {
-		ds := s.deliveries(key, id, "")
+		ds := s.deliveries(t, key, id, "")
 		return len(ds) == 1 && ds[0]["status"] != "pending"
 	})
 	time.Sleep(time.Second) // room for a stray retry to show up
-	log := s.deliveries(key, id, "")[0]["attempt_log"].([]any)
+	log := s.deliveries(t, key, id, "")[0]["attempt_log"].([]any)
 	first, _ := time.Parse(time.RFC3339Nano, log[0].(map[string]any)["at"].(string))
 	last, _ := time.Parse(time.RFC3339Nano, log[len(log)-1].(map[string]any)["at"].(string))
 	if n := len(rc.got()); n != len(log) || n < 2 || n >= len(schedule) {
@@ -403,24 +395,24 @@ func TestLongFailureDisables(t *testing.T) {
 // relaying it. A worker started later delivers it, once.
 func TestCrashBetweenReadyAndDelivery(t *testing.T) {
 	s := startStack(t, false, nil)
-	key := s.key("acme")
+	key := s.Key(t, "acme")
 	rc := newReceiver(t, nil)
-	s.subscribe(key, rc.URL, "document.ready")
-	up := s.upload(key, "n.md", []byte(note), nil)
-	if up.status != http.StatusAccepted {
-		t.Fatalf("upload: %d %s", up.status, up.raw)
+	s.subscribe(t, key, rc.URL, "document.ready")
+	up := s.Upload(t, key, "n.md", []byte(note), nil)
+	if up.Status != http.StatusAccepted {
+		t.Fatalf("upload: %d %s", up.Status, up.Raw)
 	}
-	jobID := up.body["job_id"].(string)
+	jobID := up.Body["job_id"].(string)
 
 	// The worker's last transaction, as the upsert stage runs it.
-	vec := make([]float32, s.cfg.EmbedDimensions)
+	vec := make([]float32, s.Config.EmbedDimensions)
 	vec[0] = 1
-	ok, err := s.db.FinishJob(context.Background(), jobID,
+	ok, err := s.DB.FinishJob(context.Background(), jobID,
 		[]ragpipe.Chunk{{Index: 0, Text: note, PageStart: 1, PageEnd: 1}}, [][]float32{vec})
 	if err != nil || !ok {
 		t.Fatalf("finish job: %v %v", ok, err)
 	}
-	conn, err := pgx.Connect(context.Background(), s.cfg.DatabaseURL)
+	conn, err := pgx.Connect(context.Background(), s.Config.DatabaseURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +426,7 @@ func TestCrashBetweenReadyAndDelivery(t *testing.T) {
 		t.Fatalf("delivered %d without a worker", n)
 	}
 
-	s.startWorker()
+	s.StartWorker(t)
 	waitFor(t, "the delivery by the new worker", 20*time.Second, func() bool { return len(rc.got()) == 1 })
 	time.Sleep(time.Second)
 	if hits := rc.got(); len(hits) != 1 || hits[0].event["type"] != "document.ready" {
