@@ -33,7 +33,7 @@ type Worker struct {
 	cfg       config.Config
 	log       *slog.Logger
 	db        *postgres.DB
-	rdb       *redis.Client // provider rate limits
+	rdb       *redis.Client // provider rate limits and the health check before locked rounds
 	queue     *queue.Client
 	srv       *asynq.Server
 	mux       *asynq.ServeMux
@@ -141,8 +141,25 @@ func (w *Worker) every(ctx context.Context, name string, interval time.Duration,
 	}
 }
 
+// redisReachable fails when Redis does not answer a PING within a second.
+// The dispatcher and the reaper ask it before taking their cluster-wide
+// lock: a worker cut off from Redis but not from Postgres would otherwise
+// keep taking the lock for rounds that can only fail, and hold up the
+// workers that could do the work.
+func (w *Worker) redisReachable(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := w.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis unreachable, leaving the round to other workers: %w", err)
+	}
+	return nil
+}
+
 // dispatch hands waiting jobs to the queue, a few per tenant at a time.
 func (w *Worker) dispatch(ctx context.Context) error {
+	if err := w.redisReachable(ctx); err != nil {
+		return err
+	}
 	_, err := pipeline.Dispatch(ctx, w.db, w.queue, w.cfg.TenantMaxInflight, 500)
 	return err
 }
@@ -150,6 +167,9 @@ func (w *Worker) dispatch(ctx context.Context) error {
 // reap re-enqueues the tasks of jobs that lost them, and forgets old
 // idempotency records.
 func (w *Worker) reap(ctx context.Context) error {
+	if err := w.redisReachable(ctx); err != nil {
+		return err
+	}
 	// One reaper at a time across all workers.
 	_, err := w.db.Exclusively(ctx, reaperLock, func(ctx context.Context) error {
 		if _, err := w.reaper.Sweep(ctx); err != nil {
