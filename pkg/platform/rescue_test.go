@@ -97,8 +97,10 @@ func TestReaperRescuesTasksOfDeadWorker(t *testing.T) {
 	key := s.Key(t, "acme")
 	r := s.Upload(t, key, "a.md", textDoc(7), nil)
 	jobID := r.Body["job_id"].(string)
-	for !first.Load() {
-		time.Sleep(20 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); !first.Load(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the doomed worker sent no embedding request")
+		}
 	}
 	proxy.cut()
 	cut := time.Now()
