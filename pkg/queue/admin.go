@@ -43,7 +43,8 @@ type QueueStats struct {
 
 // Admin lets operators see queue depth and retry archived tasks.
 type Admin struct {
-	insp *asynq.Inspector
+	insp   *asynq.Inspector
+	client *Client
 	// revive puts a job that ran out of retries back to running, so that
 	// its retried task does not find it ended and stop.
 	revive func(ctx context.Context, jobID string) (bool, error)
@@ -52,11 +53,11 @@ type Admin struct {
 // NewAdmin returns an Admin on the Redis at opt. revive is called for the
 // job of every pipeline task retried.
 func NewAdmin(opt asynq.RedisConnOpt, revive func(ctx context.Context, jobID string) (bool, error)) *Admin {
-	return &Admin{insp: asynq.NewInspector(opt), revive: revive}
+	return &Admin{insp: asynq.NewInspector(opt), client: NewClient(opt), revive: revive}
 }
 
 // Close releases the connections.
-func (a *Admin) Close() error { return a.insp.Close() }
+func (a *Admin) Close() error { return errors.Join(a.insp.Close(), a.client.Close()) }
 
 // Stats returns the depth of every queue.
 func (a *Admin) Stats() ([]QueueStats, error) {
@@ -109,6 +110,11 @@ func (a *Admin) Archived(queue string, limit int) ([]ArchivedTask, error) {
 }
 
 // Retry runs the archived task id of queue again, first reviving its job.
+// The task is enqueued afresh under its ID, with its type's whole retry
+// budget: Asynq's own RunTask keeps the spent retry count, so that one more
+// failure would archive it again at once. Should the enqueue fail after the
+// archived copy is deleted, the reaper finds the revived job (or the pending
+// webhook delivery) without a task and enqueues it.
 func (a *Admin) Retry(ctx context.Context, queue, id string) error {
 	if err := knownQueue(queue); err != nil {
 		return err
@@ -126,7 +132,10 @@ func (a *Admin) Retry(ctx context.Context, queue, id string) error {
 			return err
 		}
 	}
-	return a.insp.RunTask(queue, id)
+	if err := a.insp.DeleteTask(queue, id); err != nil {
+		return fmt.Errorf("task %s: %w", id, err)
+	}
+	return a.client.EnqueueAs(ctx, info.Type, info.Payload, id)
 }
 
 // RetryAll retries the tasks archived in queue when it is called (up to
