@@ -41,7 +41,8 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 FROM debian:bookworm-slim
 
 # poppler-utils: pdftotext, the PDF text extractor the worker runs (and
-#   pdfinfo, pdfimages, pdftoppm for page counts and OCR).
+#   pdfinfo, pdfimages, pdftoppm for page counts and OCR, pdftohtml for the
+#   outline that gives PDF chunks their sections).
 # tesseract-ocr, tesseract-ocr-eng: OCR of scanned pages (about 30 MB).
 # util-linux: prlimit, which caps pdftotext's memory from its first instruction.
 # ca-certificates: TLS to S3, Postgres, Redis or an embeddings provider.
