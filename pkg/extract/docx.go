@@ -92,7 +92,7 @@ func docxText(zr *zip.Reader, maxInflated, maxText int64) (string, error) {
 
 // inflateBudget counts bytes inflated from an archive against a limit,
 // whatever sizes the archive's headers claim.
-type inflateBudget struct{ left, max int64 }
+type inflateBudget struct{ left int64 }
 
 func (b *inflateBudget) failure() error {
 	return ragpipe.Errorf(ragpipe.CodeLimitExceeded, "DOCX archive inflates past the limit (a zip bomb?)")

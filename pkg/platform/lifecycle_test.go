@@ -184,9 +184,9 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("cancel: %d %s", c.Status, c.Raw)
 	}
 	g.release()
-	job := s.WaitJob(t, key, jobID)
+	s.WaitJob(t, key, jobID)
 	time.Sleep(500 * time.Millisecond) // let the released embed task finish its stage
-	job = s.JSON(t, key, http.MethodGet, "/v1/jobs/"+jobID, nil).Body
+	job := s.JSON(t, key, http.MethodGet, "/v1/jobs/"+jobID, nil).Body
 	doc := s.JSON(t, key, http.MethodGet, "/v1/documents/"+r.Body["document_id"].(string), nil).Body
 	if job["status"] != "canceled" || doc["status"] != "failed" || doc["chunk_count"] != 0.0 {
 		t.Errorf("after cancel: job %v, document %v", job["status"], doc)
