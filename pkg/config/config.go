@@ -44,6 +44,7 @@ type Config struct {
 	WorkerConcurrency int           `env:"WORKER_CONCURRENCY" envDefault:"4"`
 
 	AdminToken        string        `env:"ADMIN_TOKEN"`
+	MetricsToken      string        `env:"METRICS_TOKEN"`
 	MaxQueuedJobs     int           `env:"MAX_QUEUED_JOBS" envDefault:"50000"`
 	TenantMaxInflight int           `env:"TENANT_MAX_INFLIGHT" envDefault:"4"`
 	ReaperInterval    time.Duration `env:"REAPER_INTERVAL" envDefault:"10s"`

@@ -39,6 +39,23 @@ func adminOnly(token string) echo.MiddlewareFunc {
 	}
 }
 
+// metricsAuth requires token as a bearer token when it is set; without one
+// the metrics are open, for a scraper on a network of its own.
+func metricsAuth(token string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if token == "" {
+				return next(c)
+			}
+			got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+				return ragpipe.Errorf(ragpipe.EUNAUTHORIZED, "invalid metrics token (RAGPIPE_METRICS_TOKEN)")
+			}
+			return next(c)
+		}
+	}
+}
+
 func queueParam(c echo.Context) string {
 	if q := c.QueryParam("queue"); q != "" {
 		return q

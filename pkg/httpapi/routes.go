@@ -16,7 +16,7 @@ func addRoutes(e *echo.Echo, p Params) {
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(p.Checks))
 	e.GET("/openapi.yaml", handleOpenAPI(p.OpenAPI))
-	e.GET("/metrics", m.handler())
+	e.GET("/metrics", m.handler(), metricsAuth(p.MetricsToken))
 
 	admin := e.Group("/admin", adminOnly(p.AdminToken))
 	admin.GET("/queues", handleQueueStats(p.Admin))

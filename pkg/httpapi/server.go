@@ -72,6 +72,7 @@ type Params struct {
 	Draining       <-chan struct{} // closed when the server shuts down
 	Admin          QueueAdmin
 	AdminToken     string // enables /admin; empty turns it off
+	MetricsToken   string // required by /metrics when set
 	WaitingJobs    func(ctx context.Context) (int, error)
 
 	// Webhooks, per-upload callbacks and the targets they may reach.

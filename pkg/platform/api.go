@@ -74,6 +74,7 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		Draining:       a.draining,
 		Admin:          a.admin,
 		AdminToken:     cfg.AdminToken,
+		MetricsToken:   cfg.MetricsToken,
 		WaitingJobs:    db.QueuedJobs,
 
 		Webhooks:             db,

@@ -228,6 +228,24 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// TestMetricsToken: /metrics is open without RAGPIPE_METRICS_TOKEN and wants
+// it as a bearer token with.
+func TestMetricsToken(t *testing.T) {
+	open := startStack(t, nil)
+	if r := open.Do(t, "", http.MethodGet, "/metrics", "", nil); r.Status != http.StatusOK || !strings.Contains(string(r.Raw), "ragpipe_jobs_waiting") {
+		t.Errorf("metrics without a token set: %d %.80s", r.Status, r.Raw)
+	}
+	s := startStack(t, func(c *config.Config) { c.MetricsToken = "scrape-secret" })
+	for _, key := range []string{"", "wrong", s.Key(t, "acme")} {
+		if r := s.Do(t, key, http.MethodGet, "/metrics", "", nil); r.Status != http.StatusUnauthorized || r.ErrorCode() != "unauthorized" {
+			t.Errorf("metrics with key %q: %d %s", key, r.Status, r.Raw)
+		}
+	}
+	if r := s.Do(t, "scrape-secret", http.MethodGet, "/metrics", "", nil); r.Status != http.StatusOK || !strings.Contains(string(r.Raw), "ragpipe_jobs_waiting") {
+		t.Errorf("metrics with the token: %d %.80s", r.Status, r.Raw)
+	}
+}
+
 func TestHealth(t *testing.T) {
 	s := startStack(t, nil)
 	if r := s.JSON(t, "", http.MethodGet, "/healthz", nil); r.Status != http.StatusOK {
