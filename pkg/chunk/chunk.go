@@ -45,29 +45,6 @@ const (
 	Tokens
 )
 
-// Page is the text of one page of a document. Number is the page's number as
-// shown to users (usually from 1). OCR marks text recognised from an image.
-// Headings mark where sections start in Text, in order of Line, for text
-// whose headings are known apart from it (a PDF's outline).
-type Page struct {
-	Number   int
-	Text     string
-	OCR      bool      `json:",omitempty"`
-	Headings []Heading `json:",omitempty"`
-}
-
-// Heading starts a section titled Title at depth Level (from 1) at line
-// Line of a page's text (lines end at "\n", counted from 0). The Lines lines
-// from there are the heading as printed, cut out as a block of their own;
-// with Lines 0 the section starts at Line without heading text. Headings
-// past the end of the text start their section after it.
-type Heading struct {
-	Level int
-	Title string
-	Line  int
-	Lines int
-}
-
 // Options controls chunking. Size is the most units in a chunk and must be
 // positive; Overlap is how many units at most consecutive chunks of one
 // section may share, 0 <= Overlap < Size. Unit says what is counted.
@@ -110,7 +87,7 @@ type Chunk struct {
 // ends. The result is deterministic.
 //
 // Invalid options are a ragpipe.EINVALID error.
-func Split(pages []Page, o Options) ([]Chunk, error) {
+func Split(pages []ragpipe.Page, o Options) ([]Chunk, error) {
 	if o.Size <= 0 {
 		return nil, ragpipe.Errorf(ragpipe.EINVALID, "chunk size must be positive, got %d", o.Size)
 	}
@@ -199,7 +176,7 @@ var (
 // blocks cuts a page's text into blocks: at blank lines, before list items,
 // around the headings given and, with markdown, around ATX headings and
 // fenced code. A heading given without text is a block without text.
-func blocks(text string, markdown bool, headings []Heading) []block {
+func blocks(text string, markdown bool, headings []ragpipe.Heading) []block {
 	var out []block
 	var cur []string
 	inFence := ""
@@ -215,7 +192,7 @@ func blocks(text string, markdown bool, headings []Heading) []block {
 	}
 	// heading ends the open block, fenced or not, and adds h's block with
 	// the given lines as its text.
-	heading := func(h Heading, text []string) {
+	heading := func(h ragpipe.Heading, text []string) {
 		if inFence != "" {
 			flush(code)
 			inFence = ""

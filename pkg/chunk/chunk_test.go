@@ -14,13 +14,13 @@ import (
 func TestSplit(t *testing.T) {
 	tests := []struct {
 		name  string
-		pages []Page
+		pages []ragpipe.Page
 		opts  Options
 		want  []Chunk
 	}{
 		{
 			name: "short pages merged across a boundary, a long one cut between sentences",
-			pages: []Page{
+			pages: []ragpipe.Page{
 				{Number: 1, Text: "Short one."},
 				{Number: 2, Text: "Short two."},
 				{Number: 3, Text: "A third page. It has three sentences. They do not fit."},
@@ -34,7 +34,7 @@ func TestSplit(t *testing.T) {
 		},
 		{
 			name:  "overlap repeats whole sentences",
-			pages: []Page{{Number: 4, Text: "One is first. Two is next. Three follows. Four ends it."}},
+			pages: []ragpipe.Page{{Number: 4, Text: "One is first. Two is next. Three follows. Four ends it."}},
 			opts:  Options{Size: 30, Overlap: 15},
 			want: []Chunk{
 				{Index: 0, Text: "One is first. Two is next.", PageStart: 4, PageEnd: 4},
@@ -44,7 +44,7 @@ func TestSplit(t *testing.T) {
 		},
 		{
 			name:  "abbreviations and initials do not end sentences",
-			pages: []Page{{Number: 1, Text: "See e.g. Fig. 3 by J. Smith for details. Next sentence here."}},
+			pages: []ragpipe.Page{{Number: 1, Text: "See e.g. Fig. 3 by J. Smith for details. Next sentence here."}},
 			opts:  Options{Size: 45},
 			want: []Chunk{
 				{Index: 0, Text: "See e.g. Fig. 3 by J. Smith for details.", PageStart: 1, PageEnd: 1},
@@ -53,7 +53,7 @@ func TestSplit(t *testing.T) {
 		},
 		{
 			name: "markdown headings start chunks and make the section path",
-			pages: []Page{{Number: 1, Text: "Preface text.\n\n# Guide\n\nIntro.\n\n## Install\n\nRun make.\n\n" +
+			pages: []ragpipe.Page{{Number: 1, Text: "Preface text.\n\n# Guide\n\nIntro.\n\n## Install\n\nRun make.\n\n" +
 				"## Use\n\nCall it.\n\n# Appendix\n\nMore."}},
 			opts: Options{Size: 100, Markdown: true},
 			want: []Chunk{
@@ -66,16 +66,16 @@ func TestSplit(t *testing.T) {
 		},
 		{
 			name: "given headings cut blocks, with or without their text, and make the section path",
-			pages: []Page{
-				{Number: 1, Text: "Preface.\n3.2 Results\nThe results.\n# not a heading\n\nMore results.", Headings: []Heading{
+			pages: []ragpipe.Page{
+				{Number: 1, Text: "Preface.\n3.2 Results\nThe results.\n# not a heading\n\nMore results.", Headings: []ragpipe.Heading{
 					{Level: 1, Title: "3 Work", Line: 1},
 					{Level: 2, Title: "3.2 Results", Line: 1, Lines: 1},
 				}},
-				{Number: 2, Text: "Still results.\nChapter 4\n\nMethods\nThe methods.", Headings: []Heading{
+				{Number: 2, Text: "Still results.\nChapter 4\n\nMethods\nThe methods.", Headings: []ragpipe.Heading{
 					{Level: 1, Title: "4 Methods", Line: 1, Lines: 3},
 					{Level: 2, Title: "4.1 Tools", Line: 4},
 				}},
-				{Number: 3, Text: "Last words.", Headings: []Heading{{Level: 1, Title: "5 After the text", Line: 1}}},
+				{Number: 3, Text: "Last words.", Headings: []ragpipe.Heading{{Level: 1, Title: "5 After the text", Line: 1}}},
 				{Number: 4, Text: "Appendix text."},
 			},
 			opts: Options{Size: 100},
@@ -90,7 +90,7 @@ func TestSplit(t *testing.T) {
 		},
 		{
 			name: "given headings in markdown text end a fenced block",
-			pages: []Page{{Number: 1, Text: "```\ncode\nHeading\nText.", Headings: []Heading{
+			pages: []ragpipe.Page{{Number: 1, Text: "```\ncode\nHeading\nText.", Headings: []ragpipe.Heading{
 				{Level: 1, Title: "Heading", Line: 2, Lines: 1},
 			}}},
 			opts: Options{Size: 100, Markdown: true},
@@ -101,13 +101,13 @@ func TestSplit(t *testing.T) {
 		},
 		{
 			name:  "without markdown a # line is text",
-			pages: []Page{{Number: 1, Text: "# not a heading\nport = 80"}},
+			pages: []ragpipe.Page{{Number: 1, Text: "# not a heading\nport = 80"}},
 			opts:  Options{Size: 100},
 			want:  []Chunk{{Index: 0, Text: "# not a heading\nport = 80", PageStart: 1, PageEnd: 1}},
 		},
 		{
 			name:  "code blocks stay whole, list items are blocks",
-			pages: []Page{{Number: 2, Text: "Steps:\n- first item\n- second item\n\n```sh\nmake\n\nmake test\n```\nAfter."}},
+			pages: []ragpipe.Page{{Number: 2, Text: "Steps:\n- first item\n- second item\n\n```sh\nmake\n\nmake test\n```\nAfter."}},
 			opts:  Options{Size: 30, Markdown: true},
 			want: []Chunk{
 				{Index: 0, Text: "Steps:\n\n- first item", PageStart: 2, PageEnd: 2},
@@ -118,7 +118,7 @@ func TestSplit(t *testing.T) {
 		},
 		{
 			name:  "a code block too long is cut between lines",
-			pages: []Page{{Number: 1, Text: "```\nline one\nline two\nline three\n```"}},
+			pages: []ragpipe.Page{{Number: 1, Text: "```\nline one\nline two\nline three\n```"}},
 			opts:  Options{Size: 20, Markdown: true},
 			want: []Chunk{
 				{Index: 0, Text: "```\nline one", PageStart: 1, PageEnd: 1},
@@ -128,7 +128,7 @@ func TestSplit(t *testing.T) {
 		},
 		{
 			name:  "OCR pages mark their chunks",
-			pages: []Page{{Number: 1, Text: "Typed."}, {Number: 2, Text: "Scanned.", OCR: true}, {Number: 3, Text: "Typed again, at length."}},
+			pages: []ragpipe.Page{{Number: 1, Text: "Typed."}, {Number: 2, Text: "Scanned.", OCR: true}, {Number: 3, Text: "Typed again, at length."}},
 			opts:  Options{Size: 25},
 			want: []Chunk{
 				{Index: 0, Text: "Typed.\n\nScanned.", PageStart: 1, PageEnd: 2, OCR: true},
@@ -137,7 +137,7 @@ func TestSplit(t *testing.T) {
 		},
 		{
 			name:  "a sentence longer than a chunk is cut between words, a word between runes",
-			pages: []Page{{Number: 1, Text: "aaaaaaaaaaaaaaaaaaaaaaaaa bb cc"}},
+			pages: []ragpipe.Page{{Number: 1, Text: "aaaaaaaaaaaaaaaaaaaaaaaaa bb cc"}},
 			opts:  Options{Size: 10},
 			want: []Chunk{
 				{Index: 0, Text: "aaaaaaaaaa", PageStart: 1, PageEnd: 1},
@@ -148,7 +148,7 @@ func TestSplit(t *testing.T) {
 		},
 		{
 			name:  "size counts characters, not bytes",
-			pages: []Page{{Number: 1, Text: "ééééé ééééé"}},
+			pages: []ragpipe.Page{{Number: 1, Text: "ééééé ééééé"}},
 			opts:  Options{Size: 5},
 			want: []Chunk{
 				{Index: 0, Text: "ééééé", PageStart: 1, PageEnd: 1},
@@ -157,7 +157,7 @@ func TestSplit(t *testing.T) {
 		},
 		{
 			name:  "tokens",
-			pages: []Page{{Number: 1, Text: "Hello world. Hello again world."}},
+			pages: []ragpipe.Page{{Number: 1, Text: "Hello world. Hello again world."}},
 			opts:  Options{Size: 4, Unit: Tokens},
 			want: []Chunk{
 				{Index: 0, Text: "Hello world.", PageStart: 1, PageEnd: 1},
@@ -165,7 +165,7 @@ func TestSplit(t *testing.T) {
 			},
 		},
 		{name: "no pages", pages: nil, opts: Options{Size: 10}, want: []Chunk{}},
-		{name: "blank pages", pages: []Page{{Number: 1, Text: " \n\n\t"}, {Number: 2}}, opts: Options{Size: 10}, want: []Chunk{}},
+		{name: "blank pages", pages: []ragpipe.Page{{Number: 1, Text: " \n\n\t"}, {Number: 2}}, opts: Options{Size: 10}, want: []Chunk{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -200,7 +200,7 @@ func TestTokenCount(t *testing.T) {
 func TestSplitInvalidOptions(t *testing.T) {
 	for _, o := range []Options{{Size: 0}, {Size: -5}, {Size: 10, Overlap: -1}, {Size: 10, Overlap: 10}, {Size: 10, Overlap: 11}, {Size: 10, Unit: 7}} {
 		t.Run(fmt.Sprintf("%+v", o), func(t *testing.T) {
-			_, err := Split([]Page{{Number: 1, Text: "text"}}, o)
+			_, err := Split([]ragpipe.Page{{Number: 1, Text: "text"}}, o)
 			if code := ragpipe.ErrorCode(err); code != ragpipe.EINVALID {
 				t.Errorf("err = %v, code %q; want %q", err, code, ragpipe.EINVALID)
 			}
@@ -296,7 +296,7 @@ func FuzzSplit(f *testing.F) {
 		if size < 1 || size > 200 || overlap < 0 || overlap >= size || !utf8.ValidString(text) {
 			return
 		}
-		chunks, err := Split([]Page{{Number: 1, Text: text}}, Options{Size: size, Overlap: overlap, Markdown: md})
+		chunks, err := Split([]ragpipe.Page{{Number: 1, Text: text}}, Options{Size: size, Overlap: overlap, Markdown: md})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -318,11 +318,11 @@ func FuzzSplitHeadings(f *testing.F) {
 		if size < 1 || size > 200 || !utf8.ValidString(text) {
 			return
 		}
-		page := Page{Number: 1, Text: text, Headings: []Heading{
+		page := ragpipe.Page{Number: 1, Text: text, Headings: []ragpipe.Heading{
 			{Level: level1, Title: "One", Line: line1, Lines: lines1},
 			{Level: level2, Title: "Two", Line: line2, Lines: lines2},
 		}}
-		chunks, err := Split([]Page{page, {Number: 2, Text: "end"}}, Options{Size: size})
+		chunks, err := Split([]ragpipe.Page{page, {Number: 2, Text: "end"}}, Options{Size: size})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,11 +341,11 @@ func FuzzSplitHeadings(f *testing.F) {
 
 // benchPages returns n pages of about 2000 characters of prose in
 // paragraphs of varying length, deterministically.
-func benchPages(n int) []Page {
+func benchPages(n int) []ragpipe.Page {
 	words := strings.Fields("The retrieval system splits every document into chunks and embeds " +
 		"them so that search can rank passages by similarity. Invoices, contracts, manuals " +
 		"and reports from 2019 to 2024 were ingested with their page numbers and metadata.")
-	pages := make([]Page, n)
+	pages := make([]ragpipe.Page, n)
 	var b strings.Builder
 	k := 0
 	for i := range pages {
@@ -359,7 +359,7 @@ func benchPages(n int) []Page {
 			}
 			b.WriteString("\n\n")
 		}
-		pages[i] = Page{Number: i + 1, Text: strings.TrimSpace(b.String())}
+		pages[i] = ragpipe.Page{Number: i + 1, Text: strings.TrimSpace(b.String())}
 	}
 	return pages
 }

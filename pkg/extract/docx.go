@@ -27,7 +27,7 @@ var errInflated = errors.New("archive inflates past the limit")
 // LibreOffice), and WordprocessingML's body is simple to stream with
 // encoding/xml, so this is done here, with the archive's inflated size
 // capped against zip bombs and XML nesting capped against stack abuse.
-func (e *Extractor) extractDOCX(ctx context.Context, path string) ([]Page, error) {
+func (e *Extractor) extractDOCX(ctx context.Context, path string) ([]ragpipe.Page, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("extract docx: %w", err)
 	}
@@ -43,7 +43,7 @@ func (e *Extractor) extractDOCX(ctx context.Context, path string) ([]Page, error
 	if strings.TrimSpace(text) == "" {
 		return nil, ragpipe.Errorf(ragpipe.CodeNoText, "DOCX document has no text")
 	}
-	return []Page{{Number: 1, Text: text}}, nil
+	return []ragpipe.Page{{Number: 1, Text: text}}, nil
 }
 
 // docxText reads word/document.xml (and word/styles.xml for heading

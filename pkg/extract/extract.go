@@ -22,40 +22,6 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
-// Page is the text of one page. Number counts from 1 in the source document;
-// pages without text are left out of results, so numbers may skip. Documents
-// without pages (text, Markdown, HTML, DOCX) are a single page numbered 1.
-//
-// Text from Markdown, HTML and DOCX is Markdown: headings are ATX headings
-// ("## Title"), list items start with "- ", table rows are cells joined by
-// " | ", so one chunker can follow the structure of all of them (see
-// Format.Markdown). OCR is true when the text was recognised from an image
-// of the page by tesseract rather than read from the PDF's text layer.
-//
-// Headings are where sections start on a PDF page, in order, from the PDF's
-// outline (bookmarks); PDFs without an outline have none, and the other
-// formats mark their headings in the text instead.
-type Page struct {
-	Number   int
-	Text     string
-	OCR      bool      `json:",omitempty"`
-	Headings []Heading `json:",omitempty"`
-}
-
-// Heading is the start of a section on a page. Level is its depth in the
-// outline, from 1; Title is the outline's title, white space collapsed. The
-// section starts at line Line of the page's Text (lines end at "\n",
-// counted from 0), and the Lines lines from there are the heading as
-// printed; Lines is 0 when the title was not found in the text, and the
-// section then starts at Line without a heading line (the top of the page,
-// or right after the heading before it).
-type Heading struct {
-	Level int
-	Title string
-	Line  int
-	Lines int
-}
-
 // Limits bound the work of one Extract call. A zero field takes its default.
 type Limits struct {
 	// Timeout bounds the whole extraction of one document, OCR included
@@ -236,17 +202,17 @@ func (e *Extractor) Check() error {
 // ragpipe.EUNSUPPORTED for an unknown format. When ctx ends first, the
 // error wraps ctx's error instead; other errors (a missing file, a missing
 // tool) are plain errors.
-func (e *Extractor) Extract(ctx context.Context, f Format, path string) ([]Page, error) {
+func (e *Extractor) Extract(ctx context.Context, f Format, path string) ([]ragpipe.Page, error) {
 	return e.ExtractProgress(ctx, f, path, nil)
 }
 
 // ExtractProgress is Extract that reports progress through PDF pages to
 // progress, which may be nil. Other formats report (1, 1) once done.
-func (e *Extractor) ExtractProgress(ctx context.Context, f Format, path string, progress Progress) ([]Page, error) {
+func (e *Extractor) ExtractProgress(ctx context.Context, f Format, path string, progress Progress) ([]ragpipe.Page, error) {
 	if progress == nil {
 		progress = func(int, int) {}
 	}
-	var pages []Page
+	var pages []ragpipe.Page
 	var err error
 	switch f {
 	case PDF:

@@ -133,7 +133,7 @@ func TestExtractDOCX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Page{{Number: 1, Text: strings.Join([]string{
+	want := []ragpipe.Page{{Number: 1, Text: strings.Join([]string{
 		"# Quarterly report",
 		"# Summary",
 		"Revenue grew by a tenth.",
@@ -232,7 +232,7 @@ func TestExtractHTML(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff([]Page{{Number: 1, Text: tc.want}}, pages); diff != "" {
+			if diff := cmp.Diff([]ragpipe.Page{{Number: 1, Text: tc.want}}, pages); diff != "" {
 				t.Errorf("Extract (-want +got):\n%s", diff)
 			}
 		})

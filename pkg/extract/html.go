@@ -24,7 +24,7 @@ import (
 // the boilerplate elements. Explicit markup comes first because
 // Readability's scoring is tuned for news articles and can drop parts of a
 // manual or a short page.
-func (e *Extractor) extractHTML(ctx context.Context, path string) ([]Page, error) {
+func (e *Extractor) extractHTML(ctx context.Context, path string) ([]ragpipe.Page, error) {
 	raw, err := readLimited(ctx, path, e.limits.MaxTextBytes, "HTML")
 	if err != nil {
 		return nil, err
@@ -33,7 +33,7 @@ func (e *Extractor) extractHTML(ctx context.Context, path string) ([]Page, error
 	if strings.TrimSpace(text) == "" {
 		return nil, ragpipe.Errorf(ragpipe.CodeNoText, "HTML document has no text")
 	}
-	return []Page{{Number: 1, Text: text}}, nil
+	return []ragpipe.Page{{Number: 1, Text: text}}, nil
 }
 
 // htmlText is extractHTML's work on the bytes of a page.

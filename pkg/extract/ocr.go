@@ -19,13 +19,13 @@ const ocrDPI = 300
 // and returns the ones that gave text, with OCR set. Pages with no image
 // at all are blank (or draw text as vector paths, which is rare) and are not
 // rendered: rendering and OCR cost about a second a page.
-func (e *Extractor) ocrPages(ctx context.Context, path string, pages []int) ([]Page, error) {
+func (e *Extractor) ocrPages(ctx context.Context, path string, pages []int) ([]ragpipe.Page, error) {
 	dir, err := os.MkdirTemp(e.tempDir, "ragpipe-ocr-*")
 	if err != nil {
 		return nil, fmt.Errorf("extract pdf: ocr: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	var out []Page
+	var out []ragpipe.Page
 	done := 0
 	for _, n := range pages {
 		has, err := e.pageHasImage(ctx, path, n)
@@ -43,7 +43,7 @@ func (e *Extractor) ocrPages(ctx context.Context, path string, pages []int) ([]P
 			return nil, err
 		}
 		if text = normalize(text); text != "" {
-			out = append(out, Page{Number: n, Text: text, OCR: true})
+			out = append(out, ragpipe.Page{Number: n, Text: text, OCR: true})
 		}
 	}
 	return out, nil

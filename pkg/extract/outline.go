@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -120,7 +121,7 @@ func readOutline(r io.Reader, max int64) ([]outlineItem, error) {
 // item pointing to a page without text starts its section at the top of
 // the next page with text; one pointing to no page, where the next item
 // that does starts (it is often a group of bookmarks without a target).
-func placeHeadings(pages []Page, items []outlineItem) {
+func placeHeadings(pages []ragpipe.Page, items []outlineItem) {
 	type placed struct {
 		outlineItem
 		moved  bool          // from an earlier page without text
@@ -129,7 +130,7 @@ func placeHeadings(pages []Page, items []outlineItem) {
 	byPage := make(map[int][]placed)
 	var pageless []outlineItem
 	for _, it := range items {
-		i, ok := slices.BinarySearchFunc(pages, it.page, func(p Page, n int) int { return p.Number - n })
+		i, ok := slices.BinarySearchFunc(pages, it.page, func(p ragpipe.Page, n int) int { return p.Number - n })
 		if it.page < 1 || i == len(pages) {
 			pageless = append(pageless, it)
 			continue
@@ -158,15 +159,15 @@ func placeHeadings(pages []Page, items []outlineItem) {
 			}
 		}
 		spots := findHeadings(pages[i].Text, own)
-		hs := make([]Heading, 0, len(list))
+		hs := make([]ragpipe.Heading, 0, len(list))
 		for _, p := range list {
-			h := Heading{Level: p.level, Title: cutTitle(p.title)}
+			h := ragpipe.Heading{Level: p.level, Title: cutTitle(p.title)}
 			if !p.moved {
 				h.Line, h.Lines = spots[0].line, spots[0].lines
 				spots = spots[1:]
 			}
 			for _, b := range p.before {
-				hs = append(hs, Heading{Level: b.level, Title: cutTitle(b.title), Line: h.Line})
+				hs = append(hs, ragpipe.Heading{Level: b.level, Title: cutTitle(b.title), Line: h.Line})
 			}
 			hs = append(hs, h)
 		}

@@ -22,11 +22,11 @@ import (
 func TestExtractPDFOutline(t *testing.T) {
 	cases := []struct {
 		file string
-		want map[int][]Heading // by page number
-		all  bool              // every page with headings is in want; else only those listed are compared
+		want map[int][]ragpipe.Heading // by page number
+		all  bool                      // every page with headings is in want; else only those listed are compared
 	}{
 		// shared-mime-info-spec.pdf: LaTeX with hyperref, 17 pages, 24 bookmarks in two levels.
-		{file: "shared-mime-info-spec.pdf", want: map[int][]Heading{
+		{file: "shared-mime-info-spec.pdf", want: map[int][]ragpipe.Heading{
 			1: {
 				{Level: 1, Title: "1. Introduction", Line: 5, Lines: 1},
 				{Level: 2, Title: "1.1. Version", Line: 6, Lines: 1},
@@ -52,7 +52,7 @@ func TestExtractPDFOutline(t *testing.T) {
 		}},
 		// badoutline.pdf: see testdata/README.md. Items without a page start
 		// where the next one that has a page does.
-		{file: "badoutline.pdf", all: true, want: map[int][]Heading{
+		{file: "badoutline.pdf", all: true, want: map[int][]ragpipe.Heading{
 			1: {{Level: 1, Title: "Tom & <Jerry>", Line: 1, Lines: 1}},
 			2: {
 				{Level: 1, Title: "No destination"},
@@ -72,7 +72,7 @@ func TestExtractPDFOutline(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := map[int][]Heading{}
+			got := map[int][]ragpipe.Heading{}
 			for _, p := range pages {
 				if _, listed := tc.want[p.Number]; len(p.Headings) > 0 && (tc.all || listed) {
 					got[p.Number] = p.Headings
@@ -97,7 +97,7 @@ func TestPDFSectionsInChunks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var in []chunk.Page
+		var in []ragpipe.Page
 		if err := json.Unmarshal(raw, &in); err != nil {
 			t.Fatal(err)
 		}
@@ -149,9 +149,9 @@ func TestExtractPDFOutlineFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	withHeading := func(page int, h Heading) []Page {
-		pages := append([]Page(nil), plain...)
-		pages[page-1].Headings = []Heading{h}
+	withHeading := func(page int, h ragpipe.Heading) []ragpipe.Page {
+		pages := append([]ragpipe.Page(nil), plain...)
+		pages[page-1].Headings = []ragpipe.Heading{h}
 		return pages
 	}
 	outline := `printf '<pdf2xml>\n<outline>\n<item page="4">Terms</item>\n</outline>\n</pdf2xml>\n'`
@@ -159,10 +159,10 @@ func TestExtractPDFOutlineFailures(t *testing.T) {
 		name   string
 		limits Limits
 		tool   string // script standing in for pdftohtml
-		want   []Page
+		want   []ragpipe.Page
 	}{
 		// The control: the stand-in's outline is read.
-		{name: "outline", tool: outline, want: withHeading(4, Heading{Level: 1, Title: "Terms"})},
+		{name: "outline", tool: outline, want: withHeading(4, ragpipe.Heading{Level: 1, Title: "Terms"})},
 		{name: "fails after its outline", tool: outline + "; exit 1", want: plain},
 		{name: "crash", tool: outline + `; kill -SEGV $$`, want: plain},
 		{name: "out of memory", tool: `echo "Out of memory" >&2; kill -ABRT $$`, want: plain},
@@ -267,74 +267,74 @@ func TestReadOutline(t *testing.T) {
 func TestPlaceHeadings(t *testing.T) {
 	cases := []struct {
 		name  string
-		pages []Page
+		pages []ragpipe.Page
 		items []outlineItem
-		want  map[int][]Heading
+		want  map[int][]ragpipe.Heading
 	}{
 		{
 			name:  "number, case, spacing, hyphenation and ligatures do not count",
-			pages: []Page{{Number: 1, Text: "Intro text.\n3.2 The ﬁle For-\nmat\nBody."}},
+			pages: []ragpipe.Page{{Number: 1, Text: "Intro text.\n3.2 The ﬁle For-\nmat\nBody."}},
 			items: []outlineItem{{level: 2, title: "The File Format", page: 1}},
-			want:  map[int][]Heading{1: {{Level: 2, Title: "The File Format", Line: 1, Lines: 2}}},
+			want:  map[int][]ragpipe.Heading{1: {{Level: 2, Title: "The File Format", Line: 1, Lines: 2}}},
 		},
 		{
 			name:  "a chapter number on its own line",
-			pages: []Page{{Number: 1, Text: "End of the last chapter.\nChapter 4\n\nResults\nWe found."}},
+			pages: []ragpipe.Page{{Number: 1, Text: "End of the last chapter.\nChapter 4\n\nResults\nWe found."}},
 			items: []outlineItem{{level: 1, title: "4 Results", page: 1}},
-			want:  map[int][]Heading{1: {{Level: 1, Title: "4 Results", Line: 1, Lines: 3}}},
+			want:  map[int][]ragpipe.Heading{1: {{Level: 1, Title: "4 Results", Line: 1, Lines: 3}}},
 		},
 		{
 			name:  "a running head and a contents line above the heading are passed over, a line of prose below",
-			pages: []Page{{Number: 1, Text: "2 Methods\n\nContents\n2 Methods . . . . .\n\n2 Methods\nWe tried new\nmethods.\nThe Methods section."}},
+			pages: []ragpipe.Page{{Number: 1, Text: "2 Methods\n\nContents\n2 Methods . . . . .\n\n2 Methods\nWe tried new\nmethods.\nThe Methods section."}},
 			items: []outlineItem{{level: 1, title: "2 Methods", page: 1}},
-			want:  map[int][]Heading{1: {{Level: 1, Title: "2 Methods", Line: 5, Lines: 1}}},
+			want:  map[int][]ragpipe.Heading{1: {{Level: 1, Title: "2 Methods", Line: 5, Lines: 1}}},
 		},
 		{
 			name:  "two sections of one title on one page, in order",
-			pages: []Page{{Number: 1, Text: "Alpha\nExamples\none\nBeta\nExamples\ntwo"}},
+			pages: []ragpipe.Page{{Number: 1, Text: "Alpha\nExamples\none\nBeta\nExamples\ntwo"}},
 			items: []outlineItem{
 				{level: 1, title: "Alpha", page: 1}, {level: 2, title: "Examples", page: 1},
 				{level: 1, title: "Beta", page: 1}, {level: 2, title: "Examples", page: 1},
 			},
-			want: map[int][]Heading{1: {
+			want: map[int][]ragpipe.Heading{1: {
 				{Level: 1, Title: "Alpha", Line: 0, Lines: 1}, {Level: 2, Title: "Examples", Line: 1, Lines: 1},
 				{Level: 1, Title: "Beta", Line: 3, Lines: 1}, {Level: 2, Title: "Examples", Line: 4, Lines: 1},
 			}},
 		},
 		{
 			name:  "not found: at the top, or right after the heading before it",
-			pages: []Page{{Number: 1, Text: "Some text.\nFound\nMore text."}},
+			pages: []ragpipe.Page{{Number: 1, Text: "Some text.\nFound\nMore text."}},
 			items: []outlineItem{
 				{level: 1, title: "Missing first", page: 1}, {level: 1, title: "Found", page: 1},
 				{level: 2, title: "Missing after", page: 1},
 			},
-			want: map[int][]Heading{1: {
+			want: map[int][]ragpipe.Heading{1: {
 				{Level: 1, Title: "Missing first"}, {Level: 1, Title: "Found", Line: 1, Lines: 1},
 				{Level: 2, Title: "Missing after", Line: 2},
 			}},
 		},
 		{
 			name:  "pages without text pass their items on; items past the last page are dropped",
-			pages: []Page{{Number: 1, Text: "One."}, {Number: 4, Text: "Four\nfour."}},
+			pages: []ragpipe.Page{{Number: 1, Text: "One."}, {Number: 4, Text: "Four\nfour."}},
 			items: []outlineItem{
 				{level: 1, title: "Four", page: 4}, {level: 1, title: "Three", page: 3},
 				{level: 1, title: "Two", page: 2}, {level: 1, title: "Five", page: 5},
 			},
-			want: map[int][]Heading{4: {
+			want: map[int][]ragpipe.Heading{4: {
 				{Level: 1, Title: "Two"}, {Level: 1, Title: "Three"}, {Level: 1, Title: "Four", Line: 0, Lines: 1},
 			}},
 		},
 		{
 			name:  "long titles are cut",
-			pages: []Page{{Number: 1, Text: "Text."}},
+			pages: []ragpipe.Page{{Number: 1, Text: "Text."}},
 			items: []outlineItem{{level: 1, title: strings.Repeat("x", 300), page: 1}},
-			want:  map[int][]Heading{1: {{Level: 1, Title: strings.Repeat("x", 199) + "…"}}},
+			want:  map[int][]ragpipe.Heading{1: {{Level: 1, Title: strings.Repeat("x", 199) + "…"}}},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			placeHeadings(tc.pages, tc.items)
-			got := map[int][]Heading{}
+			got := map[int][]ragpipe.Heading{}
 			for _, p := range tc.pages {
 				if p.Headings != nil {
 					got[p.Number] = p.Headings
@@ -374,7 +374,7 @@ func FuzzOutline(f *testing.F) {
 		if err != nil {
 			return
 		}
-		pages := []Page{{Number: 1, Text: text1}, {Number: 2, Text: text2}}
+		pages := []ragpipe.Page{{Number: 1, Text: text1}, {Number: 2, Text: text2}}
 		placeHeadings(pages, items)
 		for _, p := range pages {
 			lines := len(strings.Split(p.Text, "\n"))

@@ -53,7 +53,7 @@ var outOfMemory = []string{
 // Pages left without text are OCRed afterwards when OCR is on (see ocrPages).
 // Last, the outline gives the pages' headings (see outline and
 // placeHeadings); a missing or broken outline leaves them without.
-func (e *Extractor) extractPDF(ctx context.Context, path string, progress Progress) ([]Page, error) {
+func (e *Extractor) extractPDF(ctx context.Context, path string, progress Progress) ([]ragpipe.Page, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, e.limits.Timeout, errTimedOut)
 	defer cancel()
 	if strings.HasPrefix(path, "-") {
@@ -114,11 +114,11 @@ func (e *Extractor) extractPDF(ctx context.Context, path string, progress Progre
 		total = len(texts) // pdfinfo counted pages pdftotext did not give
 	}
 
-	pages := make([]Page, 0, len(texts))
+	pages := make([]ragpipe.Page, 0, len(texts))
 	var blank []int
 	for i, text := range texts {
 		if text != "" {
-			pages = append(pages, Page{Number: i + 1, Text: text})
+			pages = append(pages, ragpipe.Page{Number: i + 1, Text: text})
 		} else {
 			blank = append(blank, i+1)
 		}
@@ -163,8 +163,8 @@ func tooManyPages(max int) error {
 }
 
 // mergePages merges two page lists sorted by number.
-func mergePages(a, b []Page) []Page {
-	out := make([]Page, 0, len(a)+len(b))
+func mergePages(a, b []ragpipe.Page) []ragpipe.Page {
+	out := make([]ragpipe.Page, 0, len(a)+len(b))
 	for len(a) > 0 || len(b) > 0 {
 		if len(b) == 0 || len(a) > 0 && a[0].Number < b[0].Number {
 			out, a = append(out, a[0]), a[1:]

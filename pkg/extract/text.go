@@ -19,7 +19,7 @@ import (
 // legacy encoding (see decodeText), keeping the text as it is apart from
 // line endings. Markdown comes out as it is, which is the form the chunker
 // reads structure from.
-func (e *Extractor) extractText(ctx context.Context, path string, _ bool) ([]Page, error) {
+func (e *Extractor) extractText(ctx context.Context, path string, _ bool) ([]ragpipe.Page, error) {
 	raw, err := readLimited(ctx, path, e.limits.MaxTextBytes, "text")
 	if err != nil {
 		return nil, err
@@ -31,7 +31,7 @@ func (e *Extractor) extractText(ctx context.Context, path string, _ bool) ([]Pag
 	if strings.TrimSpace(text) == "" {
 		return nil, ragpipe.Errorf(ragpipe.CodeNoText, "document has no text")
 	}
-	return []Page{{Number: 1, Text: text}}, nil
+	return []ragpipe.Page{{Number: 1, Text: text}}, nil
 }
 
 // decodeText returns b as UTF-8. A byte-order mark decides (UTF-8, UTF-16);

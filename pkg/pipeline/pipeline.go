@@ -50,7 +50,7 @@ type Blobs interface {
 
 // Extractor turns a stored file into pages of text.
 type Extractor interface {
-	ExtractProgress(ctx context.Context, f extract.Format, path string, progress extract.Progress) ([]extract.Page, error)
+	ExtractProgress(ctx context.Context, f extract.Format, path string, progress extract.Progress) ([]ragpipe.Page, error)
 }
 
 // Enqueuer puts the next stage's task on the queue.
@@ -303,7 +303,7 @@ func (pl *Pipeline) chunk(ctx context.Context, log *slog.Logger, p queue.Payload
 	if err != nil {
 		return unavailable(err, "object store")
 	}
-	var pages []chunk.Page
+	var pages []ragpipe.Page
 	if err := json.Unmarshal(b, &pages); err != nil {
 		return fmt.Errorf("decode pages artifact: %w", err)
 	}
