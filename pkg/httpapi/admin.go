@@ -30,8 +30,7 @@ func adminOnly(token string) echo.MiddlewareFunc {
 			if token == "" {
 				return ragpipe.Errorf(ragpipe.ENOTFOUND, "the admin API is off; set RAGPIPE_ADMIN_TOKEN to enable it")
 			}
-			got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			if !bearerIs(c, token) {
 				return ragpipe.Errorf(ragpipe.EUNAUTHORIZED, "invalid admin token")
 			}
 			return next(c)
@@ -47,13 +46,19 @@ func metricsAuth(token string) echo.MiddlewareFunc {
 			if token == "" {
 				return next(c)
 			}
-			got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			if !bearerIs(c, token) {
 				return ragpipe.Errorf(ragpipe.EUNAUTHORIZED, "invalid metrics token (RAGPIPE_METRICS_TOKEN)")
 			}
 			return next(c)
 		}
 	}
+}
+
+// bearerIs reports whether the request's bearer token is token, compared
+// in constant time.
+func bearerIs(c echo.Context, token string) bool {
+	got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }
 
 func queueParam(c echo.Context) string {
