@@ -339,6 +339,19 @@ type sseEvent struct {
 	data map[string]any
 }
 
+// recoveries returns the job.recovered events of a job that has ended: the
+// reaper's re-enqueues and rescues.
+func (s *stack) recoveries(t *testing.T, key, jobID string) []sseEvent {
+	t.Helper()
+	var out []sseEvent
+	for _, e := range s.readEvents(t, key, jobID, 0) {
+		if e.typ == "job.recovered" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // readEvents reads a job's event stream until it ends.
 func (s *stack) readEvents(t *testing.T, key, jobID string, lastID int64) []sseEvent {
 	t.Helper()
@@ -454,17 +467,11 @@ func TestReaperRecoversLostTasks(t *testing.T) {
 	if job["status"] != "succeeded" {
 		t.Fatalf("job after losing its tasks: %v", job)
 	}
-	events := s.readEvents(t, key, jobID, 0)
-	var recovered time.Time
-	for _, e := range events {
-		if e.typ == "job.recovered" {
-			recovered, _ = time.Parse(time.RFC3339Nano, e.data["created_at"].(string))
-			break
-		}
-	}
-	if recovered.IsZero() {
+	recs := s.recoveries(t, key, jobID)
+	if len(recs) == 0 {
 		t.Fatal("no job.recovered event")
 	}
+	recovered, _ := time.Parse(time.RFC3339Nano, recs[0].data["created_at"].(string))
 	t.Logf("reaper noticed the lost job %.1fs after its tasks vanished (stale-after %s, interval %s)",
 		recovered.Sub(lost).Seconds(), s.Config.ReaperStaleAfter, s.Config.ReaperInterval)
 }
@@ -601,11 +608,8 @@ func TestGracefulShutdown(t *testing.T) {
 		if job["status"] != "succeeded" {
 			t.Errorf("job: %v", job)
 		}
-		events := s.readEvents(t, key, jobID, 0)
-		for _, e := range events {
-			if e.typ == "job.recovered" {
-				t.Errorf("the reaper was needed: %v", e.data)
-			}
+		if recs := s.recoveries(t, key, jobID); len(recs) > 0 {
+			t.Errorf("the reaper was needed: %v", recs[0].data)
 		}
 	})
 }

@@ -109,14 +109,12 @@ func TestReaperRescuesTasksOfDeadWorker(t *testing.T) {
 	if job := s.WaitJob(t, key, jobID); job["status"] != "succeeded" {
 		t.Fatalf("job: %v", job)
 	}
-	var rescued []any
-	var at time.Time
-	for _, e := range s.readEvents(t, key, jobID, 0) {
-		if e.typ == "job.recovered" {
-			rescued, _ = e.data["data"].(map[string]any)["tasks"].([]any)
-			at, _ = time.Parse(time.RFC3339Nano, e.data["created_at"].(string))
-		}
+	recs := s.recoveries(t, key, jobID)
+	if len(recs) != 1 {
+		t.Fatalf("%d job.recovered events, want 1", len(recs))
 	}
+	rescued, _ := recs[0].data["data"].(map[string]any)["tasks"].([]any)
+	at, _ := time.Parse(time.RFC3339Nano, recs[0].data["created_at"].(string))
 	if len(rescued) != 1 || !strings.HasSuffix(rescued[0].(string), "~rescue1") {
 		t.Fatalf("job.recovered tasks %v, want the embed task's first rescue", rescued)
 	}
