@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ragpipe/ragpipe/internal/fakeopenai"
 )
 
 // Fault modes of the fake embedding provider.
@@ -153,22 +155,11 @@ func (f *fakeEmbedder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(embedLatency):
 		}
 	}
-	type item struct {
-		Object    string    `json:"object"`
-		Index     int       `json:"index"`
-		Embedding []float32 `json:"embedding"`
-	}
-	resp := struct {
-		Object string         `json:"object"`
-		Data   []item         `json:"data"`
-		Model  string         `json:"model"`
-		Usage  map[string]int `json:"usage"`
-	}{Object: "list", Model: req.Model, Usage: map[string]int{"prompt_tokens": 1, "total_tokens": 1}}
+	vecs := make([][]float32, len(req.Input))
 	for i, in := range req.Input {
-		resp.Data = append(resp.Data, item{Object: "embedding", Index: i, Embedding: vectorFor(in, f.dim)})
+		vecs[i] = vectorFor(in, f.dim)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(resp)
+	fakeopenai.WriteEmbeddings(w, req.Model, vecs, 1)
 }
 
 // stats returns the answers by kind and the 429 follow-up figures.

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ragpipe/ragpipe/internal/fakeopenai"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
@@ -63,22 +64,11 @@ func (f *fakeOpenAI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.auth = append(f.auth, r.Header.Get("Authorization"))
 	f.mu.Unlock()
 
-	type item struct {
-		Object    string    `json:"object"`
-		Index     int       `json:"index"`
-		Embedding []float32 `json:"embedding"`
-	}
-	resp := struct {
-		Object string         `json:"object"`
-		Data   []item         `json:"data"`
-		Model  string         `json:"model"`
-		Usage  map[string]int `json:"usage"`
-	}{Object: "list", Model: req.Model, Usage: map[string]int{"prompt_tokens": 7, "total_tokens": 7}}
+	vecs := make([][]float32, len(req.Input))
 	for i, in := range req.Input {
-		resp.Data = append(resp.Data, item{Object: "embedding", Index: i, Embedding: vectorFor(in, f.dim)})
+		vecs[i] = vectorFor(in, f.dim)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	if err := json.NewEncoder(w).Encode(resp); err != nil {
+	if err := fakeopenai.WriteEmbeddings(w, req.Model, vecs, 7); err != nil {
 		f.t.Errorf("encode response: %v", err)
 	}
 }

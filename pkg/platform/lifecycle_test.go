@@ -20,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ragpipe/ragpipe/internal/fakeopenai"
 	"github.com/ragpipe/ragpipe/internal/teststack"
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/embed"
@@ -48,12 +49,7 @@ func fakeProvider(t *testing.T, before func(w http.ResponseWriter, r *http.Reque
 			return
 		}
 		vecs, _ := h.Embed(r.Context(), req.Input)
-		data := make([]map[string]any, len(vecs))
-		for i, v := range vecs {
-			data[i] = map[string]any{"object": "embedding", "index": i, "embedding": v}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data, "model": "fake"})
+		fakeopenai.WriteEmbeddings(w, "fake", vecs, len(req.Input))
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL + "/v1"
