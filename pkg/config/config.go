@@ -127,14 +127,6 @@ func parseErrors(err error) []string {
 	return lines
 }
 
-// Validate checks every setting and reports all problems in one error.
-func (c Config) Validate() error {
-	if errs := c.problems(); len(errs) > 0 {
-		return errors.New("invalid configuration:\n  " + strings.Join(errs, "\n  "))
-	}
-	return nil
-}
-
 // problems lists every invalid setting, one line each, starting with its name.
 func (c Config) problems() []string {
 	var errs []string
