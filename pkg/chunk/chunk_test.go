@@ -12,6 +12,7 @@ import (
 )
 
 func TestSplit(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		pages []ragpipe.Page
@@ -181,6 +182,7 @@ func TestSplit(t *testing.T) {
 }
 
 func TestTokenCount(t *testing.T) {
+	t.Parallel()
 	enc, err := cl100k()
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +200,7 @@ func TestTokenCount(t *testing.T) {
 }
 
 func TestSplitInvalidOptions(t *testing.T) {
+	t.Parallel()
 	for _, o := range []Options{{Size: 0}, {Size: -5}, {Size: 10, Overlap: -1}, {Size: 10, Overlap: 10}, {Size: 10, Overlap: 11}, {Size: 10, Unit: 7}} {
 		t.Run(fmt.Sprintf("%+v", o), func(t *testing.T) {
 			_, err := Split([]ragpipe.Page{{Number: 1, Text: "text"}}, o)
@@ -213,6 +216,7 @@ func TestSplitInvalidOptions(t *testing.T) {
 // the document in order, overlap their neighbour when cut inside a
 // section, and come out the same twice.
 func TestSplitDocumentProperties(t *testing.T) {
+	t.Parallel()
 	enc, err := cl100k()
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 )
 
 func TestDefaultsAreValid(t *testing.T) {
+	t.Parallel()
 	c, err := config.Load(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -19,6 +20,7 @@ func TestDefaultsAreValid(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		env     []string

@@ -12,6 +12,7 @@ import (
 // TestEnvExampleIsDefaults keeps .env.example and docs/configuration.md in
 // step with the Config struct.
 func TestEnvExampleIsDefaults(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("../../.env.example")
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,7 @@ func embedOne(t *testing.T, e Embedder, text string) []float32 {
 }
 
 func TestHashingDeterministicUnitNorm(t *testing.T) {
+	t.Parallel()
 	texts := []string{
 		"The quick brown fox jumps over the lazy dog.",
 		"Straße, Müller und Größe — Unicode wörter 123",
@@ -71,6 +72,7 @@ func TestHashingDeterministicUnitNorm(t *testing.T) {
 }
 
 func TestHashingCaseAndPunctuationInsensitive(t *testing.T) {
+	t.Parallel()
 	h := NewHashing(384)
 	a := embedOne(t, h, "Hello, World!")
 	b := embedOne(t, h, "hello world")
@@ -80,6 +82,7 @@ func TestHashingCaseAndPunctuationInsensitive(t *testing.T) {
 }
 
 func TestHashingEmptyIsZero(t *testing.T) {
+	t.Parallel()
 	h := NewHashing(64)
 	vecs, err := h.Embed(context.Background(), []string{"", "   \n\t", "!?.,;-—"})
 	if err != nil {
@@ -99,6 +102,7 @@ func TestHashingEmptyIsZero(t *testing.T) {
 // Lexically closer texts must score strictly higher, in this exact order,
 // and texts sharing no word with the query below all of them.
 func TestHashingSimilarityOrder(t *testing.T) {
+	t.Parallel()
 	h := NewHashing(384)
 	query := "How do I reset my account password?"
 	ranked := []string{
@@ -133,6 +137,7 @@ func TestHashingSimilarityOrder(t *testing.T) {
 }
 
 func TestHashingCanceled(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := NewHashing(8).Embed(ctx, []string{"x"}); !errors.Is(err, context.Canceled) {
@@ -141,6 +146,7 @@ func TestHashingCanceled(t *testing.T) {
 }
 
 func TestNewHashingPanicsOnBadDimension(t *testing.T) {
+	t.Parallel()
 	defer func() {
 		if recover() == nil {
 			t.Error("NewHashing(0) did not panic")

@@ -74,6 +74,7 @@ func (f *fakeOpenAI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestOpenAIEmbedBatches(t *testing.T) {
+	t.Parallel()
 	fake := &fakeOpenAI{t: t, dim: 4}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
@@ -113,6 +114,7 @@ func TestOpenAIEmbedBatches(t *testing.T) {
 }
 
 func TestOpenAISendDimensionsNoKey(t *testing.T) {
+	t.Parallel()
 	fake := &fakeOpenAI{t: t, dim: 3}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
@@ -135,6 +137,7 @@ func TestOpenAISendDimensionsNoKey(t *testing.T) {
 // The fixture is a response recorded from api.openai.com (from langchaingo's
 // own test data, embeddings/testdata/TestOpenaiEmbeddings.httprr).
 func TestOpenAIRecordedResponse(t *testing.T) {
+	t.Parallel()
 	body, err := os.ReadFile("testdata/openai_embeddings_ada002.json")
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +165,7 @@ func TestOpenAIRecordedResponse(t *testing.T) {
 }
 
 func TestOpenAIErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		status    int
@@ -201,6 +205,7 @@ func TestOpenAIErrors(t *testing.T) {
 }
 
 func TestOpenAIWrongDimension(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(&fakeOpenAI{t: t, dim: 5})
 	defer srv.Close()
 	e, err := NewOpenAI(OpenAIConfig{BaseURL: srv.URL + "/v1", APIKey: "k", Model: "m", Dimensions: 4})
@@ -224,6 +229,7 @@ func hang(r *http.Request, stop <-chan struct{}) {
 }
 
 func TestOpenAITimeout(t *testing.T) {
+	t.Parallel()
 	stop := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hang(r, stop)
@@ -246,6 +252,7 @@ func TestOpenAITimeout(t *testing.T) {
 }
 
 func TestOpenAICanceled(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -266,6 +273,7 @@ func TestOpenAICanceled(t *testing.T) {
 }
 
 func TestOpenAIConnectionRefused(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
@@ -280,6 +288,7 @@ func TestOpenAIConnectionRefused(t *testing.T) {
 }
 
 func TestNewOpenAIInvalid(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		cfg  OpenAIConfig
@@ -300,6 +309,7 @@ func TestNewOpenAIInvalid(t *testing.T) {
 }
 
 func TestOpenAIEmptyInput(t *testing.T) {
+	t.Parallel()
 	e, err := NewOpenAI(OpenAIConfig{BaseURL: "http://127.0.0.1:1/v1", Model: "m", Dimensions: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -311,6 +321,7 @@ func TestOpenAIEmptyInput(t *testing.T) {
 }
 
 func TestOpenAIRetryAfter(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "7")
 		w.WriteHeader(http.StatusTooManyRequests)
@@ -329,6 +340,7 @@ func TestOpenAIRetryAfter(t *testing.T) {
 }
 
 func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		in   string

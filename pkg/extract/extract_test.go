@@ -37,6 +37,7 @@ func errorCode(t *testing.T, err error) string {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	if err := New(Limits{}).Check(); err != nil {
 		t.Fatalf("Check() = %v; pdftotext and prlimit are installed here", err)
 	}
@@ -48,6 +49,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestExtractPDF(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command("pdfinfo", testdata("lppl.pdf")).Output()
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +99,7 @@ func fakeTool(t *testing.T, script string) string {
 }
 
 func TestExtractPDFFailures(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		limits Limits
@@ -148,6 +151,7 @@ func TestExtractPDFFailures(t *testing.T) {
 }
 
 func TestExtractPDFCallerCancels(t *testing.T) {
+	t.Parallel()
 	e := New(Limits{})
 	e.pdftotext = fakeTool(t, "sleep 30")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -160,6 +164,7 @@ func TestExtractPDFCallerCancels(t *testing.T) {
 }
 
 func TestExtractText(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		format  Format
@@ -203,6 +208,7 @@ func TestExtractText(t *testing.T) {
 }
 
 func TestNormalize(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ in, want string }{
 		{"", ""},
 		{"\n\n  \n", ""},

@@ -16,6 +16,7 @@ import (
 // Progress comes page by page once the page count is known, and ends at
 // (pages, pages); ranges give the same pages as one run.
 func TestExtractPDFRangesAndProgress(t *testing.T) {
+	t.Parallel()
 	whole, err := New(Limits{}).Extract(context.Background(), PDF, testdata("lppl.pdf"))
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +50,7 @@ func TestExtractPDFRangesAndProgress(t *testing.T) {
 }
 
 func TestExtractPDFExactPageCountInRanges(t *testing.T) {
+	t.Parallel()
 	for _, rng := range []int{1, 4, 7, 8, 9} {
 		pages, err := New(Limits{}, WithRangePages(rng)).Extract(context.Background(), PDF, testdata("lppl.pdf"))
 		if err != nil || len(pages) != lpplPages || pages[len(pages)-1].Number != lpplPages {
@@ -64,6 +66,7 @@ func TestExtractPDFExactPageCountInRanges(t *testing.T) {
 // Hostile and broken PDFs each end with a specific code, quickly; the ones
 // a reader can recover (a broken xref, an owner password only) give text.
 func TestExtractHostilePDFs(t *testing.T) {
+	t.Parallel()
 	const hello = "Hostile ragpipe fixture text."
 	cases := []struct {
 		file   string
@@ -104,6 +107,7 @@ func TestExtractHostilePDFs(t *testing.T) {
 
 // scan.pdf is page 4 of lppl.pdf as a 200-dpi bitonal image, no text layer.
 func TestExtractOCR(t *testing.T) {
+	t.Parallel()
 	if !New(Limits{}).OCR() {
 		t.Skip("tesseract is not installed (scripts/services.sh installs it)")
 	}
@@ -129,6 +133,7 @@ func TestExtractOCR(t *testing.T) {
 }
 
 func TestExtractDOCX(t *testing.T) {
+	t.Parallel()
 	pages, err := New(Limits{}).Extract(context.Background(), DOCX, testdata("sample.docx"))
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +156,7 @@ func TestExtractDOCX(t *testing.T) {
 }
 
 func TestExtractDOCXHostile(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		file   string
 		limits Limits
@@ -202,6 +208,7 @@ const samplePage = `<!DOCTYPE html>
 </body></html>`
 
 func TestExtractHTML(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, page, want string
 	}{
@@ -251,6 +258,7 @@ func TestExtractHTML(t *testing.T) {
 }
 
 func TestSniffFixtures(t *testing.T) {
+	t.Parallel()
 	for name, want := range map[string]Format{
 		"sample.docx": DOCX, "bomb.docx": DOCX, "deep.docx": DOCX, "scan.pdf": PDF, "bomb.pdf": PDF,
 		"README.md": Markdown,

@@ -130,6 +130,7 @@ var sniffCases = []struct {
 }
 
 func TestSniff(t *testing.T) {
+	t.Parallel()
 	for _, tc := range sniffCases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Sniff(tc.head)
@@ -151,6 +152,7 @@ func TestSniff(t *testing.T) {
 }
 
 func TestSniffTestdata(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"lppl.pdf", "corrupt.pdf", "encrypted.pdf", "blank.pdf"} {
 		head, err := os.ReadFile(filepath.Join("..", "..", "testdata", name))
 		if err != nil {
@@ -163,6 +165,7 @@ func TestSniffTestdata(t *testing.T) {
 }
 
 func TestSniffOnlyLooksAtSniffLen(t *testing.T) {
+	t.Parallel()
 	head := append([]byte(strings.Repeat("plain words ", SniffLen/12+1)), 0)
 	if got, err := Sniff(head); got != Text || err != nil {
 		t.Fatalf("Sniff = %q, %v; want text (the NUL is past SniffLen)", got, err)

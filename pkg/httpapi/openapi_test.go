@@ -44,6 +44,7 @@ func loadSpec(t *testing.T) openAPISpec {
 // TestOpenAPIMatchesRoutes keeps docs/openapi.yaml and addRoutes in step: every
 // registered route is described, and every described operation is served.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
+	t.Parallel()
 	e := echo.New()
 	addRoutes(e, Params{})
 	registered := map[string]bool{}
@@ -91,6 +92,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 // responses every request can get: 500 everywhere, and on /v1 the 401, 429
 // and 503 of the authentication and rate-limit middleware.
 func TestOpenAPIErrorResponses(t *testing.T) {
+	t.Parallel()
 	for path, item := range loadSpec(t).Paths {
 		for method, op := range item {
 			if !specMethods[method] {
@@ -113,6 +115,7 @@ func TestOpenAPIErrorResponses(t *testing.T) {
 
 // TestOpenAPIRefsResolve checks that every local $ref points at something.
 func TestOpenAPIRefsResolve(t *testing.T) {
+	t.Parallel()
 	var doc map[string]any
 	if err := yaml.Unmarshal(docs.OpenAPI, &doc); err != nil {
 		t.Fatalf("docs/openapi.yaml does not parse: %v", err)

@@ -14,6 +14,7 @@ import (
 
 // TestGuardRefusesPrivateTargets is the SSRF table, with both switches off.
 func TestGuardRefusesPrivateTargets(t *testing.T) {
+	t.Parallel()
 	g := webhook.NewGuard(false, false)
 	tests := []struct {
 		url string
@@ -63,6 +64,7 @@ func TestGuardRefusesPrivateTargets(t *testing.T) {
 }
 
 func TestGuardSwitches(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	if err := webhook.NewGuard(true, false).CheckURL(ctx, "http://93.184.216.34/"); err != nil {
 		t.Errorf("http with ALLOW_HTTP: %v", err)
@@ -79,6 +81,7 @@ func TestGuardSwitches(t *testing.T) {
 // dialled, so a name that resolved to a public address when registered and
 // to a private one later (DNS rebinding) is still refused.
 func TestGuardChecksAtDial(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.Error("the guarded client reached a loopback server")
 	}))
@@ -102,6 +105,7 @@ func TestGuardChecksAtDial(t *testing.T) {
 }
 
 func TestClientDoesNotFollowRedirects(t *testing.T) {
+	t.Parallel()
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.Error("redirect followed")
 	}))

@@ -38,6 +38,7 @@ func verify(secret, id, ts string, body []byte, header string) bool {
 }
 
 func TestNewSecret(t *testing.T) {
+	t.Parallel()
 	s := webhook.NewSecret()
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, "whsec_"))
 	if !strings.HasPrefix(s, "whsec_") || err != nil || len(raw) < 24 {
@@ -49,6 +50,7 @@ func TestNewSecret(t *testing.T) {
 }
 
 func TestSignVerifiesIndependently(t *testing.T) {
+	t.Parallel()
 	oldSecret, newSecret, other := webhook.NewSecret(), webhook.NewSecret(), webhook.NewSecret()
 	body := []byte(`{"type":"document.ready","timestamp":"2025-01-01T00:00:00Z","data":{}}`)
 	ts := time.Unix(1735689600, 0)
