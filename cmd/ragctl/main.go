@@ -19,12 +19,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/ragpipe/ragpipe/pkg/apikey"
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/queue"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+	"github.com/ragpipe/ragpipe/pkg/webhook"
 )
 
 const usage = `usage:
@@ -84,7 +84,7 @@ func createKey(ctx context.Context, cfg config.Config, args []string, stdout, st
 	if err := postgres.Migrate(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
-	db, err := postgres.Open(ctx, cfg.DatabaseURL)
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, webhook.EncodeEvent)
 	if err != nil {
 		return err
 	}
@@ -101,18 +101,18 @@ func createKey(ctx context.Context, cfg config.Config, args []string, stdout, st
 func tasks(ctx context.Context, cfg config.Config, verb string, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tasks "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	q := fs.String("queue", queue.QueueIngest, "queue: ingest or webhooks")
+	q := fs.String("queue", ragpipe.QueueIngest, "queue: ingest or webhooks")
 	all := fs.Bool("all", false, "retry every archived task of the queue")
 	limit := fs.Int("limit", 100, "most tasks to list")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	db, err := postgres.Open(ctx, cfg.DatabaseURL)
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, webhook.EncodeEvent)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	admin := queue.NewAdmin(asynq.RedisClientOpt{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB}, db.ReviveJob)
+	admin := queue.NewAdmin(queue.Redis(cfg.RedisAddr, cfg.RedisPassword, cfg.RedisDB), db.ReviveJob)
 	defer admin.Close()
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	defer tw.Flush()

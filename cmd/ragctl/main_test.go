@@ -10,6 +10,7 @@ import (
 	"github.com/ragpipe/ragpipe/internal/testenv"
 	"github.com/ragpipe/ragpipe/pkg/apikey"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
+	"github.com/ragpipe/ragpipe/pkg/webhook"
 )
 
 func TestCreateKey(t *testing.T) {
@@ -24,7 +25,7 @@ func TestCreateKey(t *testing.T) {
 	if !apikey.WellFormed(key) {
 		t.Fatalf("last line %q is not a key", key)
 	}
-	db, err := postgres.Open(context.Background(), dbURL)
+	db, err := postgres.Open(context.Background(), dbURL, webhook.EncodeEvent)
 	if err != nil {
 		t.Fatal(err)
 	}

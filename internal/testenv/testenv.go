@@ -18,6 +18,7 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/blob"
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
+	"github.com/ragpipe/ragpipe/pkg/webhook"
 )
 
 // Config returns the configuration the services were started with (the
@@ -82,7 +83,7 @@ func EmptyDatabase(t testing.TB) string {
 func DB(t testing.TB) (*postgres.DB, string) {
 	t.Helper()
 	dbURL := Database(t)
-	db, err := postgres.Open(context.Background(), dbURL)
+	db, err := postgres.Open(context.Background(), dbURL, webhook.EncodeEvent)
 	if err != nil {
 		t.Fatal(err)
 	}

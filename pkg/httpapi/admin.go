@@ -3,21 +3,19 @@ package httpapi
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
 	"net/http"
 	"strings"
 
-	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 
-	"github.com/ragpipe/ragpipe/pkg/queue"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
-// QueueAdmin shows queue depth and retries archived tasks.
+// QueueAdmin shows queue depth and retries archived tasks. A task not in the
+// queue is ENOTFOUND, one not archived ECONFLICT, an unknown queue EINVALID.
 type QueueAdmin interface {
-	Stats() ([]queue.QueueStats, error)
-	Archived(queue string, limit int) ([]queue.ArchivedTask, error)
+	Stats() ([]ragpipe.QueueStats, error)
+	Archived(queue string, limit int) ([]ragpipe.ArchivedTask, error)
 	Retry(ctx context.Context, queue, id string) error
 	RetryAll(ctx context.Context, queue string) (int, error)
 }
@@ -65,26 +63,14 @@ func queueParam(c echo.Context) string {
 	if q := c.QueryParam("queue"); q != "" {
 		return q
 	}
-	return queue.QueueIngest
-}
-
-func adminError(err error) error {
-	switch {
-	case errors.Is(err, queue.ErrUnknownQueue):
-		return ragpipe.Errorf(ragpipe.EINVALID, "%v", err)
-	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
-		return ragpipe.Errorf(ragpipe.ENOTFOUND, "no such task")
-	case errors.Is(err, queue.ErrNotArchived):
-		return ragpipe.Errorf(ragpipe.ECONFLICT, "%v", err)
-	}
-	return err
+	return ragpipe.QueueIngest
 }
 
 func handleQueueStats(a QueueAdmin) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		stats, err := a.Stats()
 		if err != nil {
-			return ragpipe.Wrap(err, ragpipe.EUNAVAILABLE, "cannot read the queues")
+			return err
 		}
 		return c.JSON(http.StatusOK, map[string]any{"queues": stats})
 	}
@@ -98,7 +84,7 @@ func handleListArchived(a QueueAdmin) echo.HandlerFunc {
 		}
 		tasks, err := a.Archived(queueParam(c), limit)
 		if err != nil {
-			return adminError(err)
+			return err
 		}
 		return c.JSON(http.StatusOK, map[string]any{"tasks": tasks})
 	}
@@ -107,7 +93,7 @@ func handleListArchived(a QueueAdmin) echo.HandlerFunc {
 func handleRetryArchived(a QueueAdmin) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if err := a.Retry(c.Request().Context(), queueParam(c), c.Param("id")); err != nil {
-			return adminError(err)
+			return err
 		}
 		return c.JSON(http.StatusAccepted, map[string]any{"retried": 1})
 	}
@@ -117,7 +103,7 @@ func handleRetryAllArchived(a QueueAdmin) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		n, err := a.RetryAll(c.Request().Context(), queueParam(c))
 		if err != nil {
-			return adminError(err)
+			return err
 		}
 		return c.JSON(http.StatusAccepted, map[string]any{"retried": n})
 	}

@@ -1,44 +1,13 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
-
-type documentJSON struct {
-	ID         string          `json:"id"`
-	Collection string          `json:"collection"`
-	Filename   string          `json:"filename"`
-	Format     string          `json:"format"`
-	SizeBytes  int64           `json:"size_bytes"`
-	SHA256     string          `json:"sha256"`
-	Metadata   json.RawMessage `json:"metadata"`
-	Status     string          `json:"status"`
-	Pages      int             `json:"pages"`
-	ChunkCount int             `json:"chunk_count"`
-	LastJobID  string          `json:"last_job_id"`
-	CreatedAt  time.Time       `json:"created_at"`
-	UpdatedAt  time.Time       `json:"updated_at"`
-}
-
-func toDocument(d *ragpipe.Document) documentJSON {
-	md := d.Metadata
-	if len(md) == 0 {
-		md = json.RawMessage(`{}`)
-	}
-	return documentJSON{
-		ID: d.ID, Collection: d.Collection, Filename: d.Filename, Format: d.Format, SizeBytes: d.SizeBytes,
-		SHA256: d.SHA256, Metadata: md, Status: d.Status, Pages: d.Pages, ChunkCount: d.ChunkCount,
-		LastJobID: d.LastJobID, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
-	}
-}
 
 func handleGetDocument(s Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -46,7 +15,7 @@ func handleGetDocument(s Store) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, toDocument(d))
+		return c.JSON(http.StatusOK, d.JSON())
 	}
 }
 
@@ -69,7 +38,7 @@ func handleListDocuments(s Store) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		f := postgres.DocumentFilter{Collection: c.QueryParam("collection"), Status: c.QueryParam("status")}
+		f := ragpipe.DocumentFilter{Collection: c.QueryParam("collection"), Status: c.QueryParam("status")}
 		switch f.Status {
 		case "", ragpipe.DocProcessing, ragpipe.DocReady, ragpipe.DocFailed:
 		default:
@@ -80,11 +49,11 @@ func handleListDocuments(s Store) echo.HandlerFunc {
 			return err
 		}
 		out := struct {
-			Documents  []documentJSON `json:"documents"`
-			NextCursor string         `json:"next_cursor"`
-		}{Documents: make([]documentJSON, 0, len(docs)), NextCursor: next}
+			Documents  []ragpipe.DocumentJSON `json:"documents"`
+			NextCursor string                 `json:"next_cursor"`
+		}{Documents: make([]ragpipe.DocumentJSON, 0, len(docs)), NextCursor: next}
 		for _, d := range docs {
-			out.Documents = append(out.Documents, toDocument(d))
+			out.Documents = append(out.Documents, d.JSON())
 		}
 		return c.JSON(http.StatusOK, out)
 	}

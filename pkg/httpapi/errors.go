@@ -7,7 +7,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
@@ -45,10 +44,12 @@ type errorDetail struct {
 	RequestID string `json:"request_id"`
 }
 
-// errorHandler writes every error as {"error": {code, message, request_id}}.
-// Domain errors keep their message; anything else is logged and answered with
-// a generic 500.
-func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+// errorHandler is the one place errors become HTTP answers: every error is
+// written as {"error": {code, message, request_id}}. Domain errors keep their
+// code's status and their message; an error unavailable says is a backing
+// service out of reach is a 503 with Retry-After; anything else is logged
+// and answered with a generic 500.
+func errorHandler(log *slog.Logger, unavailable func(error) bool) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -63,7 +64,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 				status = s
 				body.Code, body.Message = de.Code, de.Message
 			}
-		case postgres.IsUnavailable(err):
+		case unavailable != nil && unavailable(err):
 			status = http.StatusServiceUnavailable
 			body.Code, body.Message = ragpipe.EUNAVAILABLE, "a backing service (database or network) is unavailable; retry shortly"
 			c.Response().Header().Set("Retry-After", "5")

@@ -9,11 +9,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
-	"github.com/ragpipe/ragpipe/pkg/postgres"
-	"github.com/ragpipe/ragpipe/pkg/queue"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
@@ -28,7 +25,7 @@ func handleCancelJob(s Store) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusAccepted, toJob(j))
+		return c.JSON(http.StatusAccepted, j.JSON())
 	}
 }
 
@@ -51,26 +48,19 @@ func handleReingest(p Params) echo.HandlerFunc {
 				return ragpipe.Errorf(ragpipe.EINVALID, "body must be a JSON object with optional chunk_size and chunk_overlap")
 			}
 		}
-		size, overlap := p.ChunkSize, p.ChunkOverlap
-		if req.ChunkSize != nil {
-			size = *req.ChunkSize
-		}
-		if req.ChunkOverlap != nil {
-			overlap = *req.ChunkOverlap
-		}
-		if size < 1 || size > 100_000 || overlap < 0 || overlap >= size {
-			return ragpipe.Errorf(ragpipe.EUNPROCESSABLE, "chunk_size must be 1..100000 and chunk_overlap 0..chunk_size-1")
+		chunking, err := p.Ingest.Chunking(req.ChunkSize, req.ChunkOverlap)
+		if err != nil {
+			return err
 		}
 		if err := p.Backpressure.admit(c.Request().Context(), c); err != nil {
 			return err
 		}
-		j := &ragpipe.Job{ID: uuid.NewString(), Status: ragpipe.JobQueued, Stage: ragpipe.StageExtract,
-			RequestID: requestID(c), ChunkSize: size, ChunkOverlap: overlap}
-		if err := p.Store.Reingest(c.Request().Context(), tenantOf(c), c.Param("id"), j); err != nil {
+		j, err := p.Ingest.Reingest(c.Request().Context(), tenantOf(c), c.Param("id"), requestID(c), chunking)
+		if err != nil {
 			return err
 		}
 		c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+j.ID)
-		return c.JSON(http.StatusAccepted, toJob(j))
+		return c.JSON(http.StatusAccepted, j.JSON())
 	}
 }
 
@@ -78,33 +68,23 @@ func handleReingest(p Params) echo.HandlerFunc {
 // in the background.
 func handleDeleteDocument(p Params) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		ctx := c.Request().Context()
 		id := c.Param("id")
-		payload := queue.Payload{DocumentID: id, RequestID: requestID(c)}
-		t := postgres.OutboxTask{Type: queue.TypeDelete, ID: queue.TaskID(queue.TypeDelete, payload), Payload: queue.Encode(payload)}
-		if err := p.Store.DeleteDocument(ctx, tenantOf(c), id, t); err != nil {
+		if err := p.Ingest.Delete(c.Request().Context(), tenantOf(c), id, requestID(c)); err != nil {
 			return err
-		}
-		// The outbox row guarantees the cleanup; enqueueing here only saves
-		// the relay's delay.
-		if err := p.Queue.Enqueue(ctx, t.Type, t.Payload); err != nil {
-			p.Logger.Warn("enqueue delete failed; outbox relay will retry", "document_id", id, "err", err)
-		} else if err := p.Store.MarkSent(ctx, t.ID); err != nil {
-			p.Logger.Warn("mark outbox sent", "document_id", id, "err", err)
 		}
 		return c.JSON(http.StatusAccepted, map[string]string{"document_id": id, "status": ragpipe.DocDeleting})
 	}
 }
 
 type eventJSON struct {
-	ID        int64           `json:"id"`
-	JobID     string          `json:"job_id"`
-	Type      string          `json:"type"`
-	Status    string          `json:"status"`
-	Stage     string          `json:"stage"`
-	Progress  float64         `json:"progress"`
-	Data      json.RawMessage `json:"data"`
-	CreatedAt time.Time       `json:"created_at"`
+	ID        int64                `json:"id"`
+	JobID     string               `json:"job_id"`
+	Type      ragpipe.JobEventType `json:"type"`
+	Status    string               `json:"status"`
+	Stage     string               `json:"stage"`
+	Progress  float64              `json:"progress"`
+	Data      json.RawMessage      `json:"data"`
+	CreatedAt time.Time            `json:"created_at"`
 }
 
 // keepAlive is how often an idle stream sends a comment (and re-reads the

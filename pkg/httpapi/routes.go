@@ -38,7 +38,7 @@ func addRoutes(e *echo.Echo, p Params) {
 
 	v1.POST("/webhooks", handleCreateWebhook(p))
 	v1.GET("/webhooks", handleListWebhooks(p.Webhooks))
-	v1.GET("/webhooks/callback-secret", handleGetCallbackSecret(p.Webhooks))
+	v1.GET("/webhooks/callback-secret", handleGetCallbackSecret(p))
 	v1.POST("/webhooks/callback-secret/rotate", handleRotateCallbackSecret(p))
 	v1.GET("/webhooks/:id", handleGetWebhook(p.Webhooks))
 	v1.PATCH("/webhooks/:id", handleUpdateWebhook(p))

@@ -1,5 +1,6 @@
-// Package httpapi is ragpipe's HTTP API: a thin layer that validates
-// requests, stores uploads, records jobs and answers from Postgres. Heavy work
+// Package httpapi is ragpipe's HTTP API: a thin layer that parses and
+// validates requests, calls the services (pkg/ingest) and the store, and maps
+// their results and errors to HTTP. It imports no adapter; heavy work
 // happens in the workers.
 package httpapi
 
@@ -13,36 +14,31 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/labstack/echo/v4"
 
-	"github.com/ragpipe/ragpipe/pkg/postgres"
+	"github.com/ragpipe/ragpipe/pkg/ingest"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
-// Store is the state the API reads and writes.
+// Store is the state the API reads, and the job cancellation it writes.
 type Store interface {
 	TenantByKeyHash(ctx context.Context, hash []byte) (string, error)
-	CreateDocument(ctx context.Context, d *ragpipe.Document, j *ragpipe.Job, opts postgres.CreateOptions) (*ragpipe.Document, error)
-	IdempotentResponse(ctx context.Context, tenantID, key string) (*postgres.IdempotencyRecord, error)
-	MarkSent(ctx context.Context, taskID string) error
 	CancelJob(ctx context.Context, tenantID, jobID string) (*ragpipe.Job, error)
-	Reingest(ctx context.Context, tenantID, documentID string, j *ragpipe.Job) error
-	DeleteDocument(ctx context.Context, tenantID, documentID string, t postgres.OutboxTask) error
 	JobEvents(ctx context.Context, tenantID, jobID string, after int64, limit int) ([]ragpipe.JobEvent, error)
 	Document(ctx context.Context, tenantID, id string) (*ragpipe.Document, error)
-	Documents(ctx context.Context, tenantID string, f postgres.DocumentFilter, cursor string, limit int) ([]*ragpipe.Document, string, error)
+	Documents(ctx context.Context, tenantID string, f ragpipe.DocumentFilter, cursor string, limit int) ([]*ragpipe.Document, string, error)
 	Chunks(ctx context.Context, tenantID, documentID string, after, limit int) ([]ragpipe.Chunk, error)
 	Job(ctx context.Context, tenantID, id string) (*ragpipe.Job, error)
 	Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.SearchResult, error)
 }
 
-// Blobs stores uploads.
-type Blobs interface {
-	Upload(ctx context.Context, key string, r io.Reader) error
-	Delete(ctx context.Context, key string) error
-}
-
-// Enqueuer puts a task on the queue.
-type Enqueuer interface {
-	Enqueue(ctx context.Context, typ string, payload []byte) error
+// Ingest accepts, re-ingests and deletes documents (pkg/ingest's Service).
+type Ingest interface {
+	Upload(ctx context.Context, tenantID, filename string, r io.Reader, limit int64) (*ingest.File, error)
+	Discard(ctx context.Context, f *ingest.File)
+	Accept(ctx context.Context, f *ingest.File, req ingest.Request) (*ingest.Result, error)
+	Chunking(size, overlap *int) (ingest.Chunking, error)
+	Reingest(ctx context.Context, tenantID, documentID, requestID string, c ingest.Chunking) (*ragpipe.Job, error)
+	Delete(ctx context.Context, tenantID, documentID, requestID string) error
+	Handoff(ctx context.Context, t ragpipe.Task)
 }
 
 // QueryEmbedder turns a search query into a vector.
@@ -56,16 +52,14 @@ type Check func(ctx context.Context) error
 // Params are the API's dependencies and settings.
 type Params struct {
 	Store          Store
-	Blobs          Blobs
-	Queue          Enqueuer
+	Ingest         Ingest
 	Embedder       QueryEmbedder
 	Limiter        *redis_rate.Limiter
 	RateLimit      redis_rate.Limit
 	Logger         *slog.Logger
 	Checks         map[string]Check // for /readyz, by name
+	Unavailable    func(error) bool // whether an error means a backing service is out of reach
 	MaxUploadBytes int64
-	ChunkSize      int
-	ChunkOverlap   int
 	OpenAPI        []byte
 	Backpressure   *Backpressure
 	Events         Subscriber
@@ -79,13 +73,14 @@ type Params struct {
 	Webhooks             WebhookStore
 	WebhookGuard         URLGuard
 	WebhookSecretOverlap time.Duration // default overlap of a secret rotation
+	NewSecret            func() string // a fresh signing secret (webhook.NewSecret)
 }
 
 // New returns the API's handler.
 func New(p Params) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(p.Logger)
+	e.HTTPErrorHandler = errorHandler(p.Logger, p.Unavailable)
 	addRoutes(e, p)
 	return e
 }

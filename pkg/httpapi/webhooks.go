@@ -13,9 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
-	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
-	"github.com/ragpipe/ragpipe/pkg/webhook"
 )
 
 // WebhookStore is the state the webhook endpoints read and write.
@@ -23,17 +21,14 @@ type WebhookStore interface {
 	CreateWebhook(ctx context.Context, e *ragpipe.WebhookEndpoint) error
 	Webhook(ctx context.Context, tenantID, id string) (*ragpipe.WebhookEndpoint, error)
 	Webhooks(ctx context.Context, tenantID string) ([]*ragpipe.WebhookEndpoint, error)
-	UpdateWebhook(ctx context.Context, tenantID, id string, u postgres.WebhookUpdate) (*ragpipe.WebhookEndpoint, error)
+	UpdateWebhook(ctx context.Context, tenantID, id string, u ragpipe.WebhookUpdate) (*ragpipe.WebhookEndpoint, error)
 	DeleteWebhook(ctx context.Context, tenantID, id string) error
 	RotateWebhookSecret(ctx context.Context, tenantID, id, secret string, overlap time.Duration) (*ragpipe.WebhookEndpoint, error)
 	RevealCallbackSecret(ctx context.Context, tenantID, candidate string) (*ragpipe.CallbackSecret, error)
 	RotateCallbackSecret(ctx context.Context, tenantID, secret string, overlap time.Duration) (*ragpipe.CallbackSecret, error)
-	SetDocumentCallback(ctx context.Context, tenantID, documentID, url, candidate string) error
-	DeleteDocumentCallback(ctx context.Context, tenantID, documentID string) error
-	CreateTestEvent(ctx context.Context, tenantID, webhookID string) (string, postgres.OutboxTask, error)
-	Redeliver(ctx context.Context, tenantID, webhookID, deliveryID string) (string, postgres.OutboxTask, error)
-	WebhookDeliveries(ctx context.Context, tenantID, webhookID string, f postgres.DeliveryFilter, cursor string, limit int) ([]*ragpipe.WebhookDelivery, string, error)
-	MarkSent(ctx context.Context, taskID string) error
+	CreateTestEvent(ctx context.Context, tenantID, webhookID string) (string, ragpipe.Task, error)
+	Redeliver(ctx context.Context, tenantID, webhookID, deliveryID string) (string, ragpipe.Task, error)
+	WebhookDeliveries(ctx context.Context, tenantID, webhookID string, f ragpipe.DeliveryFilter, cursor string, limit int) ([]*ragpipe.WebhookDelivery, string, error)
 }
 
 // URLGuard refuses webhook targets the platform must not call.
@@ -102,7 +97,7 @@ func validEvents(events []string) ([]string, error) {
 	}
 	var out []string
 	for _, ev := range events {
-		if ev != ragpipe.EventAll && !slices.Contains(ragpipe.EventTypes, ev) {
+		if ev != string(ragpipe.EventAll) && !ragpipe.KnownEventType(ev) {
 			return nil, ragpipe.Errorf(ragpipe.EUNPROCESSABLE, "unknown event type %q", ev)
 		}
 		if !slices.Contains(out, ev) {
@@ -151,7 +146,7 @@ func handleCreateWebhook(p Params) echo.HandlerFunc {
 			return ragpipe.Errorf(ragpipe.ECONFLICT, "a tenant has at most %d webhooks", maxWebhooksPerTenant)
 		}
 		e := &ragpipe.WebhookEndpoint{ID: uuid.NewString(), TenantID: tenant, URL: req.URL,
-			Description: req.Description, Events: events, Secret: webhook.NewSecret()}
+			Description: req.Description, Events: events, Secret: p.NewSecret()}
 		if err := p.Webhooks.CreateWebhook(ctx, e); err != nil {
 			return err
 		}
@@ -198,7 +193,7 @@ func handleUpdateWebhook(p Params) echo.HandlerFunc {
 			return err
 		}
 		ctx := c.Request().Context()
-		u := postgres.WebhookUpdate{URL: req.URL, Description: req.Description, Enabled: req.Enabled}
+		u := ragpipe.WebhookUpdate{URL: req.URL, Description: req.Description, Enabled: req.Enabled}
 		if req.Events != nil {
 			events, err := validEvents(*req.Events)
 			if err != nil {
@@ -257,22 +252,11 @@ func handleRotateWebhookSecret(p Params) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		e, err := p.Webhooks.RotateWebhookSecret(c.Request().Context(), tenantOf(c), c.Param("id"), webhook.NewSecret(), overlap)
+		e, err := p.Webhooks.RotateWebhookSecret(c.Request().Context(), tenantOf(c), c.Param("id"), p.NewSecret(), overlap)
 		if err != nil {
 			return err
 		}
 		return c.JSON(http.StatusOK, toWebhook(e, true))
-	}
-}
-
-// enqueueNow hands a task the store also wrote to the outbox straight to
-// the queue, as uploads do; the relay covers a failure.
-func enqueueNow(c echo.Context, p Params, t postgres.OutboxTask) {
-	ctx := c.Request().Context()
-	if err := p.Queue.Enqueue(ctx, t.Type, t.Payload); err != nil {
-		p.Logger.Warn("enqueue failed; outbox relay will retry", "task_id", t.ID, "err", err)
-	} else if err := p.Webhooks.MarkSent(ctx, t.ID); err != nil {
-		p.Logger.Warn("mark outbox sent", "task_id", t.ID, "err", err)
 	}
 }
 
@@ -286,7 +270,7 @@ func handleTestWebhook(p Params) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		enqueueNow(c, p, task)
+		p.Ingest.Handoff(c.Request().Context(), task)
 		return c.JSON(http.StatusAccepted, deliveryAccepted{DeliveryID: id})
 	}
 }
@@ -297,7 +281,7 @@ func handleRedeliver(p Params) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		enqueueNow(c, p, task)
+		p.Ingest.Handoff(c.Request().Context(), task)
 		return c.JSON(http.StatusAccepted, deliveryAccepted{DeliveryID: id})
 	}
 }
@@ -312,19 +296,19 @@ type attemptJSON struct {
 }
 
 type deliveryJSON struct {
-	ID             string        `json:"id"`
-	EventID        string        `json:"event_id"`
-	EventType      string        `json:"event_type"`
-	URL            string        `json:"url"`
-	Status         string        `json:"status"`
-	Attempts       int           `json:"attempts"`
-	LastStatusCode int           `json:"last_status_code"`
-	LastError      string        `json:"last_error"`
-	RedeliveryOf   string        `json:"redelivery_of,omitempty"`
-	CreatedAt      time.Time     `json:"created_at"`
-	UpdatedAt      time.Time     `json:"updated_at"`
-	DeliveredAt    *time.Time    `json:"delivered_at"`
-	AttemptLog     []attemptJSON `json:"attempt_log"`
+	ID             string            `json:"id"`
+	EventID        string            `json:"event_id"`
+	EventType      ragpipe.EventType `json:"event_type"`
+	URL            string            `json:"url"`
+	Status         string            `json:"status"`
+	Attempts       int               `json:"attempts"`
+	LastStatusCode int               `json:"last_status_code"`
+	LastError      string            `json:"last_error"`
+	RedeliveryOf   string            `json:"redelivery_of,omitempty"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+	DeliveredAt    *time.Time        `json:"delivered_at"`
+	AttemptLog     []attemptJSON     `json:"attempt_log"`
 }
 
 func toDelivery(d *ragpipe.WebhookDelivery) deliveryJSON {
@@ -345,8 +329,8 @@ func handleListDeliveries(s WebhookStore) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		f := postgres.DeliveryFilter{EventType: c.QueryParam("event"), Status: c.QueryParam("status")}
-		if f.EventType != "" && !slices.Contains(ragpipe.EventTypes, f.EventType) {
+		f := ragpipe.DeliveryFilter{EventType: c.QueryParam("event"), Status: c.QueryParam("status")}
+		if f.EventType != "" && !ragpipe.KnownEventType(f.EventType) {
 			return ragpipe.Errorf(ragpipe.EINVALID, "unknown event type %q", f.EventType)
 		}
 		switch f.Status {
@@ -390,9 +374,9 @@ func toCallbackSecret(s *ragpipe.CallbackSecret) callbackSecretJSON {
 // handleGetCallbackSecret shows the tenant's callback secret the first time
 // it is asked for (creating it if no upload has yet); afterwards only its
 // dates, with "revealed": true. A lost secret is replaced by rotating.
-func handleGetCallbackSecret(s WebhookStore) echo.HandlerFunc {
+func handleGetCallbackSecret(p Params) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		sec, err := s.RevealCallbackSecret(c.Request().Context(), tenantOf(c), webhook.NewSecret())
+		sec, err := p.Webhooks.RevealCallbackSecret(c.Request().Context(), tenantOf(c), p.NewSecret())
 		if err != nil {
 			return err
 		}
@@ -406,7 +390,7 @@ func handleRotateCallbackSecret(p Params) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		sec, err := p.Webhooks.RotateCallbackSecret(c.Request().Context(), tenantOf(c), webhook.NewSecret(), overlap)
+		sec, err := p.Webhooks.RotateCallbackSecret(c.Request().Context(), tenantOf(c), p.NewSecret(), overlap)
 		if err != nil {
 			return err
 		}

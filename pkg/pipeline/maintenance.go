@@ -2,15 +2,10 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
-	"github.com/hibiken/asynq"
-
-	"github.com/ragpipe/ragpipe/pkg/postgres"
-	"github.com/ragpipe/ragpipe/pkg/queue"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
@@ -21,136 +16,68 @@ type ReaperStore interface {
 	PendingBatches(ctx context.Context, jobID string) ([]int, error)
 	MarkRecovered(ctx context.Context, jobID string, tasks []string) error
 	FailJob(ctx context.Context, jobID, code, message string) error
-	StaleDeliveries(ctx context.Context, age time.Duration, limit int) ([]postgres.OutboxTask, error)
+	StaleDeliveries(ctx context.Context, age time.Duration, limit int) ([]ragpipe.Task, error)
 }
 
-// TaskInspector looks tasks up in the queue.
-type TaskInspector interface {
-	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
-	DeleteTask(queue, id string) error
-	ListActiveTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
-}
-
-// ReaperQueue enqueues tasks under their own IDs or under a rescue's.
-type ReaperQueue interface {
-	Enqueuer
-	EnqueueAs(ctx context.Context, typ string, payload []byte, id string) error
+// TaskKeeper keeps tasks going in the queue (pkg/queue's Keeper).
+type TaskKeeper interface {
+	// Stranded returns the IDs of tasks held by workers that died.
+	Stranded(ctx context.Context) (map[string]bool, error)
+	// Ensure enqueues t again if the queue lost it or it completed, and
+	// reports whether it did.
+	Ensure(ctx context.Context, t ragpipe.Task) (bool, error)
+	// Keep makes sure the work of t, which a stale job needs, gets done:
+	// requeued if lost, rescued if stranded says a dead worker holds it,
+	// or reported given up.
+	Keep(ctx context.Context, t ragpipe.Task, stranded map[string]bool) (ragpipe.TaskFate, error)
 }
 
 // Reaper finds jobs whose tasks have vanished from the queue (Redis lost its
-// data, failed over, or a task was deleted) and drives them on from the state
-// kept in Postgres, by re-enqueueing the current stage's tasks.
-//
-// It also rescues tasks held by a worker that died. Asynq hands such a task
-// back only 30 s after its lease expired, when a recoverer next runs (every
-// minute): 60-120 s after the crash, while the job keeps its tenant's
-// in-flight slot. Once the lease has expired (about 30 s after the crash,
-// as no heartbeat renews it), the reaper enqueues a copy under a rescue ID
-// (queue.RescueID); the original still runs again when Asynq recovers it,
-// which the stages, being idempotent, absorb.
+// data, failed over, or a task was deleted) or are held by workers that
+// died, and drives them on from the state kept in Postgres: it works out
+// the tasks each stale job needs now and has the queue keep them going. It
+// does the same for pending webhook deliveries and document cleanups.
 type Reaper struct {
-	Store     ReaperStore
-	Inspector TaskInspector
-	Queue     ReaperQueue
-	Logger    *slog.Logger
-	StaleAge  time.Duration // a job untouched this long is checked
+	Store    ReaperStore
+	Tasks    TaskKeeper
+	Logger   *slog.Logger
+	StaleAge time.Duration // a job untouched this long is checked
 }
 
-// maxRescues bounds the rescues of one task; after that Asynq's own
-// recovery is left to bring it back.
-const maxRescues = 5
-
-// orphans returns the IDs of ingest tasks whose worker stopped renewing
-// their lease: it died or lost Redis for longer than a lease.
-func (r *Reaper) orphans() (map[string]bool, error) {
-	out := map[string]bool{}
-	for page := 1; page <= maxSweepPages; page++ {
-		tasks, err := r.Inspector.ListActiveTasks(queue.QueueIngest, asynq.PageSize(sweepPage), asynq.Page(page))
-		if errors.Is(err, asynq.ErrQueueNotFound) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range tasks {
-			if t.IsOrphaned {
-				out[t.ID] = true
-			}
-		}
-		if len(tasks) < sweepPage {
-			break
-		}
-	}
-	return out, nil
-}
-
-// current returns the ID of the task that carries task id's work now: id
-// itself or the last rescue enqueued in its place, and its generation.
-func (r *Reaper) current(q, id string) (string, int, error) {
-	gen := 0
-	for ; gen < maxRescues; gen++ {
-		_, err := r.Inspector.GetTaskInfo(q, queue.RescueID(id, gen+1))
-		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-			break
-		}
-		if err != nil {
-			return "", 0, err
-		}
-	}
-	return queue.RescueID(id, gen), gen, nil
-}
+// A sweep looks at up to maxSweepPages pages of sweepPage stale jobs.
+const (
+	sweepPage     = 200
+	maxSweepPages = 50
+)
 
 // expected returns the tasks that must exist for j to make progress.
-func (r *Reaper) expected(ctx context.Context, j *ragpipe.Job) ([]queue.Payload, string, error) {
-	p := queue.Payload{JobID: j.ID, RequestID: j.RequestID}
+func (r *Reaper) expected(ctx context.Context, j *ragpipe.Job) ([]ragpipe.Task, error) {
+	p := ragpipe.TaskPayload{JobID: j.ID, RequestID: j.RequestID}
 	switch j.Stage {
 	case ragpipe.StageExtract:
-		return []queue.Payload{p}, queue.TypeExtract, nil
+		return []ragpipe.Task{ragpipe.NewTask(ragpipe.TaskExtract, p)}, nil
 	case ragpipe.StageChunk:
-		return []queue.Payload{p}, queue.TypeChunk, nil
+		return []ragpipe.Task{ragpipe.NewTask(ragpipe.TaskChunk, p)}, nil
 	case ragpipe.StageEmbed:
 		batches, err := r.Store.PendingBatches(ctx, j.ID)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		if len(batches) == 0 {
-			return []queue.Payload{p}, queue.TypeUpsert, nil
+			return []ragpipe.Task{ragpipe.NewTask(ragpipe.TaskUpsert, p)}, nil
 		}
-		out := make([]queue.Payload, len(batches))
+		out := make([]ragpipe.Task, len(batches))
 		for i, b := range batches {
-			out[i] = queue.Payload{JobID: j.ID, Batch: b, RequestID: j.RequestID}
+			out[i] = ragpipe.NewTask(ragpipe.TaskEmbed, ragpipe.TaskPayload{JobID: j.ID, Batch: b, RequestID: j.RequestID})
 		}
-		return out, queue.TypeEmbed, nil
+		return out, nil
 	default:
-		return []queue.Payload{p}, queue.TypeUpsert, nil
+		return []ragpipe.Task{ragpipe.NewTask(ragpipe.TaskUpsert, p)}, nil
 	}
 }
 
-// successorExists reports whether the task that follows typ for p's job is
-// in the queue in any state but archived. Only extract and chunk have one
-// known from the payload alone; the others report false.
-func (r *Reaper) successorExists(typ string, p queue.Payload) (bool, error) {
-	var next string
-	switch typ {
-	case queue.TypeExtract:
-		next = queue.TypeChunk
-	case queue.TypeChunk:
-		next = queue.TypeEmbed // batch 0 always exists
-	default:
-		return false, nil
-	}
-	info, err := r.Inspector.GetTaskInfo(queue.QueueIngest, queue.TaskID(next, queue.Payload{JobID: p.JobID}))
-	switch {
-	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	return info.State != asynq.TaskStateArchived, nil
-}
-
-// Sweep checks every stale job and pending webhook delivery once and returns
-// how many it re-enqueued.
+// Sweep checks every stale job, pending webhook delivery and stuck deletion
+// once and returns how many it re-enqueued.
 func (r *Reaper) Sweep(ctx context.Context) (int, error) {
 	recovered, err := r.sweepDeliveries(ctx)
 	if err != nil {
@@ -164,19 +91,19 @@ func (r *Reaper) Sweep(ctx context.Context) (int, error) {
 	// Page through every stale job, so healthy slow ones at the front
 	// cannot hide a lost one behind them.
 	var after *ragpipe.Job
-	var orphans map[string]bool
+	var stranded map[string]bool
 	for range maxSweepPages {
 		jobs, err := r.Store.StaleJobs(ctx, r.StaleAge, after, sweepPage)
 		if err != nil {
 			return recovered, err
 		}
-		if len(jobs) > 0 && orphans == nil {
-			if orphans, err = r.orphans(); err != nil {
-				return recovered, fmt.Errorf("list active tasks: %w", err)
+		if len(jobs) > 0 && stranded == nil {
+			if stranded, err = r.Tasks.Stranded(ctx); err != nil {
+				return recovered, err
 			}
 		}
 		for _, j := range jobs {
-			ok, err := r.check(ctx, j, orphans)
+			ok, err := r.check(ctx, j, stranded)
 			if err != nil {
 				return recovered, fmt.Errorf("job %s: %w", j.ID, err)
 			}
@@ -192,12 +119,6 @@ func (r *Reaper) Sweep(ctx context.Context) (int, error) {
 	return recovered, nil
 }
 
-// A sweep looks at up to maxSweepPages pages of sweepPage stale jobs.
-const (
-	sweepPage     = 200
-	maxSweepPages = 50
-)
-
 // sweepDeletions re-enqueues the cleanup of documents stuck in deleting.
 func (r *Reaper) sweepDeletions(ctx context.Context) (int, error) {
 	ids, err := r.Store.StaleDeletions(ctx, r.StaleAge, 200)
@@ -206,8 +127,7 @@ func (r *Reaper) sweepDeletions(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, id := range ids {
-		p := queue.Payload{DocumentID: id}
-		ok, err := r.ensure(ctx, queue.QueueIngest, queue.TaskID(queue.TypeDelete, p), queue.TypeDelete, queue.Encode(p))
+		ok, err := r.Tasks.Ensure(ctx, ragpipe.NewTask(ragpipe.TaskDelete, ragpipe.TaskPayload{DocumentID: id}))
 		if err != nil {
 			return n, err
 		}
@@ -219,88 +139,28 @@ func (r *Reaper) sweepDeletions(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// verdict is what the reaper makes of one task a job or delivery needs.
-type verdict int
-
-const (
-	leave   verdict = iota // pending, active, scheduled or retrying: it will run
-	requeue                // gone (or completed with nothing after it): enqueue again
-	given                  // archived: Asynq gave up on it
-)
-
-// inspect looks up task id of queue q. A completed task is run again
-// (stages are idempotent) unless successorExists says the work moved on;
-// its record is dropped first so its ID is free.
-func (r *Reaper) inspect(q, id string, successorExists func() (bool, error)) (verdict, *asynq.TaskInfo, error) {
-	info, err := r.Inspector.GetTaskInfo(q, id)
-	switch {
-	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
-		return requeue, nil, nil
-	case err != nil:
-		return leave, nil, err
-	case info.State == asynq.TaskStateArchived:
-		return given, info, nil
-	case info.State != asynq.TaskStateCompleted:
-		return leave, info, nil
-	}
-	if successorExists != nil {
-		if moved, err := successorExists(); err != nil || moved {
-			return leave, info, err
-		}
-	}
-	if err := r.Inspector.DeleteTask(q, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-		return leave, info, err
-	}
-	return requeue, info, nil
-}
-
-// ensure enqueues a task that inspect says must run again, and reports
-// whether it did. Archived tasks are left to the operator.
-func (r *Reaper) ensure(ctx context.Context, q, id, typ string, payload []byte) (bool, error) {
-	v, _, err := r.inspect(q, id, nil)
-	if err != nil || v != requeue {
-		return false, err
-	}
-	return true, r.Queue.Enqueue(ctx, typ, payload)
-}
-
-// check re-enqueues whatever j is missing, and rescues what orphans (task
-// IDs) says dead workers hold; a task given up after its retries ends the
-// job.
-func (r *Reaper) check(ctx context.Context, j *ragpipe.Job, orphans map[string]bool) (bool, error) {
-	payloads, typ, err := r.expected(ctx, j)
+// check has the queue keep every task j needs, and records what was
+// re-enqueued or rescued; a task given up after its retries ends the job.
+func (r *Reaper) check(ctx context.Context, j *ragpipe.Job, stranded map[string]bool) (bool, error) {
+	tasks, err := r.expected(ctx, j)
 	if err != nil {
 		return false, err
 	}
 	var requeued, rescued []string
-	for _, p := range payloads {
-		id, gen, err := r.current(queue.QueueIngest, queue.TaskID(typ, p))
+	for _, t := range tasks {
+		fate, err := r.Tasks.Keep(ctx, t, stranded)
 		if err != nil {
 			return false, err
 		}
-		// A completed stage whose successor's task exists (perhaps held by a
-		// killed worker until its lease expires) has moved on.
-		v, info, err := r.inspect(queue.QueueIngest, id, func() (bool, error) { return r.successorExists(typ, p) })
-		switch {
-		case err != nil:
-			return false, err
-		case v == given:
-			msg := fmt.Sprintf("%s was given up after its retries: %s", typ, info.LastErr)
+		switch fate.Action {
+		case ragpipe.TaskGivenUp:
+			msg := fmt.Sprintf("%s was given up after its retries: %s", t.Type, fate.LastError)
 			return false, r.Store.FailJob(ctx, j.ID, ragpipe.CodeRetriesSpent, msg)
-		case v == leave && orphans[id] && gen < maxRescues:
-			rescue := queue.RescueID(queue.TaskID(typ, p), gen+1)
-			if err := r.Queue.EnqueueAs(ctx, typ, queue.Encode(p), rescue); err != nil {
-				return false, err
-			}
-			rescued = append(rescued, rescue)
-			continue
-		case v == leave:
-			continue
+		case ragpipe.TaskRequeued:
+			requeued = append(requeued, fate.ID)
+		case ragpipe.TaskRescued:
+			rescued = append(rescued, fate.ID)
 		}
-		if err := r.Queue.EnqueueAs(ctx, typ, queue.Encode(p), id); err != nil {
-			return false, err
-		}
-		requeued = append(requeued, id)
 	}
 	if len(requeued)+len(rescued) == 0 {
 		return false, nil
@@ -325,7 +185,7 @@ func (r *Reaper) sweepDeliveries(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, t := range tasks {
-		ok, err := r.ensure(ctx, queue.QueueWebhooks, t.ID, t.Type, t.Payload)
+		ok, err := r.Tasks.Ensure(ctx, t)
 		if err != nil {
 			return n, err
 		}
@@ -347,6 +207,6 @@ type DispatchStore interface {
 // another's single document.
 func Dispatch(ctx context.Context, s DispatchStore, q Enqueuer, perTenant, limit int) (int, error) {
 	return s.DispatchQueued(ctx, perTenant, limit, func(ctx context.Context, jobID, requestID string) error {
-		return q.Enqueue(ctx, queue.TypeExtract, queue.Encode(queue.Payload{JobID: jobID, RequestID: requestID}))
+		return q.Enqueue(ctx, ragpipe.NewTask(ragpipe.TaskExtract, ragpipe.TaskPayload{JobID: jobID, RequestID: requestID}))
 	})
 }

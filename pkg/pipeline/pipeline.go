@@ -1,4 +1,4 @@
-// Package pipeline runs ingestion as a chain of Asynq tasks:
+// Package pipeline runs ingestion as a chain of queued tasks:
 // extract → chunk → embed (one task per batch) → upsert. Each stage reads its
 // input from the object store, writes its output there as an artifact, records
 // progress in Postgres and enqueues the next stage with a deterministic task
@@ -17,12 +17,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/ragpipe/ragpipe/pkg/chunk"
 	"github.com/ragpipe/ragpipe/pkg/embed"
 	"github.com/ragpipe/ragpipe/pkg/extract"
-	"github.com/ragpipe/ragpipe/pkg/queue"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
@@ -55,7 +52,7 @@ type Extractor interface {
 
 // Enqueuer puts the next stage's task on the queue.
 type Enqueuer interface {
-	Enqueue(ctx context.Context, typ string, payload []byte) error
+	Enqueue(ctx context.Context, t ragpipe.Task) error
 }
 
 // Params are the pipeline's dependencies and settings.
@@ -78,33 +75,35 @@ type Pipeline struct {
 // New returns a Pipeline.
 func New(p Params) *Pipeline { return &Pipeline{p: p} }
 
-// Register adds the pipeline's handlers to mux.
-func (pl *Pipeline) Register(mux *asynq.ServeMux) {
-	mux.HandleFunc(queue.TypeExtract, pl.stage(ragpipe.StageExtract, pl.extract))
-	mux.HandleFunc(queue.TypeChunk, pl.stage(ragpipe.StageChunk, pl.chunk))
-	mux.HandleFunc(queue.TypeEmbed, pl.stage(ragpipe.StageEmbed, pl.embed))
-	mux.HandleFunc(queue.TypeUpsert, pl.stage(ragpipe.StageUpsert, pl.upsert))
-	mux.HandleFunc(queue.TypeDelete, pl.delete)
-	mux.HandleFunc(queue.TypeSweep, pl.sweep)
+// Handlers returns the pipeline's task handlers, by task type.
+func (pl *Pipeline) Handlers() map[ragpipe.TaskType]ragpipe.TaskHandler {
+	return map[ragpipe.TaskType]ragpipe.TaskHandler{
+		ragpipe.TaskExtract: pl.stage(ragpipe.StageExtract, pl.extract),
+		ragpipe.TaskChunk:   pl.stage(ragpipe.StageChunk, pl.chunk),
+		ragpipe.TaskEmbed:   pl.stage(ragpipe.StageEmbed, pl.embed),
+		ragpipe.TaskUpsert:  pl.stage(ragpipe.StageUpsert, pl.upsert),
+		ragpipe.TaskDelete:  pl.delete,
+		ragpipe.TaskSweep:   pl.sweep,
+	}
 }
 
 // sweep removes what is left under a purged document's prefix: artifacts a
 // stage already running at the deletion wrote after the cleanup.
-func (pl *Pipeline) sweep(ctx context.Context, t *asynq.Task) error {
-	p, err := queue.Decode(t.Payload())
+func (pl *Pipeline) sweep(ctx context.Context, t ragpipe.TaskRun) error {
+	p, err := ragpipe.DecodeTask(t.Type, t.Payload)
 	if err != nil {
 		return err
 	}
 	if p.TenantID == "" {
-		return fmt.Errorf("sweep without tenant_id: %w", asynq.SkipRetry)
+		return ragpipe.Permanent(errors.New("sweep without tenant_id"))
 	}
 	return pl.p.Blobs.DeletePrefix(ctx, ragpipe.DocumentPrefix(p.TenantID, p.DocumentID))
 }
 
 // delete removes everything a deleted document left in the object store, then
 // its rows. Either step may run again after a crash.
-func (pl *Pipeline) delete(ctx context.Context, t *asynq.Task) error {
-	p, err := queue.Decode(t.Payload())
+func (pl *Pipeline) delete(ctx context.Context, t ragpipe.TaskRun) error {
+	p, err := ragpipe.DecodeTask(t.Type, t.Payload)
 	if err != nil {
 		return err
 	}
@@ -119,7 +118,7 @@ func (pl *Pipeline) delete(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	// Before the purge, so a failed enqueue retries the whole cleanup.
-	if err := pl.next(ctx, queue.TypeSweep, queue.Payload{DocumentID: p.DocumentID, TenantID: tenantID}); err != nil {
+	if err := pl.next(ctx, ragpipe.TaskSweep, ragpipe.TaskPayload{DocumentID: p.DocumentID, TenantID: tenantID}); err != nil {
 		return err
 	}
 	if _, err := pl.p.Store.PurgeDocument(ctx, p.DocumentID); err != nil {
@@ -133,20 +132,19 @@ func artifactKey(j *ragpipe.Job, name string) string {
 	return ragpipe.DocumentPrefix(j.TenantID, j.DocumentID) + "jobs/" + j.ID + "/" + name
 }
 
-type stageFunc func(ctx context.Context, log *slog.Logger, p queue.Payload, j *ragpipe.Job, d *ragpipe.Document) error
+type stageFunc func(ctx context.Context, log *slog.Logger, p ragpipe.TaskPayload, j *ragpipe.Job, d *ragpipe.Document) error
 
 // stage wraps a stage: it decodes the payload, records the attempt, skips
 // jobs that already ended, and ends the job at once on a permanent error.
-func (pl *Pipeline) stage(name string, fn stageFunc) asynq.HandlerFunc {
-	return func(ctx context.Context, t *asynq.Task) error {
-		p, err := queue.Decode(t.Payload())
+func (pl *Pipeline) stage(name string, fn stageFunc) ragpipe.TaskHandler {
+	return func(ctx context.Context, t ragpipe.TaskRun) error {
+		p, err := ragpipe.DecodeTask(t.Type, t.Payload)
 		if err != nil {
 			return err
 		}
-		log := pl.p.Logger.With("task", t.Type(), "job_id", p.JobID, "request_id", p.RequestID)
-		retry, _ := asynq.GetRetryCount(ctx)
+		log := pl.p.Logger.With("task", t.Type, "job_id", p.JobID, "request_id", p.RequestID)
 		if name != ragpipe.StageEmbed {
-			if _, err := pl.p.Store.BeginStage(ctx, p.JobID, name, retry+1); err != nil {
+			if _, err := pl.p.Store.BeginStage(ctx, p.JobID, name, t.Retried+1); err != nil {
 				return pl.missingJob(err)
 			}
 		}
@@ -167,7 +165,7 @@ func (pl *Pipeline) stage(name string, fn stageFunc) asynq.HandlerFunc {
 			if ferr := pl.p.Store.FailJob(ctx, j.ID, ragpipe.ErrorCode(err), ragpipe.ErrorMessage(err)); ferr != nil {
 				return ferr
 			}
-			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+			return ragpipe.Permanent(err)
 		}
 		return err
 	}
@@ -176,7 +174,7 @@ func (pl *Pipeline) stage(name string, fn stageFunc) asynq.HandlerFunc {
 // missingJob makes a task whose job is gone (deleted) end without retries.
 func (pl *Pipeline) missingJob(err error) error {
 	if ragpipe.ErrorCode(err) == ragpipe.ENOTFOUND {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return ragpipe.Permanent(err)
 	}
 	return err
 }
@@ -193,34 +191,32 @@ func permanent(err error) bool {
 
 // HandleError is the worker's error handler: when a task has spent its
 // retries, its job fails with the last error.
-func (pl *Pipeline) HandleError(ctx context.Context, t *asynq.Task, err error) {
-	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	p, derr := queue.Decode(t.Payload())
+func (pl *Pipeline) HandleError(ctx context.Context, t ragpipe.TaskRun, err error) {
+	p, derr := ragpipe.DecodeTask(t.Type, t.Payload)
 	if derr != nil || p.JobID == "" {
 		return // not a job's task (a document deletion retries by itself)
 	}
-	log := pl.p.Logger.With("task", t.Type(), "job_id", p.JobID, "request_id", p.RequestID)
-	if errors.Is(err, asynq.SkipRetry) {
+	log := pl.p.Logger.With("task", t.Type, "job_id", p.JobID, "request_id", p.RequestID)
+	if errors.Is(err, ragpipe.ErrPermanent) {
 		log.Warn("task failed for good", "err", err)
 		return
 	}
-	if retried < maxRetry {
-		log.Warn("task failed; will retry", "attempt", retried+1, "max_retry", maxRetry, "err", err)
+	if t.Retried < t.MaxRetry {
+		log.Warn("task failed; will retry", "attempt", t.Retried+1, "max_retry", t.MaxRetry, "err", err)
 		return
 	}
-	msg := fmt.Sprintf("%s failed after %d attempts: %s", t.Type(), retried+1, ragpipe.ErrorMessage(err))
+	msg := fmt.Sprintf("%s failed after %d attempts: %s", t.Type, t.Retried+1, ragpipe.ErrorMessage(err))
 	log.Error("task out of retries; failing job", "err", err)
 	if ferr := pl.p.Store.FailJob(context.WithoutCancel(ctx), p.JobID, ragpipe.CodeRetriesSpent, msg); ferr != nil {
 		log.Error("record job failure", "err", ferr)
 	}
 }
 
-func (pl *Pipeline) next(ctx context.Context, typ string, p queue.Payload) error {
-	return pl.p.Queue.Enqueue(ctx, typ, queue.Encode(p))
+func (pl *Pipeline) next(ctx context.Context, typ ragpipe.TaskType, p ragpipe.TaskPayload) error {
+	return pl.p.Queue.Enqueue(ctx, ragpipe.NewTask(typ, p))
 }
 
-func (pl *Pipeline) extract(ctx context.Context, log *slog.Logger, p queue.Payload, j *ragpipe.Job, d *ragpipe.Document) error {
+func (pl *Pipeline) extract(ctx context.Context, log *slog.Logger, p ragpipe.TaskPayload, j *ragpipe.Job, d *ragpipe.Document) error {
 	path, err := pl.stageRaw(ctx, d)
 	if err != nil {
 		return err
@@ -262,7 +258,7 @@ func (pl *Pipeline) extract(ctx context.Context, log *slog.Logger, p queue.Paylo
 		return err
 	}
 	log.Info("extracted", "pages", n, "bytes", text)
-	return pl.next(ctx, queue.TypeChunk, queue.Payload{JobID: j.ID, RequestID: p.RequestID})
+	return pl.next(ctx, ragpipe.TaskChunk, ragpipe.TaskPayload{JobID: j.ID, RequestID: p.RequestID})
 }
 
 // stageRaw copies the raw upload to a local file for the extractor.
@@ -298,7 +294,7 @@ type storedChunk struct {
 	OCR       bool   `json:"ocr,omitempty"`
 }
 
-func (pl *Pipeline) chunk(ctx context.Context, log *slog.Logger, p queue.Payload, j *ragpipe.Job, d *ragpipe.Document) error {
+func (pl *Pipeline) chunk(ctx context.Context, log *slog.Logger, p ragpipe.TaskPayload, j *ragpipe.Job, d *ragpipe.Document) error {
 	b, err := pl.p.Blobs.Get(ctx, artifactKey(j, "pages.json"))
 	if err != nil {
 		return unavailable(err, "object store")
@@ -336,14 +332,14 @@ func (pl *Pipeline) chunk(ctx context.Context, log *slog.Logger, p queue.Payload
 	}
 	log.Info("chunked", "chunks", len(chunks), "batches", len(sizes))
 	for i := range sizes {
-		if err := pl.next(ctx, queue.TypeEmbed, queue.Payload{JobID: j.ID, Batch: i, RequestID: p.RequestID}); err != nil {
+		if err := pl.next(ctx, ragpipe.TaskEmbed, ragpipe.TaskPayload{JobID: j.ID, Batch: i, RequestID: p.RequestID}); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (pl *Pipeline) embed(ctx context.Context, log *slog.Logger, p queue.Payload, j *ragpipe.Job, _ *ragpipe.Document) error {
+func (pl *Pipeline) embed(ctx context.Context, log *slog.Logger, p ragpipe.TaskPayload, j *ragpipe.Job, _ *ragpipe.Document) error {
 	chunks, err := pl.readBatch(ctx, j, p.Batch)
 	if err != nil {
 		return err
@@ -373,7 +369,7 @@ func (pl *Pipeline) embed(ctx context.Context, log *slog.Logger, p queue.Payload
 	if !done {
 		return nil
 	}
-	return pl.next(ctx, queue.TypeUpsert, queue.Payload{JobID: j.ID, RequestID: p.RequestID})
+	return pl.next(ctx, ragpipe.TaskUpsert, ragpipe.TaskPayload{JobID: j.ID, RequestID: p.RequestID})
 }
 
 func (pl *Pipeline) readBatch(ctx context.Context, j *ragpipe.Job, batch int) ([]storedChunk, error) {
@@ -388,7 +384,7 @@ func (pl *Pipeline) readBatch(ctx context.Context, j *ragpipe.Job, batch int) ([
 	return chunks, nil
 }
 
-func (pl *Pipeline) upsert(ctx context.Context, log *slog.Logger, _ queue.Payload, j *ragpipe.Job, _ *ragpipe.Document) error {
+func (pl *Pipeline) upsert(ctx context.Context, log *slog.Logger, _ ragpipe.TaskPayload, j *ragpipe.Job, _ *ragpipe.Document) error {
 	var chunks []ragpipe.Chunk
 	var vectors [][]float32
 	for batch := range j.TotalBatches {

@@ -36,8 +36,8 @@ type fixture struct {
 	queue     *queue.Client
 	db        *postgres.DB
 	blobs     *blob.Store
-	mux       *asynq.ServeMux
-	inspector *asynq.Inspector
+	handlers  map[ragpipe.TaskType]ragpipe.TaskHandler
+	inspector *asynq.Inspector // the pipeline's tests look into Redis as Asynq keeps it
 	tenant    string
 }
 
@@ -56,14 +56,12 @@ func newFixture(t *testing.T, batchSize int) *fixture {
 		Store: db, Blobs: blobs, Extractor: extract.New(extract.Limits{}), Embedder: embed.NewHashing(384),
 		Queue: q, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BatchSize: batchSize,
 	})
-	mux := asynq.NewServeMux()
-	pl.Register(mux)
 	_, hash := apikey.New()
 	tenant, err := db.CreateKey(context.Background(), "t", "rp_x", hash)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{db: db, blobs: blobs, mux: mux, inspector: ins, tenant: tenant, queue: q}
+	return &fixture{db: db, blobs: blobs, handlers: pl.Handlers(), inspector: ins, tenant: tenant, queue: q}
 }
 
 // newJob stores raw as a document of format and records its queued job.
@@ -78,21 +76,23 @@ func (f *fixture) newJob(t *testing.T, format string, raw []byte) *ragpipe.Job {
 	}
 	j := &ragpipe.Job{ID: uuid.NewString(), TenantID: f.tenant, DocumentID: d.ID, Status: ragpipe.JobQueued,
 		Stage: ragpipe.StageExtract, ChunkSize: 500, ChunkOverlap: 50}
-	if _, err := f.db.CreateDocument(ctx, d, j, postgres.CreateOptions{}); err != nil {
+	if _, err := f.db.CreateDocument(ctx, d, j, ragpipe.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return j
 }
 
-func (f *fixture) run(t *testing.T, typ string, p queue.Payload) error {
+// run runs the task of type typ for p, on its first attempt.
+func (f *fixture) run(t *testing.T, typ ragpipe.TaskType, p ragpipe.TaskPayload) error {
 	t.Helper()
-	return f.mux.ProcessTask(context.Background(), asynq.NewTask(typ, queue.Encode(p)))
+	task := ragpipe.NewTask(typ, p)
+	return f.handlers[typ](context.Background(), ragpipe.TaskRun{Type: typ, ID: task.ID, Payload: task.Payload})
 }
 
 // pending lists the IDs of tasks waiting in the ingest queue, sorted.
 func (f *fixture) pending(t *testing.T) []string {
 	t.Helper()
-	tasks, err := f.inspector.ListPendingTasks(queue.QueueIngest, asynq.PageSize(1000))
+	tasks, err := f.inspector.ListPendingTasks(ragpipe.QueueIngest, asynq.PageSize(1000))
 	if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func (f *fixture) pending(t *testing.T) []string {
 
 func (f *fixture) drain(t *testing.T) {
 	t.Helper()
-	if _, err := f.inspector.DeleteAllPendingTasks(queue.QueueIngest); err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+	if _, err := f.inspector.DeleteAllPendingTasks(ragpipe.QueueIngest); err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
 		t.Fatal(err)
 	}
 }
@@ -130,10 +130,10 @@ func TestStagesTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := f.newJob(t, "pdf", pdf)
-	p := queue.Payload{JobID: j.ID}
+	p := ragpipe.TaskPayload{JobID: j.ID}
 
 	for range 2 {
-		if err := f.run(t, queue.TypeExtract, p); err != nil {
+		if err := f.run(t, ragpipe.TaskExtract, p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -143,7 +143,7 @@ func TestStagesTwice(t *testing.T) {
 	f.drain(t)
 
 	for range 2 {
-		if err := f.run(t, queue.TypeChunk, p); err != nil {
+		if err := f.run(t, ragpipe.TaskChunk, p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -159,7 +159,7 @@ func TestStagesTwice(t *testing.T) {
 
 	for b := range batches {
 		for range 2 {
-			if err := f.run(t, queue.TypeEmbed, queue.Payload{JobID: j.ID, Batch: b}); err != nil {
+			if err := f.run(t, ragpipe.TaskEmbed, ragpipe.TaskPayload{JobID: j.ID, Batch: b}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -177,7 +177,7 @@ func TestStagesTwice(t *testing.T) {
 	}
 
 	for range 2 {
-		if err := f.run(t, queue.TypeUpsert, p); err != nil {
+		if err := f.run(t, ragpipe.TaskUpsert, p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -203,7 +203,7 @@ func TestStagesTwice(t *testing.T) {
 		}
 	}
 	// A late redelivery of the first stage changes nothing.
-	if err := f.run(t, queue.TypeExtract, p); err != nil {
+	if err := f.run(t, ragpipe.TaskExtract, p); err != nil {
 		t.Fatal(err)
 	}
 	if after := f.job(t, j.ID); after.Status != ragpipe.JobSucceeded || after.Stage != ragpipe.StageUpsert {
@@ -229,8 +229,8 @@ func TestPermanentFailures(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			j := f.newJob(t, tc.format, tc.raw)
-			err := f.run(t, queue.TypeExtract, queue.Payload{JobID: j.ID})
-			if !errors.Is(err, asynq.SkipRetry) {
+			err := f.run(t, ragpipe.TaskExtract, ragpipe.TaskPayload{JobID: j.ID})
+			if !errors.Is(err, ragpipe.ErrPermanent) {
 				t.Errorf("error %v does not skip retries", err)
 			}
 			got := f.job(t, j.ID)
@@ -246,9 +246,9 @@ func TestPermanentFailures(t *testing.T) {
 
 func TestMissingJobIsNotRetried(t *testing.T) {
 	f := newFixture(t, 64)
-	err := f.run(t, queue.TypeChunk, queue.Payload{JobID: uuid.NewString()})
-	if !errors.Is(err, asynq.SkipRetry) {
-		t.Errorf("task of a missing job: %v, want SkipRetry", err)
+	err := f.run(t, ragpipe.TaskChunk, ragpipe.TaskPayload{JobID: uuid.NewString()})
+	if !errors.Is(err, ragpipe.ErrPermanent) {
+		t.Errorf("task of a missing job: %v, want a permanent failure", err)
 	}
 }
 
@@ -288,10 +288,9 @@ func TestExtractProgress(t *testing.T) {
 		Store: store, Blobs: f.blobs, Extractor: extract.New(extract.Limits{}, extract.WithRangePages(20)),
 		Embedder: embed.NewHashing(384), Queue: f.queue, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BatchSize: 64,
 	})
-	mux := asynq.NewServeMux()
-	pl.Register(mux)
 	j := f.newJob(t, "pdf", raw)
-	if err := mux.ProcessTask(context.Background(), asynq.NewTask(queue.TypeExtract, queue.Encode(queue.Payload{JobID: j.ID}))); err != nil {
+	task := ragpipe.NewTask(ragpipe.TaskExtract, ragpipe.TaskPayload{JobID: j.ID})
+	if err := pl.Handlers()[ragpipe.TaskExtract](context.Background(), ragpipe.TaskRun{Type: task.Type, ID: task.ID, Payload: task.Payload}); err != nil {
 		t.Fatal(err)
 	}
 	doc, err := f.db.Document(context.Background(), f.tenant, j.DocumentID)
@@ -315,12 +314,11 @@ func TestDeleteThenSweep(t *testing.T) {
 	ctx := context.Background()
 	j := f.newJob(t, "text", []byte("some words to index"))
 	prefix := ragpipe.DocumentPrefix(f.tenant, j.DocumentID)
-	del := queue.Payload{DocumentID: j.DocumentID}
-	if err := f.db.DeleteDocument(ctx, f.tenant, j.DocumentID, postgres.OutboxTask{Type: queue.TypeDelete,
-		ID: queue.TaskID(queue.TypeDelete, del), Payload: queue.Encode(del)}); err != nil {
+	del := ragpipe.TaskPayload{DocumentID: j.DocumentID}
+	if err := f.db.DeleteDocument(ctx, f.tenant, j.DocumentID, ragpipe.NewTask(ragpipe.TaskDelete, del)); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.run(t, queue.TypeDelete, del); err != nil {
+	if err := f.run(t, ragpipe.TaskDelete, del); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.db.Document(ctx, f.tenant, j.DocumentID); ragpipe.ErrorCode(err) != ragpipe.ENOTFOUND {
@@ -329,7 +327,7 @@ func TestDeleteThenSweep(t *testing.T) {
 	if keys, err := f.blobs.List(ctx, prefix); err != nil || len(keys) != 0 {
 		t.Errorf("objects after cleanup: %v %v", keys, err)
 	}
-	scheduled, err := f.inspector.ListScheduledTasks(queue.QueueIngest)
+	scheduled, err := f.inspector.ListScheduledTasks(ragpipe.QueueIngest)
 	if err != nil || len(scheduled) != 1 || scheduled[0].ID != "doc:sweep:"+j.DocumentID ||
 		time.Until(scheduled[0].NextProcessAt) < 10*time.Minute {
 		t.Fatalf("scheduled sweep: %+v %v", scheduled, err)
@@ -337,7 +335,7 @@ func TestDeleteThenSweep(t *testing.T) {
 	if err := f.blobs.Put(ctx, prefix+"jobs/"+j.ID+"/pages.json", []byte(`[]`)); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.mux.ProcessTask(ctx, asynq.NewTask(queue.TypeSweep, scheduled[0].Payload)); err != nil {
+	if err := f.handlers[ragpipe.TaskSweep](ctx, ragpipe.TaskRun{Type: ragpipe.TaskSweep, Payload: scheduled[0].Payload}); err != nil {
 		t.Fatal(err)
 	}
 	if keys, err := f.blobs.List(ctx, prefix); err != nil || len(keys) != 0 {

@@ -16,8 +16,10 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/blob"
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/httpapi"
+	"github.com/ragpipe/ragpipe/pkg/ingest"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/queue"
+	"github.com/ragpipe/ragpipe/pkg/webhook"
 )
 
 // API is the HTTP API process.
@@ -56,7 +58,10 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		log.Warn("object store not ready; uploads will fail until it is", "err", err)
 	}
 	a.handler = httpapi.New(httpapi.Params{
-		Store: db, Blobs: a.blobs, Queue: a.queue, Embedder: emb,
+		Store: db,
+		Ingest: ingest.New(ingest.Params{Store: db, Blobs: a.blobs, Queue: a.queue, Logger: log,
+			NewSecret: webhook.NewSecret, ChunkSize: cfg.ChunkSize, ChunkOverlap: cfg.ChunkOverlap}),
+		Embedder:  emb,
 		Limiter:   redis_rate.NewLimiter(a.rdb),
 		RateLimit: redis_rate.PerMinute(cfg.RateLimitPerMin),
 		Logger:    log,
@@ -65,9 +70,8 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 			"redis":    func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
 			"s3":       a.blobs.Ping,
 		},
+		Unavailable:    postgres.IsUnavailable,
 		MaxUploadBytes: cfg.MaxUploadBytes,
-		ChunkSize:      cfg.ChunkSize,
-		ChunkOverlap:   cfg.ChunkOverlap,
 		OpenAPI:        docs.OpenAPI,
 		Backpressure:   &httpapi.Backpressure{Limit: cfg.MaxQueuedJobs, RetryAfter: 30 * time.Second, Count: db.QueuedJobs},
 		Events:         a.events,
@@ -80,6 +84,7 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		Webhooks:             db,
 		WebhookGuard:         newWebhookGuard(cfg),
 		WebhookSecretOverlap: cfg.WebhookSecretOverlap,
+		NewSecret:            webhook.NewSecret,
 	})
 	return a, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/embed"
 	"github.com/ragpipe/ragpipe/pkg/platform"
 	"github.com/ragpipe/ragpipe/pkg/queue"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
 // fakeProvider starts an OpenAI-compatible embeddings server whose vectors
@@ -517,9 +518,9 @@ func TestFairness(t *testing.T) {
 // TestArchivedTaskRetry spends a task's retries against a failing provider,
 // then retries it through the admin API once the provider is back.
 func TestArchivedTaskRetry(t *testing.T) {
-	pol := queue.Policies[queue.TypeEmbed]
-	queue.Policies[queue.TypeEmbed] = queue.Policy{MaxRetry: 1, Timeout: pol.Timeout}
-	t.Cleanup(func() { queue.Policies[queue.TypeEmbed] = pol })
+	pol := queue.Policies[ragpipe.TaskEmbed]
+	queue.Policies[ragpipe.TaskEmbed] = queue.Policy{MaxRetry: 1, Timeout: pol.Timeout}
+	t.Cleanup(func() { queue.Policies[ragpipe.TaskEmbed] = pol })
 	var failures atomic.Int32 // the provider's next answers that fail
 	failures.Store(2)         // both attempts the policy allows
 	provider := fakeProvider(t, func(w http.ResponseWriter, _ *http.Request) bool {

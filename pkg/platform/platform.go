@@ -19,6 +19,7 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/embed"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
+	"github.com/ragpipe/ragpipe/pkg/webhook"
 )
 
 // NewLogger returns the process logger: JSON for machines, text for people.
@@ -92,7 +93,7 @@ func openDB(ctx context.Context, cfg config.Config, migrate bool) (*postgres.DB,
 			return nil, fmt.Errorf("%w (is Postgres with pgvector running? `make services` starts it)", err)
 		}
 	}
-	db, err := postgres.Open(ctx, cfg.DatabaseURL)
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, webhook.EncodeEvent)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/queue"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 	"github.com/ragpipe/ragpipe/pkg/webhook"
 )
 
@@ -41,15 +42,14 @@ func newWebhookRunner(cfg config.Config, log *slog.Logger, db *postgres.DB, q *q
 		DisableAfter: cfg.WebhookDisableAfter,
 		Logger:       log,
 	})
-	r := &webhookRunner{log: log, db: db, queue: q, mux: asynq.NewServeMux()}
-	d.Register(r.mux)
+	r := &webhookRunner{log: log, db: db, queue: q, mux: queue.NewMux(d.Handlers())}
 	// Retries are due no sooner than the schedule's first step; checking for
 	// due ones at a quarter of it (within 0.1-1s) keeps them on time.
 	check := min(max(cfg.WebhookRetrySchedule[0]/4, 100*time.Millisecond), time.Second)
 	r.srv = asynq.NewServer(redisOpt(cfg), asynq.Config{
 		Concurrency:              cfg.WebhookConcurrency,
-		Queues:                   map[string]int{queue.QueueWebhooks: 1},
-		RetryDelayFunc:           d.RetryDelay,
+		Queues:                   map[string]int{ragpipe.QueueWebhooks: 1},
+		RetryDelayFunc:           queue.RetryDelayFunc(d.RetryDelay),
 		ShutdownTimeout:          cfg.ShutdownGrace,
 		TaskCheckInterval:        200 * time.Millisecond,
 		DelayedTaskCheckInterval: check,
@@ -69,9 +69,7 @@ func (r *webhookRunner) shutdown() { r.srv.Shutdown() }
 // time until none is left.
 func (r *webhookRunner) relay(ctx context.Context) error {
 	for {
-		n, err := r.db.RelayWebhooks(ctx, 200, func(ctx context.Context, task postgres.OutboxTask) error {
-			return r.queue.Enqueue(ctx, task.Type, task.Payload)
-		})
+		n, err := r.db.RelayWebhooks(ctx, 200, r.queue.Enqueue)
 		if err != nil || n < 200 {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/pipeline"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/queue"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
 // relayInterval is how often the worker moves outbox rows to the queue; rows
@@ -30,16 +31,16 @@ const (
 
 // Worker is the pipeline worker process.
 type Worker struct {
-	cfg       config.Config
-	log       *slog.Logger
-	db        *postgres.DB
-	rdb       *redis.Client // provider rate limits and the health check before locked rounds
-	queue     *queue.Client
-	srv       *asynq.Server
-	mux       *asynq.ServeMux
-	hooks     *webhookRunner
-	inspector *asynq.Inspector
-	reaper    *pipeline.Reaper
+	cfg    config.Config
+	log    *slog.Logger
+	db     *postgres.DB
+	rdb    *redis.Client // provider rate limits and the health check before locked rounds
+	queue  *queue.Client
+	srv    *asynq.Server
+	mux    *asynq.ServeMux
+	hooks  *webhookRunner
+	keeper *queue.Keeper
+	reaper *pipeline.Reaper
 }
 
 // NewWorker connects to every dependency and checks the extraction tools.
@@ -61,20 +62,20 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worke
 		rdb.Close()
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, log: log, db: db, rdb: rdb, queue: queue.NewClient(redisOpt(cfg)), mux: asynq.NewServeMux()}
+	w := &Worker{cfg: cfg, log: log, db: db, rdb: rdb, queue: queue.NewClient(redisOpt(cfg))}
 	pl := pipeline.New(pipeline.Params{
 		Store: db, Blobs: newBlobs(cfg), Extractor: ex, Embedder: emb, Queue: w.queue,
 		Logger: log, BatchSize: cfg.EmbedBatchSize, TempDir: cfg.TempDir,
 	})
-	pl.Register(w.mux)
-	w.inspector = asynq.NewInspector(redisOpt(cfg))
-	w.reaper = &pipeline.Reaper{Store: db, Inspector: w.inspector, Queue: w.queue, Logger: log, StaleAge: cfg.ReaperStaleAfter}
+	w.mux = queue.NewMux(pl.Handlers())
+	w.keeper = queue.NewKeeper(redisOpt(cfg), w.queue)
+	w.reaper = &pipeline.Reaper{Store: db, Tasks: w.keeper, Logger: log, StaleAge: cfg.ReaperStaleAfter}
 	w.hooks = newWebhookRunner(cfg, log, db, w.queue)
 	w.srv = asynq.NewServer(redisOpt(cfg), asynq.Config{
 		Concurrency:     cfg.WorkerConcurrency,
-		Queues:          map[string]int{queue.QueueIngest: 1},
-		RetryDelayFunc:  queue.RetryDelay,
-		ErrorHandler:    asynq.ErrorHandlerFunc(pl.HandleError),
+		Queues:          map[string]int{ragpipe.QueueIngest: 1},
+		RetryDelayFunc:  queue.RetryDelayFunc(queue.RetryDelay),
+		ErrorHandler:    queue.ErrorHandler(pl.HandleError),
 		ShutdownTimeout: cfg.ShutdownGrace,
 		// Each stage enqueues the next; a short idle poll keeps the hand-off
 		// fast (Asynq's default is 1s per stage) at ~5 Redis calls/s per idle worker.
@@ -116,9 +117,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // relay moves tasks the API recorded but could not enqueue (Redis down, a
 // crash after commit) from the outbox to the queue.
 func (w *Worker) relay(ctx context.Context) error {
-	n, err := w.db.RelayOutbox(ctx, relayMinAge, 100, func(ctx context.Context, task postgres.OutboxTask) error {
-		return w.queue.Enqueue(ctx, task.Type, task.Payload)
-	})
+	n, err := w.db.RelayOutbox(ctx, relayMinAge, 100, w.queue.Enqueue)
 	if n > 0 {
 		w.log.Info("outbox relay enqueued tasks", "count", n)
 	}
@@ -186,7 +185,7 @@ const reaperLock = 0x7261677069706532 // "ragpipe2"
 // Close releases the worker's connections. Call it after Run returns.
 func (w *Worker) Close() {
 	w.rdb.Close()
-	w.inspector.Close()
+	w.keeper.Close()
 	w.queue.Close()
 	w.db.Close()
 }

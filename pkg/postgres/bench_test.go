@@ -9,7 +9,6 @@ import (
 
 	"github.com/ragpipe/ragpipe/internal/testenv"
 	"github.com/ragpipe/ragpipe/pkg/apikey"
-	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
@@ -41,7 +40,7 @@ func BenchmarkUpsert(b *testing.B) {
 		d := &ragpipe.Document{ID: uuid.NewString(), TenantID: tenant, Filename: "b", Format: "text", SHA256: "x", Status: ragpipe.DocProcessing}
 		d.RawKey = ragpipe.RawKey(tenant, d.ID)
 		j := &ragpipe.Job{ID: uuid.NewString(), TenantID: tenant, DocumentID: d.ID, Status: ragpipe.JobQueued, Stage: ragpipe.StageExtract, ChunkSize: 1000}
-		if _, err := db.CreateDocument(ctx, d, j, postgres.CreateOptions{}); err != nil {
+		if _, err := db.CreateDocument(ctx, d, j, ragpipe.CreateOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()

@@ -13,31 +13,11 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
-// OutboxTask is a task to enqueue once the transaction that wrote it commits.
-type OutboxTask struct {
-	Type    string
-	ID      string // deterministic task ID: enqueueing it twice is harmless
-	Payload []byte
-}
-
-// CreateOptions adjust CreateDocument.
-type CreateOptions struct {
-	// Dedupe returns an existing document of the same tenant and collection
-	// with the same bytes (SHA-256) instead of creating one.
-	Dedupe bool
-	// Idempotency, when set, stores the answer to the request under its key
-	// in the same transaction.
-	Idempotency *IdempotencyRecord
-}
-
-// ErrIdempotencyConflict reports that another request with the same
-// Idempotency-Key committed first; read its record with IdempotentResponse.
-var ErrIdempotencyConflict = ragpipe.Errorf(ragpipe.ECONFLICT, "a request with this Idempotency-Key is already recorded")
-
-// CreateDocument records a new document and its first job, which waits for
-// the dispatcher. With opts.Dedupe, an existing copy of the same bytes in the
-// same collection is returned instead (and nothing is written).
-func (db *DB) CreateDocument(ctx context.Context, d *ragpipe.Document, j *ragpipe.Job, opts CreateOptions) (existing *ragpipe.Document, err error) {
+// CreateDocument records a new document, its first job (which waits for the
+// dispatcher), its callback and its idempotency record in one transaction.
+// With opts.Dedupe, an existing copy of the same bytes in the same
+// collection is returned instead (and nothing is written).
+func (db *DB) CreateDocument(ctx context.Context, d *ragpipe.Document, j *ragpipe.Job, opts ragpipe.CreateOptions) (existing *ragpipe.Document, err error) {
 	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		if opts.Dedupe {
 			// Serialise uploads of the same bytes so two at once make one document.
@@ -66,7 +46,13 @@ func (db *DB) CreateDocument(ctx context.Context, d *ragpipe.Document, j *ragpip
 			return fmt.Errorf("insert document: %w", err)
 		}
 		d.LastJobID = j.ID
-		if err := insertJob(ctx, tx, j); err != nil {
+		// Before the job, whose events must all reach the callback.
+		if opts.Callback != nil {
+			if err := insertCallback(ctx, tx, d, *opts.Callback); err != nil {
+				return err
+			}
+		}
+		if err := db.insertJob(ctx, tx, j); err != nil {
 			return err
 		}
 		if opts.Idempotency != nil {
@@ -77,8 +63,9 @@ func (db *DB) CreateDocument(ctx context.Context, d *ragpipe.Document, j *ragpip
 	return existing, err
 }
 
-// insertJob records a queued job and its first event, and wakes the dispatcher.
-func insertJob(ctx context.Context, tx pgx.Tx, j *ragpipe.Job) error {
+// insertJob records a queued job and its first event; the dispatcher finds
+// it on its next round.
+func (db *DB) insertJob(ctx context.Context, tx pgx.Tx, j *ragpipe.Job) error {
 	if j.Kind == "" {
 		j.Kind = ragpipe.JobIngest
 	}
@@ -91,10 +78,18 @@ func insertJob(ctx context.Context, tx pgx.Tx, j *ragpipe.Job) error {
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}
-	if err := appendEvent(ctx, tx, j, "job.queued", nil); err != nil {
+	return db.appendEvent(ctx, tx, j, ragpipe.JobQueuedEvent, nil)
+}
+
+// insertCallback records the callback URL of document d, and gives its
+// tenant a callback secret (cb.NewSecret) if it has none.
+func insertCallback(ctx context.Context, tx pgx.Tx, d *ragpipe.Document, cb ragpipe.Callback) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO webhook_callback_secrets (tenant_id, secret) VALUES ($1, $2)
+		ON CONFLICT DO NOTHING`, d.TenantID, cb.NewSecret); err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `SELECT pg_notify('jobs_queued', '')`)
+	_, err := tx.Exec(ctx, `INSERT INTO document_callbacks (document_id, tenant_id, url) VALUES ($1, $2, $3)
+		ON CONFLICT (document_id) DO UPDATE SET url = excluded.url`, d.ID, d.TenantID, cb.URL)
 	return err
 }
 
@@ -125,15 +120,9 @@ func (db *DB) Document(ctx context.Context, tenantID, id string) (*ragpipe.Docum
 	return d, notFound(err, "document")
 }
 
-// DocumentFilter narrows a document listing.
-type DocumentFilter struct {
-	Collection string
-	Status     string
-}
-
 // Documents lists the tenant's documents, newest first, limit at a time.
 // cursor is empty for the first page, else the next cursor of the page before.
-func (db *DB) Documents(ctx context.Context, tenantID string, f DocumentFilter, cursor string, limit int) ([]*ragpipe.Document, string, error) {
+func (db *DB) Documents(ctx context.Context, tenantID string, f ragpipe.DocumentFilter, cursor string, limit int) ([]*ragpipe.Document, string, error) {
 	args := []any{tenantID, limit + 1}
 	where := []string{"tenant_id = $1"}
 	if f.Collection != "" {

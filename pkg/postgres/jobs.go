@@ -79,11 +79,11 @@ func (db *DB) BeginStage(ctx context.Context, jobID, stage string, attempt int) 
 			jobID, j.Status, j.Stage, j.Attempts); err != nil {
 			return err
 		}
-		typ := "job.retrying"
+		typ := ragpipe.JobRetryingEvent
 		if changed {
-			typ = "job.stage"
+			typ = ragpipe.JobStageEvent
 		}
-		return appendEvent(ctx, tx, j, typ, map[string]any{"attempt": attempt})
+		return db.appendEvent(ctx, tx, j, typ, map[string]any{"attempt": attempt})
 	})
 	return out, err
 }
@@ -106,7 +106,7 @@ func (db *DB) SetProgress(ctx context.Context, jobID string, progress float64) e
 		if _, err := tx.Exec(ctx, `UPDATE jobs SET progress = $2, updated_at = now() WHERE id = $1`, jobID, progress); err != nil {
 			return err
 		}
-		return appendEvent(ctx, tx, j, "job.progress", nil)
+		return db.appendEvent(ctx, tx, j, ragpipe.JobProgressEvent, nil)
 	})
 }
 
@@ -133,7 +133,7 @@ func (db *DB) PrepareEmbed(ctx context.Context, jobID string, batchSizes []int) 
 			progress = 0, updated_at = now() WHERE id = $1`, jobID, j.Stage, total, len(batchSizes)); err != nil {
 			return err
 		}
-		return appendEvent(ctx, tx, j, "job.stage", map[string]any{"chunks": total, "batches": len(batchSizes)})
+		return db.appendEvent(ctx, tx, j, ragpipe.JobStageEvent, map[string]any{"chunks": total, "batches": len(batchSizes)})
 	})
 }
 
@@ -163,7 +163,7 @@ func (db *DB) CompleteBatch(ctx context.Context, jobID string, batch int) (allDo
 				WHERE id = $1`, jobID, j.EmbeddedChunks, j.Progress); err != nil {
 				return err
 			}
-			if err := appendEvent(ctx, tx, j, "job.progress", map[string]any{"embedded_chunks": j.EmbeddedChunks}); err != nil {
+			if err := db.appendEvent(ctx, tx, j, ragpipe.JobProgressEvent, map[string]any{"embedded_chunks": j.EmbeddedChunks}); err != nil {
 				return err
 			}
 		}
@@ -217,7 +217,7 @@ func (db *DB) FinishJob(ctx context.Context, jobID string, chunks []ragpipe.Chun
 			return err
 		}
 		ok = true
-		return appendEvent(ctx, tx, j, "job.succeeded", map[string]any{"chunk_count": len(chunks)})
+		return db.appendEvent(ctx, tx, j, ragpipe.JobSucceededEvent, map[string]any{"chunk_count": len(chunks)})
 	})
 	return ok, err
 }
@@ -239,12 +239,13 @@ func (db *DB) FailJob(ctx context.Context, jobID, code, message string) error {
 			WHERE id = $1 AND status = 'processing'`, j.DocumentID); err != nil {
 			return err
 		}
-		return appendEvent(ctx, tx, j, "job.failed", map[string]any{"code": code, "message": message})
+		return db.appendEvent(ctx, tx, j, ragpipe.JobFailedEvent, map[string]any{"code": code, "message": message})
 	})
 }
 
-// appendEvent adds an event to the job's log and wakes listeners.
-func appendEvent(ctx context.Context, tx pgx.Tx, j *ragpipe.Job, typ string, data map[string]any) error {
+// appendEvent adds an event to the job's log, records the webhook event it
+// announces, and wakes listeners.
+func (db *DB) appendEvent(ctx context.Context, tx pgx.Tx, j *ragpipe.Job, typ ragpipe.JobEventType, data map[string]any) error {
 	if data == nil {
 		data = map[string]any{}
 	}
@@ -256,7 +257,7 @@ func appendEvent(ctx context.Context, tx pgx.Tx, j *ragpipe.Job, typ string, dat
 		VALUES ($1, $2, $3, $4, $5, $6)`, j.ID, typ, j.Status, j.Stage, j.Progress, raw); err != nil {
 		return fmt.Errorf("append job event: %w", err)
 	}
-	if err := recordWebhookEvent(ctx, tx, j, typ, data); err != nil {
+	if err := db.recordWebhookEvent(ctx, tx, j, typ); err != nil {
 		return fmt.Errorf("record webhook event: %w", err)
 	}
 	_, err = tx.Exec(ctx, `SELECT pg_notify('job_events', $1)`, j.ID)

@@ -11,18 +11,7 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
-// IdempotencyRecord is the answer to a request made with an Idempotency-Key.
-type IdempotencyRecord struct {
-	Key         string
-	Fingerprint string // what the request asked; a retry must ask the same
-	Status      int
-	// Body renders the answer once the document and job are recorded; it is
-	// not stored for IdempotentResponse's result (see RawBody).
-	Body    func(d *ragpipe.Document, j *ragpipe.Job) ([]byte, error)
-	RawBody []byte
-}
-
-func insertIdempotency(ctx context.Context, tx pgx.Tx, tenantID string, r *IdempotencyRecord, d *ragpipe.Document, j *ragpipe.Job) error {
+func insertIdempotency(ctx context.Context, tx pgx.Tx, tenantID string, r *ragpipe.IdempotencyRecord, d *ragpipe.Document, j *ragpipe.Job) error {
 	body, err := r.Body(d, j)
 	if err != nil {
 		return err
@@ -33,15 +22,15 @@ func insertIdempotency(ctx context.Context, tx pgx.Tx, tenantID string, r *Idemp
 		return err
 	}
 	if tag.RowsAffected() == 0 {
-		return ErrIdempotencyConflict
+		return ragpipe.ErrIdempotencyConflict
 	}
 	r.RawBody = body
 	return nil
 }
 
 // IdempotentResponse returns the answer recorded for the tenant's key, or nil.
-func (db *DB) IdempotentResponse(ctx context.Context, tenantID, key string) (*IdempotencyRecord, error) {
-	r := &IdempotencyRecord{Key: key}
+func (db *DB) IdempotentResponse(ctx context.Context, tenantID, key string) (*ragpipe.IdempotencyRecord, error) {
+	r := &ragpipe.IdempotencyRecord{Key: key}
 	err := db.pool.QueryRow(ctx, `SELECT fingerprint, status_code, body FROM idempotency_keys
 		WHERE tenant_id = $1 AND key = $2`, tenantID, key).Scan(&r.Fingerprint, &r.Status, &r.RawBody)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -135,7 +124,7 @@ func (db *DB) CancelJob(ctx context.Context, tenantID, jobID string) (*ragpipe.J
 		if j.Terminal() {
 			return ragpipe.Errorf(ragpipe.ECONFLICT, "job already %s", j.Status)
 		}
-		if err := cancelLocked(ctx, tx, j, "canceled by request", true); err != nil {
+		if err := db.cancelLocked(ctx, tx, j, "canceled by request", true); err != nil {
 			return err
 		}
 		out, err = scanJob(tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1`, jobID))
@@ -147,7 +136,7 @@ func (db *DB) CancelJob(ctx context.Context, tenantID, jobID string) (*ragpipe.J
 // cancelLocked cancels j, whose row the caller has locked. A document that
 // had never been ready becomes failed; with announce, subscribers get
 // document.failed for it.
-func cancelLocked(ctx context.Context, tx pgx.Tx, j *ragpipe.Job, reason string, announce bool) error {
+func (db *DB) cancelLocked(ctx context.Context, tx pgx.Tx, j *ragpipe.Job, reason string, announce bool) error {
 	j.Status = ragpipe.JobCanceled
 	if _, err := tx.Exec(ctx, `UPDATE jobs SET status = 'canceled', finished_at = now(), updated_at = now()
 		WHERE id = $1`, j.ID); err != nil {
@@ -158,11 +147,11 @@ func cancelLocked(ctx context.Context, tx pgx.Tx, j *ragpipe.Job, reason string,
 	if err != nil {
 		return err
 	}
-	if err := appendEvent(ctx, tx, j, "job.canceled", map[string]any{"reason": reason}); err != nil {
+	if err := db.appendEvent(ctx, tx, j, ragpipe.JobCanceledEvent, map[string]any{"reason": reason}); err != nil {
 		return err
 	}
 	if announce && tag.RowsAffected() == 1 {
-		return recordEvent(ctx, tx, ragpipe.EventDocumentFailed, j.TenantID, j.DocumentID, j, nil)
+		return db.recordEvent(ctx, tx, ragpipe.EventDocumentFailed, j.TenantID, j.DocumentID, j, nil)
 	}
 	return nil
 }
@@ -200,7 +189,7 @@ func (db *DB) Reingest(ctx context.Context, tenantID, documentID string, j *ragp
 			return ragpipe.Errorf(ragpipe.ECONFLICT, "the document has a job in progress; cancel it or wait for it to end")
 		}
 		j.TenantID, j.DocumentID, j.Kind = tenantID, documentID, ragpipe.JobReingest
-		if err := insertJob(ctx, tx, j); err != nil {
+		if err := db.insertJob(ctx, tx, j); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE documents SET last_job_id = $2,
@@ -213,7 +202,7 @@ func (db *DB) Reingest(ctx context.Context, tenantID, documentID string, j *ragp
 // DeleteDocument marks the tenant's document deleting, removes its chunks so
 // no search shows it from now on, cancels its unfinished jobs, and records
 // the task that removes its objects and rows. Deleting twice is harmless.
-func (db *DB) DeleteDocument(ctx context.Context, tenantID, documentID string, t OutboxTask) error {
+func (db *DB) DeleteDocument(ctx context.Context, tenantID, documentID string, t ragpipe.Task) error {
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		d, err := lockDocument(ctx, tx, tenantID, documentID)
 		if err != nil {
@@ -232,7 +221,7 @@ func (db *DB) DeleteDocument(ctx context.Context, tenantID, documentID string, t
 			return err
 		}
 		for _, j := range jobs {
-			if err := cancelLocked(ctx, tx, j, "document deleted", false); err != nil {
+			if err := db.cancelLocked(ctx, tx, j, "document deleted", false); err != nil {
 				return err
 			}
 		}
@@ -243,7 +232,7 @@ func (db *DB) DeleteDocument(ctx context.Context, tenantID, documentID string, t
 			WHERE id = $1`, documentID); err != nil {
 			return err
 		}
-		if err := recordDocumentDeleted(ctx, tx, d); err != nil {
+		if err := db.recordDocumentDeleted(ctx, tx, d); err != nil {
 			return err
 		}
 		return insertOutbox(ctx, tx, t)
@@ -308,7 +297,7 @@ func (db *DB) MarkRecovered(ctx context.Context, jobID string, tasks []string) e
 		if _, err := tx.Exec(ctx, `UPDATE jobs SET updated_at = now() WHERE id = $1`, jobID); err != nil {
 			return err
 		}
-		return appendEvent(ctx, tx, j, "job.recovered", map[string]any{"tasks": tasks})
+		return db.appendEvent(ctx, tx, j, ragpipe.JobRecoveredEvent, map[string]any{"tasks": tasks})
 	})
 }
 
@@ -341,7 +330,7 @@ func (db *DB) ReviveJob(ctx context.Context, jobID string) (bool, error) {
 			return err
 		}
 		revived = true
-		return appendEvent(ctx, tx, j, "job.revived", nil)
+		return db.appendEvent(ctx, tx, j, ragpipe.JobRevivedEvent, nil)
 	})
 	if err != nil {
 		return false, fmt.Errorf("revive job: %w", err)
@@ -351,7 +340,7 @@ func (db *DB) ReviveJob(ctx context.Context, jobID string) (bool, error) {
 
 // StaleDeliveries returns webhook deliveries still pending and untouched for
 // at least age: candidates for the reaper, should their tasks be lost.
-func (db *DB) StaleDeliveries(ctx context.Context, age time.Duration, limit int) ([]OutboxTask, error) {
+func (db *DB) StaleDeliveries(ctx context.Context, age time.Duration, limit int) ([]ragpipe.Task, error) {
 	rows, err := db.pool.Query(ctx, `SELECT id FROM webhook_deliveries
 		WHERE status = 'pending' AND updated_at < now() - $1::interval ORDER BY updated_at LIMIT $2`, age, limit)
 	if err != nil {
@@ -361,9 +350,9 @@ func (db *DB) StaleDeliveries(ctx context.Context, age time.Duration, limit int)
 	if err != nil {
 		return nil, err
 	}
-	tasks := make([]OutboxTask, len(ids))
+	tasks := make([]ragpipe.Task, len(ids))
 	for i, id := range ids {
-		tasks[i] = WebhookTask(id)
+		tasks[i] = ragpipe.WebhookTask(id)
 	}
 	return tasks, nil
 }

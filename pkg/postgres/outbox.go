@@ -5,9 +5,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
-func insertOutbox(ctx context.Context, tx pgx.Tx, t OutboxTask) error {
+// insertOutbox records t, to be enqueued once tx commits (by its writer or
+// the relay).
+func insertOutbox(ctx context.Context, tx pgx.Tx, t ragpipe.Task) error {
 	_, err := tx.Exec(ctx, `INSERT INTO outbox (task_type, task_id, payload) VALUES ($1, $2, $3)
 		ON CONFLICT (task_id) DO NOTHING`, t.Type, t.ID, t.Payload)
 	return err
@@ -16,7 +20,7 @@ func insertOutbox(ctx context.Context, tx pgx.Tx, t OutboxTask) error {
 // RelayOutbox hands up to limit unsent tasks older than minAge to send, in
 // order, and marks those that send accepts. Rows are locked while sent, so
 // several relays can run at once without sending a task twice.
-func (db *DB) RelayOutbox(ctx context.Context, minAge time.Duration, limit int, send func(context.Context, OutboxTask) error) (int, error) {
+func (db *DB) RelayOutbox(ctx context.Context, minAge time.Duration, limit int, send func(context.Context, ragpipe.Task) error) (int, error) {
 	sent := 0
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT id, task_type, task_id, payload FROM outbox
@@ -27,7 +31,7 @@ func (db *DB) RelayOutbox(ctx context.Context, minAge time.Duration, limit int, 
 		}
 		type row struct {
 			id int64
-			t  OutboxTask
+			t  ragpipe.Task
 		}
 		pending, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 			var x row

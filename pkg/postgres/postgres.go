@@ -26,12 +26,14 @@ import (
 
 // DB is a pool of connections to the ragpipe database.
 type DB struct {
-	pool *pgxpool.Pool
+	pool        *pgxpool.Pool
+	encodeEvent ragpipe.EncodeEvent
 }
 
 // Open connects to the database at url and registers the vector type.
-// The schema must exist (see Migrate).
-func Open(ctx context.Context, url string) (*DB, error) {
+// The schema must exist (see Migrate). encodeEvent renders the body of every
+// webhook event the store records (pkg/webhook's EncodeEvent).
+func Open(ctx context.Context, url string, encodeEvent ragpipe.EncodeEvent) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
@@ -46,7 +48,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
-	return &DB{pool: pool}, nil
+	return &DB{pool: pool, encodeEvent: encodeEvent}, nil
 }
 
 // Close releases every connection.

@@ -32,7 +32,7 @@ func newDocJob(t *testing.T, db *postgres.DB, tenant, collection string) (*ragpi
 	d.RawKey = ragpipe.RawKey(tenant, d.ID)
 	j := &ragpipe.Job{ID: uuid.NewString(), TenantID: tenant, DocumentID: d.ID, Status: ragpipe.JobQueued,
 		Stage: ragpipe.StageExtract, ChunkSize: 1000, ChunkOverlap: 100}
-	if _, err := db.CreateDocument(context.Background(), d, j, postgres.CreateOptions{}); err != nil {
+	if _, err := db.CreateDocument(context.Background(), d, j, ragpipe.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return d, j
@@ -65,6 +65,7 @@ func unit(dim, seed int) []float32 {
 }
 
 func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
 	dbURL := testenv.EmptyDatabase(t)
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
@@ -96,6 +97,7 @@ func TestMigrateConcurrently(t *testing.T) {
 }
 
 func TestKeysAndTenants(t *testing.T) {
+	t.Parallel()
 	db, _ := testenv.DB(t)
 	ctx := context.Background()
 	key, hash := apikey.New()
@@ -122,6 +124,7 @@ func TestKeysAndTenants(t *testing.T) {
 }
 
 func TestTenantIsolation(t *testing.T) {
+	t.Parallel()
 	db, _ := testenv.DB(t)
 	ctx := context.Background()
 	a, b := newTenant(t, db, "a"), newTenant(t, db, "b")
@@ -142,6 +145,7 @@ func TestTenantIsolation(t *testing.T) {
 }
 
 func TestDocumentsPagination(t *testing.T) {
+	t.Parallel()
 	db, _ := testenv.DB(t)
 	ctx := context.Background()
 	tenant := newTenant(t, db, "p")
@@ -153,7 +157,7 @@ func TestDocumentsPagination(t *testing.T) {
 	var got []string
 	cursor := ""
 	for page := 0; ; page++ {
-		docs, next, err := db.Documents(ctx, tenant, postgres.DocumentFilter{}, cursor, 3)
+		docs, next, err := db.Documents(ctx, tenant, ragpipe.DocumentFilter{}, cursor, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,11 +175,11 @@ func TestDocumentsPagination(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("documents across pages (-want +got):\n%s", diff)
 	}
-	docs, _, err := db.Documents(ctx, tenant, postgres.DocumentFilter{Collection: "c1"}, "", 100)
+	docs, _, err := db.Documents(ctx, tenant, ragpipe.DocumentFilter{Collection: "c1"}, "", 100)
 	if err != nil || len(docs) != 3 {
 		t.Errorf("collection filter: %d docs, %v; want 3", len(docs), err)
 	}
-	if _, _, err := db.Documents(ctx, tenant, postgres.DocumentFilter{}, "garbage", 3); ragpipe.ErrorCode(err) != ragpipe.EINVALID {
+	if _, _, err := db.Documents(ctx, tenant, ragpipe.DocumentFilter{}, "garbage", 3); ragpipe.ErrorCode(err) != ragpipe.EINVALID {
 		t.Errorf("bad cursor: %v", err)
 	}
 }
@@ -183,6 +187,7 @@ func TestDocumentsPagination(t *testing.T) {
 // TestFanIn completes every batch concurrently, some twice, and checks that
 // exactly the last completion reports all done and counts are right.
 func TestFanIn(t *testing.T) {
+	t.Parallel()
 	db, _ := testenv.DB(t)
 	ctx := context.Background()
 	tenant := newTenant(t, db, "f")
@@ -227,6 +232,7 @@ func TestFanIn(t *testing.T) {
 }
 
 func TestFinishJobTwice(t *testing.T) {
+	t.Parallel()
 	db, _ := testenv.DB(t)
 	ctx := context.Background()
 	tenant := newTenant(t, db, "u")
@@ -265,6 +271,7 @@ func TestFinishJobTwice(t *testing.T) {
 }
 
 func TestBeginStageNeverGoesBack(t *testing.T) {
+	t.Parallel()
 	db, _ := testenv.DB(t)
 	ctx := context.Background()
 	tenant := newTenant(t, db, "s")
@@ -285,6 +292,7 @@ func TestBeginStageNeverGoesBack(t *testing.T) {
 }
 
 func TestEmbeddingDimensions(t *testing.T) {
+	t.Parallel()
 	db, _ := testenv.DB(t)
 	ctx := context.Background()
 	if err := db.EnsureEmbeddingDimensions(ctx, 8); err != nil {
@@ -305,6 +313,7 @@ func TestEmbeddingDimensions(t *testing.T) {
 // indexes, then checks results of each mode and that the plans use the HNSW
 // and GIN indexes.
 func TestSearchModesAndPlans(t *testing.T) {
+	t.Parallel()
 	db, dbURL := testenv.DB(t)
 	ctx := context.Background()
 	a, b := newTenant(t, db, "a"), newTenant(t, db, "b")
@@ -425,6 +434,7 @@ func explain(t *testing.T, conn *pgx.Conn, sql string, args ...any) string {
 }
 
 func TestIsUnavailable(t *testing.T) {
+	t.Parallel()
 	_, connErr := pgx.Connect(context.Background(), "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=2")
 	tests := []struct {
 		name string

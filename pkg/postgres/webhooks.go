@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,18 +13,8 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
-// webhookTaskType must equal queue.TypeWebhookDeliver (this package does not
-// import the queue; a test in pkg/webhook checks that the two agree).
-const webhookTaskType = "webhook:deliver"
-
 // progressEvery throttles job.progress webhooks to one per job per interval.
 const progressEvery = 2 * time.Second
-
-// WebhookTask is the outbox task that makes one attempt series of a delivery.
-func WebhookTask(deliveryID string) OutboxTask {
-	payload, _ := json.Marshal(map[string]string{"delivery_id": deliveryID})
-	return OutboxTask{Type: webhookTaskType, ID: webhookTaskType + ":" + deliveryID, Payload: payload}
-}
 
 const endpointColumns = `id, tenant_id, url, description, events, secret, previous_secret,
 	previous_secret_expires_at, enabled, disabled_reason, disabled_at, failing_since, created_at, updated_at`
@@ -65,17 +54,8 @@ func (db *DB) Webhooks(ctx context.Context, tenantID string) ([]*ragpipe.Webhook
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*ragpipe.WebhookEndpoint, error) { return scanEndpoint(r) })
 }
 
-// WebhookUpdate changes a subscription; nil fields are left as they are.
-// Enabling clears the reason it was disabled and its failure streak.
-type WebhookUpdate struct {
-	URL         *string
-	Description *string
-	Events      []string
-	Enabled     *bool
-}
-
 // UpdateWebhook applies u to the tenant's subscription and returns the result.
-func (db *DB) UpdateWebhook(ctx context.Context, tenantID, id string, u WebhookUpdate) (*ragpipe.WebhookEndpoint, error) {
+func (db *DB) UpdateWebhook(ctx context.Context, tenantID, id string, u ragpipe.WebhookUpdate) (*ragpipe.WebhookEndpoint, error) {
 	if !validUUID(id) {
 		return nil, ragpipe.Errorf(ragpipe.ENOTFOUND, "webhook not found")
 	}
@@ -123,27 +103,6 @@ func (db *DB) RotateWebhookSecret(ctx context.Context, tenantID, id, secret stri
 	return e, notFound(err, "webhook")
 }
 
-// SetDocumentCallback records the callback URL of a document about to be
-// created, and gives the tenant a callback secret (candidate) if it has none.
-func (db *DB) SetDocumentCallback(ctx context.Context, tenantID, documentID, url, candidate string) error {
-	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO webhook_callback_secrets (tenant_id, secret) VALUES ($1, $2)
-			ON CONFLICT DO NOTHING`, tenantID, candidate); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO document_callbacks (document_id, tenant_id, url) VALUES ($1, $2, $3)
-			ON CONFLICT (document_id) DO UPDATE SET url = excluded.url`, documentID, tenantID, url)
-		return err
-	})
-}
-
-// DeleteDocumentCallback forgets a callback recorded for a document that was
-// then not created.
-func (db *DB) DeleteDocumentCallback(ctx context.Context, tenantID, documentID string) error {
-	_, err := db.pool.Exec(ctx, `DELETE FROM document_callbacks WHERE tenant_id = $1 AND document_id = $2`, tenantID, documentID)
-	return err
-}
-
 // RevealCallbackSecret returns the tenant's callback secret, creating it from
 // candidate if there is none. The secret itself is returned only the first
 // time; later calls return the rest with Secret empty.
@@ -183,23 +142,6 @@ func (db *DB) RotateCallbackSecret(ctx context.Context, tenantID, secret string,
 	return &s, err
 }
 
-// webhookEventOf names the webhook event a job event announces, if any.
-// document.deleted is both: the code that deletes a document appends a job
-// event of that type (with appendEvent), and subscribers get it as is.
-func webhookEventOf(jobEvent string) string {
-	switch jobEvent {
-	case "job.succeeded":
-		return ragpipe.EventDocumentReady
-	case "job.failed":
-		return ragpipe.EventDocumentFailed
-	case ragpipe.EventDocumentDeleted:
-		return ragpipe.EventDocumentDeleted
-	case "job.progress":
-		return ragpipe.EventJobProgress
-	}
-	return ""
-}
-
 type webhookTarget struct {
 	endpointID *string
 	url        string
@@ -209,26 +151,26 @@ type webhookTarget struct {
 // subscriber (and the document's callback URL), with one delivery and one
 // outbox task each, inside the transaction that changed the job. Events no
 // one receives are not stored.
-func recordWebhookEvent(ctx context.Context, tx pgx.Tx, j *ragpipe.Job, jobEvent string, _ map[string]any) error {
-	typ := webhookEventOf(jobEvent)
+func (db *DB) recordWebhookEvent(ctx context.Context, tx pgx.Tx, j *ragpipe.Job, jobEvent ragpipe.JobEventType) error {
+	typ := jobEvent.Announces()
 	// A failed re-ingest leaves the document ready with its old chunks: no
 	// document.failed (the job's own state and events say what happened).
 	if typ == "" || (typ == ragpipe.EventDocumentFailed && j.Kind == ragpipe.JobReingest) {
 		return nil
 	}
-	return recordEvent(ctx, tx, typ, j.TenantID, j.DocumentID, j, nil)
+	return db.recordEvent(ctx, tx, typ, j.TenantID, j.DocumentID, j, nil)
 }
 
 // recordDocumentDeleted announces a document's deletion to its tenant's
 // subscribers and its callback URL. Call it inside the transaction that
 // marks the document deleting, with the document as it was read there.
-func recordDocumentDeleted(ctx context.Context, tx pgx.Tx, d *ragpipe.Document) error {
-	return recordEvent(ctx, tx, ragpipe.EventDocumentDeleted, d.TenantID, d.ID, nil, d)
+func (db *DB) recordDocumentDeleted(ctx context.Context, tx pgx.Tx, d *ragpipe.Document) error {
+	return db.recordEvent(ctx, tx, ragpipe.EventDocumentDeleted, d.TenantID, d.ID, nil, d)
 }
 
 // recordEvent stores a webhook event of type typ about a document (and job,
 // when there is one) for every target that wants it. d is read when nil.
-func recordEvent(ctx context.Context, tx pgx.Tx, typ, tenantID, documentID string, j *ragpipe.Job, d *ragpipe.Document) error {
+func (db *DB) recordEvent(ctx context.Context, tx pgx.Tx, typ ragpipe.EventType, tenantID, documentID string, j *ragpipe.Job, d *ragpipe.Document) error {
 	rows, err := tx.Query(ctx, `SELECT id::text, url FROM webhook_endpoints WHERE tenant_id = $1 AND enabled
 		AND ($2 = ANY (events) OR ($2 <> 'job.progress' AND '*' = ANY (events)))`, tenantID, typ)
 	if err != nil {
@@ -271,7 +213,7 @@ func recordEvent(ctx context.Context, tx pgx.Tx, typ, tenantID, documentID strin
 			return notFound(err, "document")
 		}
 	}
-	body, err := json.Marshal(eventBody{Type: typ, Timestamp: time.Now().UTC(), Data: eventData(typ, j, d)})
+	body, err := db.encodeEvent(ragpipe.WebhookEvent{Type: typ, At: time.Now().UTC(), Document: d, Job: j})
 	if err != nil {
 		return err
 	}
@@ -283,7 +225,7 @@ func recordEvent(ctx context.Context, tx pgx.Tx, typ, tenantID, documentID strin
 }
 
 // insertEvent stores an event and a delivery plus outbox task per target.
-func insertEvent(ctx context.Context, tx pgx.Tx, tenantID, typ string, jobID, documentID *string, body []byte, targets []webhookTarget) error {
+func insertEvent(ctx context.Context, tx pgx.Tx, tenantID string, typ ragpipe.EventType, jobID, documentID *string, body []byte, targets []webhookTarget) error {
 	eventID := "msg_" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	if _, err := tx.Exec(ctx, `INSERT INTO webhook_events (id, tenant_id, type, job_id, document_id, body)
 		VALUES ($1, $2, $3, $4, $5, $6)`, eventID, tenantID, typ, jobID, documentID, body); err != nil {
@@ -295,79 +237,22 @@ func insertEvent(ctx context.Context, tx pgx.Tx, tenantID, typ string, jobID, do
 			VALUES ($1, $2, $3, $4, $5)`, id, tenantID, eventID, t.endpointID, t.url); err != nil {
 			return fmt.Errorf("insert webhook delivery: %w", err)
 		}
-		if err := insertOutbox(ctx, tx, WebhookTask(id)); err != nil {
+		if err := insertOutbox(ctx, tx, ragpipe.WebhookTask(id)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// eventBody is the JSON every webhook carries.
-type eventBody struct {
-	Type      string    `json:"type"`
-	Timestamp time.Time `json:"timestamp"`
-	Data      any       `json:"data"`
-}
-
-type eventDocument struct {
-	ID         string          `json:"id"`
-	Collection string          `json:"collection"`
-	Filename   string          `json:"filename"`
-	Format     string          `json:"format"`
-	SizeBytes  int64           `json:"size_bytes"`
-	Status     string          `json:"status"`
-	Pages      int             `json:"pages"`
-	ChunkCount int             `json:"chunk_count"`
-	Metadata   json.RawMessage `json:"metadata"`
-	CreatedAt  time.Time       `json:"created_at"`
-	UpdatedAt  time.Time       `json:"updated_at"`
-}
-
-type eventJobError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-type eventJob struct {
-	ID             string         `json:"id"`
-	Status         string         `json:"status"`
-	Stage          string         `json:"stage"`
-	Progress       float64        `json:"progress"`
-	Attempts       int            `json:"attempts"`
-	TotalChunks    int            `json:"total_chunks"`
-	EmbeddedChunks int            `json:"embedded_chunks"`
-	Error          *eventJobError `json:"error"`
-	RequestID      string         `json:"request_id,omitempty"`
-}
-
-func eventData(typ string, j *ragpipe.Job, d *ragpipe.Document) map[string]any {
-	var job *eventJob
-	if j != nil {
-		job = &eventJob{ID: j.ID, Status: j.Status, Stage: j.Stage, Progress: j.Progress, Attempts: j.Attempts,
-			TotalChunks: j.TotalChunks, EmbeddedChunks: j.EmbeddedChunks, RequestID: j.RequestID}
-		if j.ErrorCode != "" {
-			job.Error = &eventJobError{Code: j.ErrorCode, Message: j.ErrorMessage}
-		}
-	}
-	doc := eventDocument{ID: d.ID, Collection: d.Collection, Filename: d.Filename, Format: d.Format,
-		SizeBytes: d.SizeBytes, Status: d.Status, Pages: d.Pages, ChunkCount: d.ChunkCount,
-		Metadata: metadataOrEmpty(d.Metadata), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
-	if typ == ragpipe.EventDocumentDeleted {
-		doc.Status = "deleted"
-	}
-	return map[string]any{"document": doc, "job": job}
-}
-
 // CreateTestEvent records a webhook.test event for one subscription and
 // returns the outbox task that delivers it; the caller enqueues it at once
 // (the outbox relay does if the caller cannot).
-func (db *DB) CreateTestEvent(ctx context.Context, tenantID, webhookID string) (deliveryID string, task OutboxTask, err error) {
+func (db *DB) CreateTestEvent(ctx context.Context, tenantID, webhookID string) (deliveryID string, task ragpipe.Task, err error) {
 	e, err := db.Webhook(ctx, tenantID, webhookID)
 	if err != nil {
 		return "", task, err
 	}
-	body, err := json.Marshal(eventBody{Type: ragpipe.EventWebhookTest, Timestamp: time.Now().UTC(),
-		Data: map[string]any{"webhook_id": e.ID, "message": "a test event sent on request"}})
+	body, err := db.encodeEvent(ragpipe.WebhookEvent{Type: ragpipe.EventWebhookTest, At: time.Now().UTC(), WebhookID: e.ID})
 	if err != nil {
 		return "", task, err
 	}
@@ -379,12 +264,12 @@ func (db *DB) CreateTestEvent(ctx context.Context, tenantID, webhookID string) (
 		return tx.QueryRow(ctx, `SELECT id FROM webhook_deliveries WHERE endpoint_id = $1 ORDER BY created_at DESC LIMIT 1`,
 			e.ID).Scan(&deliveryID)
 	})
-	return deliveryID, WebhookTask(deliveryID), err
+	return deliveryID, ragpipe.WebhookTask(deliveryID), err
 }
 
 // Redeliver queues the event of one of the subscription's deliveries again,
 // as a new delivery with the same webhook-id, to the subscription's current URL.
-func (db *DB) Redeliver(ctx context.Context, tenantID, webhookID, deliveryID string) (newID string, task OutboxTask, err error) {
+func (db *DB) Redeliver(ctx context.Context, tenantID, webhookID, deliveryID string) (newID string, task ragpipe.Task, err error) {
 	if !validUUID(webhookID) || !validUUID(deliveryID) {
 		return "", task, ragpipe.Errorf(ragpipe.ENOTFOUND, "delivery not found")
 	}
@@ -400,15 +285,9 @@ func (db *DB) Redeliver(ctx context.Context, tenantID, webhookID, deliveryID str
 		if tag.RowsAffected() == 0 {
 			return ragpipe.Errorf(ragpipe.ENOTFOUND, "delivery not found")
 		}
-		return insertOutbox(ctx, tx, WebhookTask(newID))
+		return insertOutbox(ctx, tx, ragpipe.WebhookTask(newID))
 	})
-	return newID, WebhookTask(newID), err
-}
-
-// DeliveryFilter narrows a delivery listing.
-type DeliveryFilter struct {
-	EventType string
-	Status    string
+	return newID, ragpipe.WebhookTask(newID), err
 }
 
 const deliveryColumns = `d.id, d.tenant_id, d.event_id, ev.type, coalesce(d.endpoint_id::text, ''), d.url, d.status,
@@ -424,7 +303,7 @@ func scanDelivery(row pgx.Row) (*ragpipe.WebhookDelivery, error) {
 // WebhookDeliveries lists a subscription's deliveries, newest first, each
 // with its attempts. cursor is empty for the first page, else the next
 // cursor of the page before.
-func (db *DB) WebhookDeliveries(ctx context.Context, tenantID, webhookID string, f DeliveryFilter, cursor string, limit int) ([]*ragpipe.WebhookDelivery, string, error) {
+func (db *DB) WebhookDeliveries(ctx context.Context, tenantID, webhookID string, f ragpipe.DeliveryFilter, cursor string, limit int) ([]*ragpipe.WebhookDelivery, string, error) {
 	if _, err := db.Webhook(ctx, tenantID, webhookID); err != nil {
 		return nil, "", err
 	}
@@ -594,20 +473,20 @@ func (db *DB) CancelDelivery(ctx context.Context, deliveryID, reason string) err
 // young, and marks those send accepts. The general relay waits for rows to
 // age (their writer usually enqueues them itself); webhook events are written
 // by the pipeline's transactions, which do not, so they are relayed at once.
-func (db *DB) RelayWebhooks(ctx context.Context, limit int, send func(context.Context, OutboxTask) error) (int, error) {
+func (db *DB) RelayWebhooks(ctx context.Context, limit int, send func(context.Context, ragpipe.Task) error) (int, error) {
 	sent := 0
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT id, task_type, task_id, payload FROM outbox
 			WHERE sent_at IS NULL AND task_type = $1
-			ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, webhookTaskType, limit)
+			ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, ragpipe.TaskWebhookDeliver, limit)
 		if err != nil {
 			return err
 		}
 		var ids []int64
-		var tasks []OutboxTask
+		var tasks []ragpipe.Task
 		for rows.Next() {
 			var id int64
-			var t OutboxTask
+			var t ragpipe.Task
 			if err := rows.Scan(&id, &t.Type, &t.ID, &t.Payload); err != nil {
 				rows.Close()
 				return err

@@ -4,42 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
-	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
-
-// Queues lists every queue ragpipe uses.
-var Queues = []string{QueueIngest, QueueWebhooks}
-
-// ArchivedTask is a task Asynq gave up on after its retries (or at once, for
-// a permanent failure). It stays until retried, deleted, or pushed out of the
-// archive (Asynq keeps at most 10,000 per queue, for 90 days).
-type ArchivedTask struct {
-	ID           string    `json:"id"`
-	Queue        string    `json:"queue"`
-	Type         string    `json:"type"`
-	JobID        string    `json:"job_id,omitempty"`
-	DocumentID   string    `json:"document_id,omitempty"`
-	DeliveryID   string    `json:"delivery_id,omitempty"`
-	Retried      int       `json:"retried"`
-	MaxRetry     int       `json:"max_retry"`
-	LastError    string    `json:"last_error"`
-	LastFailedAt time.Time `json:"last_failed_at"`
-}
-
-// QueueStats is the depth of one queue by task state.
-type QueueStats struct {
-	Queue     string `json:"queue"`
-	Pending   int    `json:"pending"`
-	Active    int    `json:"active"`
-	Scheduled int    `json:"scheduled"`
-	Retry     int    `json:"retry"`
-	Archived  int    `json:"archived"`
-	Completed int    `json:"completed"`
-}
 
 // Admin lets operators see queue depth and retry archived tasks.
 type Admin struct {
@@ -60,50 +30,46 @@ func NewAdmin(opt asynq.RedisConnOpt, revive func(ctx context.Context, jobID str
 func (a *Admin) Close() error { return errors.Join(a.insp.Close(), a.client.Close()) }
 
 // Stats returns the depth of every queue.
-func (a *Admin) Stats() ([]QueueStats, error) {
+func (a *Admin) Stats() ([]ragpipe.QueueStats, error) {
 	existing, err := a.insp.Queues()
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
-	var out []QueueStats
-	for _, q := range Queues {
+	var out []ragpipe.QueueStats
+	for _, q := range ragpipe.Queues {
 		if !slices.Contains(existing, q) { // Asynq makes a queue on its first task
-			out = append(out, QueueStats{Queue: q})
+			out = append(out, ragpipe.QueueStats{Queue: q})
 			continue
 		}
 		info, err := a.insp.GetQueueInfo(q)
 		if err != nil {
-			return nil, err
+			return nil, unavailable(err)
 		}
-		out = append(out, QueueStats{Queue: q, Pending: info.Pending, Active: info.Active, Scheduled: info.Scheduled,
+		out = append(out, ragpipe.QueueStats{Queue: q, Pending: info.Pending, Active: info.Active, Scheduled: info.Scheduled,
 			Retry: info.Retry, Archived: info.Archived, Completed: info.Completed})
 	}
 	return out, nil
 }
 
 // Archived lists up to limit archived tasks of queue, newest failures first.
-func (a *Admin) Archived(queue string, limit int) ([]ArchivedTask, error) {
+func (a *Admin) Archived(queue string, limit int) ([]ragpipe.ArchivedTask, error) {
 	if err := knownQueue(queue); err != nil {
 		return nil, err
 	}
 	tasks, err := a.insp.ListArchivedTasks(queue, asynq.PageSize(limit))
 	if errors.Is(err, asynq.ErrQueueNotFound) {
-		return []ArchivedTask{}, nil
+		return []ragpipe.ArchivedTask{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ArchivedTask, 0, len(tasks))
+	out := make([]ragpipe.ArchivedTask, 0, len(tasks))
 	for _, t := range tasks {
-		at := ArchivedTask{ID: t.ID, Queue: t.Queue, Type: t.Type, Retried: t.Retried, MaxRetry: t.MaxRetry,
+		at := ragpipe.ArchivedTask{ID: t.ID, Queue: t.Queue, Type: t.Type, Retried: t.Retried, MaxRetry: t.MaxRetry,
 			LastError: t.LastErr, LastFailedAt: t.LastFailedAt}
-		var ids struct {
-			JobID      string `json:"job_id"`
-			DocumentID string `json:"document_id"`
-			DeliveryID string `json:"delivery_id"`
-		}
-		_ = json.Unmarshal(t.Payload, &ids) // payloads are ours; a foreign one just shows no IDs
-		at.JobID, at.DocumentID, at.DeliveryID = ids.JobID, ids.DocumentID, ids.DeliveryID
+		var p ragpipe.TaskPayload
+		_ = json.Unmarshal(t.Payload, &p) // payloads are ours; a foreign one just shows no IDs
+		at.JobID, at.DocumentID, at.DeliveryID = p.JobID, p.DocumentID, p.DeliveryID
 		out = append(out, at)
 	}
 	return out, nil
@@ -114,28 +80,29 @@ func (a *Admin) Archived(queue string, limit int) ([]ArchivedTask, error) {
 // budget: Asynq's own RunTask keeps the spent retry count, so that one more
 // failure would archive it again at once. Should the enqueue fail after the
 // archived copy is deleted, the reaper finds the revived job (or the pending
-// webhook delivery) without a task and enqueues it.
+// webhook delivery) without a task and enqueues it. A task that is not in
+// the queue is ENOTFOUND; one that is not archived, ECONFLICT.
 func (a *Admin) Retry(ctx context.Context, queue, id string) error {
 	if err := knownQueue(queue); err != nil {
 		return err
 	}
 	info, err := a.insp.GetTaskInfo(queue, id)
 	if err != nil {
-		return fmt.Errorf("task %s: %w", id, err)
+		return taskError(err)
 	}
 	if info.State != asynq.TaskStateArchived {
-		return fmt.Errorf("task %s is %s: %w", id, info.State, ErrNotArchived)
+		return ragpipe.Errorf(ragpipe.ECONFLICT, "task %s is %s, not archived", id, info.State)
 	}
-	var p Payload
+	var p ragpipe.TaskPayload
 	if json.Unmarshal(info.Payload, &p) == nil && p.JobID != "" {
 		if _, err := a.revive(ctx, p.JobID); err != nil {
 			return err
 		}
 	}
 	if err := a.insp.DeleteTask(queue, id); err != nil {
-		return fmt.Errorf("task %s: %w", id, err)
+		return taskError(err)
 	}
-	return a.client.EnqueueAs(ctx, info.Type, info.Payload, id)
+	return a.client.enqueueAs(ctx, ragpipe.Task{Type: ragpipe.TaskType(info.Type), Payload: info.Payload}, id)
 }
 
 // RetryAll retries the tasks archived in queue when it is called (up to
@@ -148,7 +115,7 @@ func (a *Admin) RetryAll(ctx context.Context, queue string) (int, error) {
 	}
 	n := 0
 	for _, t := range tasks {
-		if err := a.Retry(ctx, queue, t.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		if err := a.Retry(ctx, queue, t.ID); err != nil && ragpipe.ErrorCode(err) != ragpipe.ENOTFOUND {
 			return n, err
 		}
 		n++
@@ -156,15 +123,22 @@ func (a *Admin) RetryAll(ctx context.Context, queue string) (int, error) {
 	return n, nil
 }
 
-// Errors of Admin.Retry besides asynq.ErrTaskNotFound.
-var (
-	ErrUnknownQueue = errors.New("unknown queue")
-	ErrNotArchived  = errors.New("task is not archived")
-)
-
 func knownQueue(q string) error {
-	if slices.Contains(Queues, q) {
+	if slices.Contains(ragpipe.Queues, q) {
 		return nil
 	}
-	return fmt.Errorf("%w %q (have %v)", ErrUnknownQueue, q, Queues)
+	return ragpipe.Errorf(ragpipe.EINVALID, "unknown queue %q (have %v)", q, ragpipe.Queues)
+}
+
+// taskError turns Asynq's "no such task" into the domain's not-found.
+func taskError(err error) error {
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return ragpipe.Errorf(ragpipe.ENOTFOUND, "no such task")
+	}
+	return err
+}
+
+// unavailable marks a failure to read the queues as Redis being away.
+func unavailable(err error) error {
+	return ragpipe.Wrap(err, ragpipe.EUNAVAILABLE, "cannot read the queues")
 }

@@ -1,69 +1,21 @@
-// Package queue defines ragpipe's Asynq task types, their payloads and
-// per-type policies, and enqueues them with deterministic IDs so that
-// enqueueing the same step twice is harmless.
+// Package queue is ragpipe's work queue on Asynq (Redis): it enqueues tasks
+// under their deterministic IDs with each type's retry policy, adapts task
+// handlers to Asynq's, keeps lost or stranded tasks going for the reaper,
+// and lets operators see and retry what it gave up. Nothing outside this
+// package (and pkg/platform, which starts the servers) touches Asynq.
 package queue
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
-
-// Task types, one per pipeline stage.
-const (
-	TypeExtract = "doc:extract"
-	TypeChunk   = "doc:chunk"
-	TypeEmbed   = "doc:embed"
-	TypeUpsert  = "doc:upsert"
-	// TypeDelete removes a deleted document's objects and rows.
-	TypeDelete = "doc:delete"
-	// TypeSweep removes, later, what a stage still running at the deletion
-	// wrote after the cleanup.
-	TypeSweep = "doc:sweep"
-)
-
-// QueueIngest is the queue the pipeline's tasks run on.
-const QueueIngest = "ingest"
-
-// TypeWebhookDeliver delivers one webhook event to one target. Its tasks run
-// on QueueWebhooks, served by their own workers, so a slow subscriber never
-// holds up ingestion.
-const (
-	TypeWebhookDeliver = "webhook:deliver"
-	QueueWebhooks      = "webhooks"
-)
-
-// WebhookPayload is what a delivery task carries.
-type WebhookPayload struct {
-	DeliveryID string `json:"delivery_id"`
-}
-
-// DecodeWebhook parses a delivery task's payload.
-func DecodeWebhook(b []byte) (WebhookPayload, error) {
-	var p WebhookPayload
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("decode webhook payload: %w: %w", err, asynq.SkipRetry)
-	}
-	if p.DeliveryID == "" {
-		return p, fmt.Errorf("webhook payload without delivery_id: %w", asynq.SkipRetry)
-	}
-	return p, nil
-}
-
-// Payload is what every pipeline task carries: IDs only. The data lives in
-// Postgres and the object store.
-type Payload struct {
-	JobID      string `json:"job_id,omitempty"`
-	DocumentID string `json:"document_id,omitempty"` // TypeDelete and TypeSweep only
-	TenantID   string `json:"tenant_id,omitempty"`   // TypeSweep only
-	Batch      int    `json:"batch,omitempty"`
-	RequestID  string `json:"request_id,omitempty"`
-}
 
 // Policy is how one task type is retried and bounded.
 type Policy struct {
@@ -74,61 +26,27 @@ type Policy struct {
 
 // Policies holds each task type's policy. Extraction is slow and rarely helped
 // by retries; embedding calls providers that fail transiently, so it retries most.
-var Policies = map[string]Policy{
-	TypeExtract: {MaxRetry: 3, Timeout: 10 * time.Minute},
-	TypeChunk:   {MaxRetry: 5, Timeout: 5 * time.Minute},
-	TypeEmbed:   {MaxRetry: 10, Timeout: 5 * time.Minute},
-	TypeUpsert:  {MaxRetry: 8, Timeout: 5 * time.Minute},
-	TypeDelete:  {MaxRetry: 25, Timeout: 10 * time.Minute},
+var Policies = map[ragpipe.TaskType]Policy{
+	ragpipe.TaskExtract: {MaxRetry: 3, Timeout: 10 * time.Minute},
+	ragpipe.TaskChunk:   {MaxRetry: 5, Timeout: 5 * time.Minute},
+	ragpipe.TaskEmbed:   {MaxRetry: 10, Timeout: 5 * time.Minute},
+	ragpipe.TaskUpsert:  {MaxRetry: 8, Timeout: 5 * time.Minute},
+	ragpipe.TaskDelete:  {MaxRetry: 25, Timeout: 10 * time.Minute},
 	// After the longest stage timeout, so any stage still running at the
 	// deletion has ended.
-	TypeSweep: {MaxRetry: 25, Timeout: 10 * time.Minute, Delay: 11 * time.Minute},
+	ragpipe.TaskSweep: {MaxRetry: 25, Timeout: 10 * time.Minute, Delay: 11 * time.Minute},
 	// A ceiling: the webhook deliverer follows its own schedule (about three
 	// days) and gives up by itself when that is spent.
-	TypeWebhookDeliver: {MaxRetry: 100, Timeout: 2 * time.Minute},
+	ragpipe.TaskWebhookDeliver: {MaxRetry: 100, Timeout: 2 * time.Minute},
 }
 
 // retention keeps finished task records (and so their IDs) for a day, so a
 // late duplicate enqueue of a finished step is still refused.
 const retention = 24 * time.Hour
 
-// TaskID returns the deterministic ID of a task: one per job, stage and batch.
-func TaskID(typ string, p Payload) string {
-	switch typ {
-	case TypeEmbed:
-		return fmt.Sprintf("%s:%s:%d", typ, p.JobID, p.Batch)
-	case TypeDelete, TypeSweep:
-		return typ + ":" + p.DocumentID
-	}
-	return typ + ":" + p.JobID
-}
-
-// RescueID is the ID of the gen-th task the reaper enqueued in place of task
-// id, each because the one before was held by a worker that died; gen 0 is
-// id itself.
-func RescueID(id string, gen int) string {
-	if gen == 0 {
-		return id
-	}
-	return fmt.Sprintf("%s~rescue%d", id, gen)
-}
-
-// Encode returns the payload's wire form.
-func Encode(p Payload) []byte {
-	b, _ := json.Marshal(p) // a struct of strings and ints always marshals
-	return b
-}
-
-// Decode parses a task payload.
-func Decode(b []byte) (Payload, error) {
-	var p Payload
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("decode payload: %w: %w", err, asynq.SkipRetry)
-	}
-	if p.JobID == "" && p.DocumentID == "" {
-		return p, fmt.Errorf("payload without job_id or document_id: %w", asynq.SkipRetry)
-	}
-	return p, nil
+// Redis names the Redis server Asynq keeps the queues on.
+func Redis(addr, password string, db int) asynq.RedisConnOpt {
+	return asynq.RedisClientOpt{Addr: addr, Password: password, DB: db}
 }
 
 // Client enqueues tasks.
@@ -144,39 +62,25 @@ func NewClient(opt asynq.RedisConnOpt) *Client {
 // Close releases the client's connections.
 func (c *Client) Close() error { return c.c.Close() }
 
-// Enqueue puts a task of type typ on its queue. A task with the same ID that
-// is already queued, running or retained counts as success.
-func (c *Client) Enqueue(ctx context.Context, typ string, payload []byte) error {
-	return c.EnqueueAs(ctx, typ, payload, "")
+// Enqueue puts t on its type's queue under t.ID. A task with the same ID
+// that is already queued, running or retained counts as success.
+func (c *Client) Enqueue(ctx context.Context, t ragpipe.Task) error {
+	return c.enqueueAs(ctx, t, t.ID)
 }
 
-// EnqueueAs is Enqueue under task ID id; "" is the task's own ID (TaskID).
-// The reaper uses it to put a rescue beside a task a dead worker holds.
-func (c *Client) EnqueueAs(ctx context.Context, typ string, payload []byte, id string) error {
-	pol, ok := Policies[typ]
+// enqueueAs is Enqueue under task ID id, which the Keeper uses to put a
+// rescue beside a task a dead worker holds.
+func (c *Client) enqueueAs(ctx context.Context, t ragpipe.Task, id string) error {
+	pol, ok := Policies[t.Type]
 	if !ok {
-		return fmt.Errorf("unknown task type %q", typ)
-	}
-	var own, queue string
-	if typ == TypeWebhookDeliver {
-		p, err := DecodeWebhook(payload)
-		if err != nil {
-			return err
-		}
-		own, queue = typ+":"+p.DeliveryID, QueueWebhooks
-	} else {
-		p, err := Decode(payload)
-		if err != nil {
-			return err
-		}
-		own, queue = TaskID(typ, p), QueueIngest
+		return fmt.Errorf("unknown task type %q", t.Type)
 	}
 	if id == "" {
-		id = own
+		return fmt.Errorf("enqueue %s: task without an ID", t.Type)
 	}
-	_, err := c.c.EnqueueContext(ctx, asynq.NewTask(typ, payload),
+	_, err := c.c.EnqueueContext(ctx, asynq.NewTask(string(t.Type), t.Payload),
 		asynq.TaskID(id),
-		asynq.Queue(queue),
+		asynq.Queue(t.Type.Queue()),
 		asynq.MaxRetry(pol.MaxRetry),
 		asynq.Timeout(pol.Timeout),
 		asynq.ProcessIn(pol.Delay),
@@ -185,15 +89,55 @@ func (c *Client) EnqueueAs(ctx context.Context, typ string, payload []byte, id s
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("enqueue %s: %w", typ, err)
+		return fmt.Errorf("enqueue %s: %w", t.Type, err)
 	}
 	return nil
+}
+
+// NewMux routes each task type to its handler.
+func NewMux(handlers map[ragpipe.TaskType]ragpipe.TaskHandler) *asynq.ServeMux {
+	mux := asynq.NewServeMux()
+	for typ, h := range handlers {
+		mux.Handle(string(typ), handler(h))
+	}
+	return mux
+}
+
+// handler adapts h to Asynq: it tells h how often the task ran before, and
+// turns a permanent failure into Asynq's SkipRetry.
+func handler(h ragpipe.TaskHandler) asynq.HandlerFunc {
+	return func(ctx context.Context, t *asynq.Task) error {
+		err := h(ctx, run(ctx, t))
+		if errors.Is(err, ragpipe.ErrPermanent) {
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		return err
+	}
+}
+
+func run(ctx context.Context, t *asynq.Task) ragpipe.TaskRun {
+	id, _ := asynq.GetTaskID(ctx)
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	return ragpipe.TaskRun{Type: ragpipe.TaskType(t.Type()), ID: id, Payload: t.Payload(), Retried: retried, MaxRetry: maxRetry}
+}
+
+// ErrorHandler adapts fn, which hears of every failed run of a task, to Asynq.
+func ErrorHandler(fn func(ctx context.Context, t ragpipe.TaskRun, err error)) asynq.ErrorHandler {
+	return asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+		fn(ctx, run(ctx, t), err)
+	})
+}
+
+// RetryDelayFunc adapts fn, the wait before the n-th retry after err, to Asynq.
+func RetryDelayFunc(fn func(n int, err error) time.Duration) asynq.RetryDelayFunc {
+	return func(n int, err error, _ *asynq.Task) time.Duration { return fn(n, err) }
 }
 
 // RetryDelay is exponential backoff with full jitter: up to 2^n seconds
 // (capped at 10 minutes) before the n-th retry — or, when the error says how
 // long to wait (a provider's Retry-After), that long plus up to a second.
-func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+func RetryDelay(n int, err error) time.Duration {
 	var wait interface{ RetryAfter() time.Duration }
 	if errors.As(err, &wait) && wait.RetryAfter() > 0 {
 		// Asynq schedules retries to the second and may run one up to a

@@ -13,6 +13,7 @@ func (w waitErr) Error() string             { return "busy" }
 func (w waitErr) RetryAfter() time.Duration { return time.Duration(w) }
 
 func TestRetryDelay(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		n        int
@@ -27,32 +28,11 @@ func TestRetryDelay(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			for range 200 {
-				d := RetryDelay(tc.n, tc.err, nil)
+				d := RetryDelay(tc.n, tc.err)
 				if d < tc.min || d >= tc.max {
 					t.Fatalf("RetryDelay = %s, want in [%s, %s)", d, tc.min, tc.max)
 				}
 			}
 		})
-	}
-}
-
-func TestTaskID(t *testing.T) {
-	tests := []struct {
-		typ  string
-		p    Payload
-		want string
-	}{
-		{TypeExtract, Payload{JobID: "j"}, "doc:extract:j"},
-		{TypeEmbed, Payload{JobID: "j", Batch: 3}, "doc:embed:j:3"},
-		{TypeDelete, Payload{DocumentID: "d"}, "doc:delete:d"},
-		{TypeSweep, Payload{DocumentID: "d", TenantID: "t"}, "doc:sweep:d"},
-	}
-	for _, tc := range tests {
-		if got := TaskID(tc.typ, tc.p); got != tc.want {
-			t.Errorf("TaskID(%s) = %q, want %q", tc.typ, got, tc.want)
-		}
-	}
-	if _, err := Decode([]byte(`{}`)); err == nil {
-		t.Error("a payload without IDs decoded")
 	}
 }

@@ -123,7 +123,7 @@ func (j *Job) Terminal() bool {
 type JobEvent struct {
 	ID        int64
 	JobID     string
-	Type      string // job.queued, job.stage, job.progress, job.succeeded, job.failed, job.canceled, ...
+	Type      JobEventType
 	Status    string
 	Stage     string
 	Progress  float64
@@ -133,7 +133,7 @@ type JobEvent struct {
 
 // Final reports whether the event ends its job.
 func (e JobEvent) Final() bool {
-	return e.Type == "job.succeeded" || e.Type == "job.failed" || e.Type == "job.canceled"
+	return e.Type == JobSucceededEvent || e.Type == JobFailedEvent || e.Type == JobCanceledEvent
 }
 
 // Chunk is a searchable piece of a document with the pages it came from.

@@ -1,20 +1,60 @@
 package ragpipe
 
-import "time"
+import (
+	"slices"
+	"time"
+)
+
+// EventType names a webhook event.
+type EventType string
 
 // Webhook event types. EventAll in a subscription means every event except
 // the opt-in EventJobProgress.
 const (
-	EventDocumentReady   = "document.ready"
-	EventDocumentFailed  = "document.failed"
-	EventDocumentDeleted = "document.deleted"
-	EventJobProgress     = "job.progress"
-	EventWebhookTest     = "webhook.test"
-	EventAll             = "*"
+	EventDocumentReady   EventType = "document.ready"
+	EventDocumentFailed  EventType = "document.failed"
+	EventDocumentDeleted EventType = "document.deleted"
+	EventJobProgress     EventType = "job.progress"
+	EventWebhookTest     EventType = "webhook.test"
+	EventAll             EventType = "*"
 )
 
-// EventTypes are the types a subscription may name.
-var EventTypes = []string{EventDocumentReady, EventDocumentFailed, EventDocumentDeleted, EventJobProgress, EventWebhookTest}
+// EventTypes are the types a subscription may name besides EventAll.
+var EventTypes = []EventType{EventDocumentReady, EventDocumentFailed, EventDocumentDeleted, EventJobProgress, EventWebhookTest}
+
+// KnownEventType reports whether s names one of EventTypes.
+func KnownEventType(s string) bool { return slices.Contains(EventTypes, EventType(s)) }
+
+// WebhookEvent is what one webhook announces, as it was when it happened:
+// a document (and the job that changed it, when one did), or for
+// EventWebhookTest the subscription tested.
+type WebhookEvent struct {
+	Type      EventType
+	At        time.Time
+	Document  *Document
+	Job       *Job
+	WebhookID string
+}
+
+// EncodeEvent renders a webhook event as the body every delivery of it
+// carries (pkg/webhook's EncodeEvent); the store freezes it when the event
+// is recorded.
+type EncodeEvent func(WebhookEvent) ([]byte, error)
+
+// DeliveryFilter narrows a listing of a subscription's deliveries.
+type DeliveryFilter struct {
+	EventType string
+	Status    string
+}
+
+// WebhookUpdate changes a subscription; nil fields are left as they are.
+// Enabling clears the reason it was disabled and its failure streak.
+type WebhookUpdate struct {
+	URL         *string
+	Description *string
+	Events      []string
+	Enabled     *bool
+}
 
 // Delivery states.
 const (
@@ -48,7 +88,7 @@ type WebhookDelivery struct {
 	ID             string
 	TenantID       string
 	EventID        string // the webhook-id header; the same for every attempt
-	EventType      string
+	EventType      EventType
 	EndpointID     string
 	URL            string
 	Status         string

@@ -13,9 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/hibiken/asynq"
-
-	"github.com/ragpipe/ragpipe/pkg/queue"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
@@ -65,9 +62,9 @@ func NewDeliverer(p Params) *Deliverer {
 	return &Deliverer{p: p}
 }
 
-// Register adds the delivery task's handler to mux.
-func (d *Deliverer) Register(mux *asynq.ServeMux) {
-	mux.HandleFunc(queue.TypeWebhookDeliver, d.Handle)
+// Handlers returns the delivery task's handler, by task type.
+func (d *Deliverer) Handlers() map[ragpipe.TaskType]ragpipe.TaskHandler {
+	return map[ragpipe.TaskType]ragpipe.TaskHandler{ragpipe.TaskWebhookDeliver: d.Handle}
 }
 
 // retryError asks for another attempt, after at least `after` when set.
@@ -79,10 +76,10 @@ type retryError struct {
 func (e *retryError) Error() string { return e.msg }
 
 // Handle makes one attempt of a delivery. It returns an error only to ask
-// Asynq for a retry; a delivery that succeeded, failed for good or lost its
-// endpoint returns nil, its state being in the store.
-func (d *Deliverer) Handle(ctx context.Context, t *asynq.Task) error {
-	p, err := queue.DecodeWebhook(t.Payload())
+// the queue for a retry; a delivery that succeeded, failed for good or lost
+// its endpoint returns nil, its state being in the store.
+func (d *Deliverer) Handle(ctx context.Context, t ragpipe.TaskRun) error {
+	p, err := ragpipe.DecodeTask(t.Type, t.Payload)
 	if err != nil {
 		return err
 	}
@@ -100,7 +97,6 @@ func (d *Deliverer) Handle(ctx context.Context, t *asynq.Task) error {
 	if !out.Active {
 		return d.p.Store.CancelDelivery(ctx, p.DeliveryID, "endpoint disabled or deleted")
 	}
-	retried, _ := asynq.GetRetryCount(ctx)
 	a, retryAfter := d.attempt(ctx, out)
 
 	o := ragpipe.AttemptOutcome{Status: ragpipe.DeliverySucceeded}
@@ -108,7 +104,7 @@ func (d *Deliverer) Handle(ctx context.Context, t *asynq.Task) error {
 	case a.StatusCode >= 200 && a.StatusCode < 300:
 	case a.StatusCode == http.StatusGone:
 		o = ragpipe.AttemptOutcome{Status: ragpipe.DeliveryFailed, DisableReason: "the endpoint answered 410 Gone"}
-	case retried >= len(d.p.Schedule):
+	case t.Retried >= len(d.p.Schedule):
 		o = ragpipe.AttemptOutcome{Status: ragpipe.DeliveryFailed, DisableAfter: d.p.DisableAfter}
 	default:
 		o = ragpipe.AttemptOutcome{Status: ragpipe.DeliveryPending, DisableAfter: d.p.DisableAfter}
@@ -202,14 +198,14 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// RetryDelay is the webhook queue's Asynq retry delay: the receiver's
-// Retry-After when it gave one, else the n-th step of the schedule with
-// ±20% jitter.
-func (d *Deliverer) RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+// RetryDelay is the webhook queue's wait before the n-th retry: the
+// receiver's Retry-After when it gave one, else the n-th step of the
+// schedule with ±20% jitter.
+func (d *Deliverer) RetryDelay(n int, err error) time.Duration {
 	var re *retryError
 	if errors.As(err, &re) && re.after > 0 {
-		// Asynq schedules retries at whole seconds and may run one up to a
-		// second early; the extra second keeps the receiver's "not before".
+		// The queue schedules retries at whole seconds and may run one up
+		// to a second early; the extra second keeps the receiver's "not before".
 		return re.after + time.Second
 	}
 	step := d.p.Schedule[min(n, len(d.p.Schedule)-1)]

@@ -1,7 +1,7 @@
 // Package webhook sends ragpipe's webhooks: it signs them per the Standard
 // Webhooks specification, guards the network against server-side request
-// forgery, and delivers each event as an Asynq task with retries, recording
-// every attempt.
+// forgery, renders each event's body, and delivers it as a queued task with
+// retries, recording every attempt.
 package webhook
 
 import (

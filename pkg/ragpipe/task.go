@@ -1,0 +1,192 @@
+package ragpipe
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// TaskType names a kind of queued work. Each has its own handler, retry
+// policy and timeout (see pkg/queue).
+type TaskType string
+
+// Task types: one per pipeline stage, the cleanup of deleted documents, and
+// webhook delivery.
+const (
+	TaskExtract TaskType = "doc:extract"
+	TaskChunk   TaskType = "doc:chunk"
+	TaskEmbed   TaskType = "doc:embed" // one task per batch of chunks
+	TaskUpsert  TaskType = "doc:upsert"
+	// TaskDelete removes a deleted document's objects and rows.
+	TaskDelete TaskType = "doc:delete"
+	// TaskSweep removes, later, what a stage still running at the deletion
+	// wrote after the cleanup.
+	TaskSweep TaskType = "doc:sweep"
+	// TaskWebhookDeliver delivers one webhook event to one target.
+	TaskWebhookDeliver TaskType = "webhook:deliver"
+)
+
+// Queues. Webhook deliveries run on their own, served by their own workers,
+// so a slow subscriber never holds up ingestion.
+const (
+	QueueIngest   = "ingest"
+	QueueWebhooks = "webhooks"
+)
+
+// Queues lists every queue, ingest first.
+var Queues = []string{QueueIngest, QueueWebhooks}
+
+// Queue returns the queue tasks of this type run on.
+func (t TaskType) Queue() string {
+	if t == TaskWebhookDeliver {
+		return QueueWebhooks
+	}
+	return QueueIngest
+}
+
+// Next is the stage task that follows t for the same job, when that is known
+// from t alone: extract is followed by chunk, chunk by embed batch 0. Other
+// types report "".
+func (t TaskType) Next() TaskType {
+	switch t {
+	case TaskExtract:
+		return TaskChunk
+	case TaskChunk:
+		return TaskEmbed
+	}
+	return ""
+}
+
+// TaskPayload is what every task carries: IDs only. The data lives in
+// Postgres and the object store.
+type TaskPayload struct {
+	JobID      string `json:"job_id,omitempty"`
+	DocumentID string `json:"document_id,omitempty"` // TaskDelete and TaskSweep
+	TenantID   string `json:"tenant_id,omitempty"`   // TaskSweep
+	DeliveryID string `json:"delivery_id,omitempty"` // TaskWebhookDeliver
+	Batch      int    `json:"batch,omitempty"`
+	RequestID  string `json:"request_id,omitempty"`
+}
+
+// Task is a unit of queued work under a deterministic ID: enqueueing the same
+// step twice is harmless, as the queue refuses an ID it holds.
+type Task struct {
+	Type    TaskType
+	ID      string
+	Payload []byte
+}
+
+// NewTask returns the task of type typ for p, under its deterministic ID:
+// one per job and stage (and batch, for embed), per document for the
+// cleanup tasks, per delivery for webhooks.
+func NewTask(typ TaskType, p TaskPayload) Task {
+	b, _ := json.Marshal(p) // a struct of strings and ints always marshals
+	return Task{Type: typ, ID: TaskID(typ, p), Payload: b}
+}
+
+// TaskID returns the deterministic ID of the task of type typ for p.
+func TaskID(typ TaskType, p TaskPayload) string {
+	switch typ {
+	case TaskEmbed:
+		return fmt.Sprintf("%s:%s:%d", typ, p.JobID, p.Batch)
+	case TaskDelete, TaskSweep:
+		return string(typ) + ":" + p.DocumentID
+	case TaskWebhookDeliver:
+		return string(typ) + ":" + p.DeliveryID
+	}
+	return string(typ) + ":" + p.JobID
+}
+
+// WebhookTask is the task that makes one attempt series of a delivery.
+func WebhookTask(deliveryID string) Task {
+	return NewTask(TaskWebhookDeliver, TaskPayload{DeliveryID: deliveryID})
+}
+
+// DecodeTask parses the payload of a task of type typ. A payload that lacks
+// the IDs its type needs is a permanent error: retrying cannot mend it.
+func DecodeTask(typ TaskType, b []byte) (TaskPayload, error) {
+	var p TaskPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, Permanent(fmt.Errorf("decode %s payload: %w", typ, err))
+	}
+	switch {
+	case typ == TaskWebhookDeliver && p.DeliveryID == "":
+		return p, Permanent(fmt.Errorf("%s payload without delivery_id", typ))
+	case typ != TaskWebhookDeliver && p.JobID == "" && p.DocumentID == "":
+		return p, Permanent(fmt.Errorf("%s payload without job_id or document_id", typ))
+	}
+	return p, nil
+}
+
+// TaskRun is one run of a task as the queue hands it to its handler.
+type TaskRun struct {
+	Type     TaskType
+	ID       string
+	Payload  []byte
+	Retried  int // runs before this one that failed
+	MaxRetry int
+}
+
+// TaskHandler runs a task. An error asks for a retry, unless it is Permanent.
+type TaskHandler func(ctx context.Context, t TaskRun) error
+
+// ErrPermanent marks a task failure that no retry can mend; the queue then
+// gives the task up at once.
+var ErrPermanent = errors.New("permanent failure")
+
+// Permanent marks err as a failure no retry can mend, keeping err's chain.
+func Permanent(err error) error {
+	if err == nil || errors.Is(err, ErrPermanent) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", err, ErrPermanent)
+}
+
+// TaskAction is what the queue did for a task it was asked to keep going.
+type TaskAction int
+
+// Task actions.
+const (
+	TaskLeft     TaskAction = iota // waiting, running or retrying: it will run
+	TaskRequeued                   // lost (or completed with nothing after it): enqueued again
+	TaskRescued                    // held by a dead worker: a copy enqueued under a rescue ID
+	TaskGivenUp                    // archived after its retries: the queue gave up on it
+)
+
+// TaskFate is the outcome of keeping one task going: what was done, the ID of
+// the task enqueued (for TaskRequeued and TaskRescued), and the last error of
+// a task given up.
+type TaskFate struct {
+	Action    TaskAction
+	ID        string
+	LastError string
+}
+
+// QueueStats is the depth of one queue by task state.
+type QueueStats struct {
+	Queue     string `json:"queue"`
+	Pending   int    `json:"pending"`
+	Active    int    `json:"active"`
+	Scheduled int    `json:"scheduled"`
+	Retry     int    `json:"retry"`
+	Archived  int    `json:"archived"`
+	Completed int    `json:"completed"`
+}
+
+// ArchivedTask is a task the queue gave up on after its retries (or at once,
+// for a permanent failure). It stays until retried, deleted, or pushed out
+// of the archive (at most 10,000 per queue, for 90 days).
+type ArchivedTask struct {
+	ID           string    `json:"id"`
+	Queue        string    `json:"queue"`
+	Type         string    `json:"type"`
+	JobID        string    `json:"job_id,omitempty"`
+	DocumentID   string    `json:"document_id,omitempty"`
+	DeliveryID   string    `json:"delivery_id,omitempty"`
+	Retried      int       `json:"retried"`
+	MaxRetry     int       `json:"max_retry"`
+	LastError    string    `json:"last_error"`
+	LastFailedAt time.Time `json:"last_failed_at"`
+}
