@@ -19,6 +19,16 @@ type Subscriber interface {
 	Subscribe(jobID string) (<-chan struct{}, func())
 }
 
+func handleGetJob(s Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		j, err := s.Job(c.Request().Context(), tenantOf(c), c.Param("id"))
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, j.JSON())
+	}
+}
+
 func handleCancelJob(s Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		j, err := s.CancelJob(c.Request().Context(), tenantOf(c), c.Param("id"))
