@@ -41,6 +41,7 @@ type errorBody struct {
 type errorDetail struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
+	Field     string `json:"field,omitempty"` // the request field at fault, for invalid_<field> codes
 	RequestID string `json:"request_id"`
 }
 
@@ -59,6 +60,9 @@ func errorHandler(log *slog.Logger, unavailable func(error) bool) echo.HTTPError
 		var de *ragpipe.Error
 		var he *echo.HTTPError
 		switch {
+		case errors.As(err, &de) && de.Field != "":
+			status = http.StatusUnprocessableEntity
+			body.Code, body.Message, body.Field = de.Code, de.Message, de.Field
 		case errors.As(err, &de):
 			if s, ok := statusOf[de.Code]; ok {
 				status = s

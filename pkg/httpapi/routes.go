@@ -35,6 +35,7 @@ func addRoutes(e *echo.Echo, p Params) {
 	v1.GET("/jobs/:id/events", handleJobEvents(p.Store, p.Events, p.Draining))
 	v1.POST("/jobs/:id/cancel", handleCancelJob(p.Store))
 	v1.POST("/search", handleSearch(p.Store, p.Embedder))
+	v1.GET("/collections", handleListCollections(p.Store))
 
 	v1.POST("/webhooks", handleCreateWebhook(p))
 	v1.GET("/webhooks", handleListWebhooks(p.Webhooks))

@@ -2,9 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,22 +24,66 @@ const (
 )
 
 type searchRequest struct {
-	Query       string   `json:"query"`
-	TopK        int      `json:"top_k"`
-	Mode        string   `json:"mode"`
-	Collection  string   `json:"collection"`
-	DocumentIDs []string `json:"document_ids"`
+	Query         string                     `json:"query"`
+	TopK          int                        `json:"top_k"`
+	Mode          string                     `json:"mode"`
+	Language      string                     `json:"language"`
+	Collection    string                     `json:"collection"`
+	DocumentIDs   []string                   `json:"document_ids"`
+	Metadata      map[string]json.RawMessage `json:"metadata"`
+	CreatedAfter  string                     `json:"created_after"`
+	CreatedBefore string                     `json:"created_before"`
+	Weights       *struct {
+		Keyword *float64 `json:"keyword"`
+		Vector  *float64 `json:"vector"`
+	} `json:"weights"`
+	Explain bool `json:"explain"`
 }
 
 type searchResultJSON struct {
-	DocumentID string  `json:"document_id"`
-	ChunkIndex int     `json:"chunk_index"`
-	Text       string  `json:"text"`
-	PageStart  int     `json:"page_start"`
-	PageEnd    int     `json:"page_end"`
-	Section    string  `json:"section"`
-	OCR        bool    `json:"ocr"`
-	Score      float64 `json:"score"`
+	DocumentID string       `json:"document_id"`
+	ChunkIndex int          `json:"chunk_index"`
+	Text       string       `json:"text"`
+	PageStart  int          `json:"page_start"`
+	PageEnd    int          `json:"page_end"`
+	Section    string       `json:"section"`
+	OCR        bool         `json:"ocr"`
+	Score      float64      `json:"score"`
+	Explain    *explainJSON `json:"explain,omitempty"`
+}
+
+type explainJSON struct {
+	KeywordRank  *int     `json:"keyword_rank"`
+	KeywordScore *float64 `json:"keyword_score"`
+	VectorRank   *int     `json:"vector_rank"`
+	VectorScore  *float64 `json:"vector_score"`
+}
+
+const (
+	maxMetadataFilters = 20
+	maxFilterValues    = 100
+	maxWeight          = 100
+)
+
+func handleListCollections(s Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		cols, err := s.Collections(c.Request().Context(), tenantOf(c))
+		if err != nil {
+			return err
+		}
+		type collectionJSON struct {
+			Name          string `json:"name"`
+			DocumentCount int    `json:"document_count"`
+			ChunkCount    int    `json:"chunk_count"`
+		}
+		out := struct {
+			Collections []collectionJSON `json:"collections"`
+		}{Collections: make([]collectionJSON, 0, len(cols))}
+		for _, col := range cols {
+			out.Collections = append(out.Collections, collectionJSON{Name: col.Name, DocumentCount: col.DocumentCount, ChunkCount: col.ChunkCount})
+		}
+		return c.JSON(http.StatusOK, out)
+	}
 }
 
 func handleSearch(s Store, emb QueryEmbedder) echo.HandlerFunc {
@@ -65,10 +112,15 @@ func handleSearch(s Store, emb QueryEmbedder) echo.HandlerFunc {
 			Results []searchResultJSON `json:"results"`
 		}{Results: make([]searchResultJSON, 0, len(results))}
 		for _, r := range results {
-			out.Results = append(out.Results, searchResultJSON{
+			res := searchResultJSON{
 				DocumentID: r.DocumentID, ChunkIndex: r.ChunkIndex, Text: r.Text,
 				PageStart: r.PageStart, PageEnd: r.PageEnd, Section: r.Section, OCR: r.OCR, Score: r.Score,
-			})
+			}
+			if e := r.Explain; e != nil {
+				res.Explain = &explainJSON{KeywordRank: e.KeywordRank, KeywordScore: e.KeywordScore,
+					VectorRank: e.VectorRank, VectorScore: e.VectorScore}
+			}
+			out.Results = append(out.Results, res)
 		}
 		return c.JSON(http.StatusOK, out)
 	}
@@ -76,7 +128,7 @@ func handleSearch(s Store, emb QueryEmbedder) echo.HandlerFunc {
 
 func (r searchRequest) validate(tenant string) (ragpipe.SearchQuery, error) {
 	q := ragpipe.SearchQuery{TenantID: tenant, Query: strings.TrimSpace(r.Query), TopK: r.TopK, Mode: r.Mode,
-		Collection: r.Collection, DocumentIDs: r.DocumentIDs}
+		Explain: r.Explain, SearchFilter: ragpipe.SearchFilter{Collection: r.Collection, DocumentIDs: r.DocumentIDs}}
 	if q.Query == "" {
 		return q, ragpipe.Errorf(ragpipe.EINVALID, "query is required")
 	}
@@ -101,7 +153,93 @@ func (r searchRequest) validate(tenant string) (ragpipe.SearchQuery, error) {
 			return q, ragpipe.Errorf(ragpipe.EINVALID, "document_ids: %q is not a document ID", id)
 		}
 	}
+	if err := r.validateFilters(&q); err != nil {
+		return q, err
+	}
 	return q, nil
+}
+
+// validateFilters reads the filters, weights and language of a search
+// (and of anything that searches); a bad one is 422 naming its field.
+func (r searchRequest) validateFilters(q *ragpipe.SearchQuery) error {
+	if r.Collection != "" && !collectionRe.MatchString(r.Collection) {
+		return ragpipe.FieldErrorf("collection", "not a collection name")
+	}
+	if r.Language != "" && !slices.Contains(ragpipe.Languages, r.Language) {
+		return ragpipe.FieldErrorf("language", "must be one of %s", strings.Join(ragpipe.Languages, ", "))
+	}
+	q.Language = r.Language
+	if len(r.Metadata) > maxMetadataFilters {
+		return ragpipe.FieldErrorf("metadata", "at most %d fields", maxMetadataFilters)
+	}
+	for k, raw := range r.Metadata {
+		values, err := metadataValues(raw)
+		if err != nil {
+			return ragpipe.FieldErrorf("metadata."+k, "%v", err)
+		}
+		if q.Metadata == nil {
+			q.Metadata = map[string][]any{}
+		}
+		q.Metadata[k] = values
+	}
+	for _, f := range []struct {
+		name string
+		raw  string
+		dst  **time.Time
+	}{{"created_after", r.CreatedAfter, &q.CreatedAfter}, {"created_before", r.CreatedBefore, &q.CreatedBefore}} {
+		if f.raw == "" {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, f.raw)
+		if err != nil {
+			return ragpipe.FieldErrorf(f.name, "must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
+		}
+		*f.dst = &at
+	}
+	q.Weights = ragpipe.SearchWeights{Keyword: 1, Vector: 1}
+	if w := r.Weights; w != nil {
+		for _, f := range []struct {
+			name string
+			v    *float64
+			dst  *float64
+		}{{"weights.keyword", w.Keyword, &q.Weights.Keyword}, {"weights.vector", w.Vector, &q.Weights.Vector}} {
+			if f.v == nil {
+				continue
+			}
+			if *f.v < 0 || *f.v > maxWeight || math.IsNaN(*f.v) {
+				return ragpipe.FieldErrorf(f.name, "must be a number from 0 to %d", maxWeight)
+			}
+			*f.dst = *f.v
+		}
+		if q.Weights == (ragpipe.SearchWeights{}) {
+			return ragpipe.FieldErrorf("weights", "at least one weight must be above 0")
+		}
+	}
+	return nil
+}
+
+// metadataValues reads a metadata filter's value: a JSON scalar (equality)
+// or an array of them (any of).
+func metadataValues(raw json.RawMessage) ([]any, error) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, errors.New("not JSON")
+	}
+	list, isList := v.([]any)
+	if !isList {
+		list = []any{v}
+	}
+	if len(list) == 0 || len(list) > maxFilterValues {
+		return nil, fmt.Errorf("an array must hold 1 to %d values", maxFilterValues)
+	}
+	for _, x := range list {
+		switch x.(type) {
+		case string, float64, bool:
+		default:
+			return nil, errors.New("values must be strings, numbers or booleans")
+		}
+	}
+	return list, nil
 }
 
 // providerError turns a failed call to a model provider into 504 when it

@@ -28,6 +28,7 @@ type Store interface {
 	Chunks(ctx context.Context, tenantID, documentID string, after, limit int) ([]ragpipe.Chunk, error)
 	Job(ctx context.Context, tenantID, id string) (*ragpipe.Job, error)
 	Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.SearchResult, error)
+	Collections(ctx context.Context, tenantID string) ([]ragpipe.Collection, error)
 }
 
 // Ingest accepts, re-ingests and deletes documents (pkg/ingest's Service).

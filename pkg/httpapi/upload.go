@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -32,6 +33,7 @@ type uploadForm struct {
 	file        *ingest.File
 	metadata    json.RawMessage
 	collection  string
+	language    string
 	callbackURL string
 }
 
@@ -69,7 +71,7 @@ func handleUpload(p Params) echo.HandlerFunc {
 			}
 			return err
 		}
-		req := ingest.Request{RequestID: requestID(c), Collection: form.collection, Metadata: form.metadata,
+		req := ingest.Request{RequestID: requestID(c), Collection: form.collection, Language: form.language, Metadata: form.metadata,
 			CallbackURL: form.callbackURL, Dedupe: c.QueryParam("dedupe") != "false"}
 		if idemKey != "" {
 			req.Idempotency = &ragpipe.IdempotencyRecord{Key: idemKey, Status: http.StatusAccepted,
@@ -164,6 +166,15 @@ func readForm(ctx context.Context, mr *multipart.Reader, p Params, tenant string
 				return form, ragpipe.Errorf(ragpipe.EUNPROCESSABLE, "collection must be 1-128 characters of letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
 			}
 			form.collection = string(b)
+		case "language":
+			b, err := io.ReadAll(io.LimitReader(part, 64))
+			if err != nil {
+				return form, bodyError(err, limit)
+			}
+			if !slices.Contains(ragpipe.Languages, string(b)) {
+				return form, ragpipe.FieldErrorf("language", "must be one of %s", strings.Join(ragpipe.Languages, ", "))
+			}
+			form.language = string(b)
 		case "callback_url":
 			b, err := io.ReadAll(io.LimitReader(part, 4096))
 			if err != nil {

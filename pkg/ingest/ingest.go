@@ -150,6 +150,7 @@ func (s *Service) Discard(ctx context.Context, f *File) {
 type Request struct {
 	RequestID   string
 	Collection  string
+	Language    string          // text search configuration of its text; ragpipe.DefaultLanguage when empty
 	Metadata    json.RawMessage // a JSON object, or empty
 	CallbackURL string          // checked by the caller against the URL guard
 	Dedupe      bool            // answer with an earlier upload of the same bytes to the collection
@@ -189,7 +190,7 @@ func (s *Service) Accept(ctx context.Context, f *File, req Request) (*Result, er
 	} else {
 		idem = nil
 	}
-	doc := &ragpipe.Document{ID: f.DocumentID, TenantID: f.TenantID, Collection: req.Collection, Filename: f.Filename,
+	doc := &ragpipe.Document{ID: f.DocumentID, TenantID: f.TenantID, Collection: req.Collection, Language: req.Language, Filename: f.Filename,
 		Format: string(f.Format), SizeBytes: f.Size, SHA256: f.SHA256, Metadata: req.Metadata,
 		Status: ragpipe.DocProcessing, RawKey: f.Key}
 	job := &ragpipe.Job{
@@ -225,6 +226,9 @@ func (s *Service) Accept(ctx context.Context, f *File, req Request) (*Result, er
 func (f *File) fingerprint(req Request) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%t", f.SHA256, req.Collection, req.Metadata, req.CallbackURL, req.Dedupe)
+	if req.Language != "" { // so that keys recorded before languages existed still match
+		fmt.Fprintf(h, "\x00%s", req.Language)
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -37,11 +37,11 @@ func (db *DB) CreateDocument(ctx context.Context, d *ragpipe.Document, j *ragpip
 			}
 		}
 		err := tx.QueryRow(ctx, `INSERT INTO documents
-			(id, tenant_id, collection, filename, format, size_bytes, sha256, metadata, status, raw_key, last_job_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-			RETURNING created_at, updated_at`,
+			(id, tenant_id, collection, filename, format, size_bytes, sha256, metadata, status, raw_key, last_job_id, language)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::regconfig)
+			RETURNING created_at, updated_at, language::text`,
 			d.ID, d.TenantID, d.Collection, d.Filename, d.Format, d.SizeBytes, d.SHA256,
-			metadataOrEmpty(d.Metadata), d.Status, d.RawKey, j.ID).Scan(&d.CreatedAt, &d.UpdatedAt)
+			metadataOrEmpty(d.Metadata), d.Status, d.RawKey, j.ID, languageOrDefault(d.Language)).Scan(&d.CreatedAt, &d.UpdatedAt, &d.Language)
 		if err != nil {
 			return fmt.Errorf("insert document: %w", err)
 		}
@@ -93,6 +93,13 @@ func insertCallback(ctx context.Context, tx pgx.Tx, d *ragpipe.Document, cb ragp
 	return err
 }
 
+func languageOrDefault(l string) string {
+	if l == "" {
+		return ragpipe.DefaultLanguage
+	}
+	return l
+}
+
 func metadataOrEmpty(m json.RawMessage) json.RawMessage {
 	if len(m) == 0 {
 		return json.RawMessage(`{}`)
@@ -101,12 +108,12 @@ func metadataOrEmpty(m json.RawMessage) json.RawMessage {
 }
 
 const documentColumns = `id, tenant_id, collection, filename, format, size_bytes, sha256, metadata,
-	status, pages, chunk_count, raw_key, coalesce(last_job_id::text, ''), created_at, updated_at`
+	status, pages, chunk_count, raw_key, coalesce(last_job_id::text, ''), created_at, updated_at, language::text`
 
 func scanDocument(row pgx.Row) (*ragpipe.Document, error) {
 	var d ragpipe.Document
 	err := row.Scan(&d.ID, &d.TenantID, &d.Collection, &d.Filename, &d.Format, &d.SizeBytes, &d.SHA256,
-		&d.Metadata, &d.Status, &d.Pages, &d.ChunkCount, &d.RawKey, &d.LastJobID, &d.CreatedAt, &d.UpdatedAt)
+		&d.Metadata, &d.Status, &d.Pages, &d.ChunkCount, &d.RawKey, &d.LastJobID, &d.CreatedAt, &d.UpdatedAt, &d.Language)
 	return &d, err
 }
 

@@ -207,6 +207,9 @@ func (db *DB) FinishJob(ctx context.Context, jobID string, chunks []ragpipe.Chun
 		if err != nil {
 			return fmt.Errorf("copy chunks: %w", err)
 		}
+		if err := reindexTerms(ctx, tx, j.TenantID, j.DocumentID); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `UPDATE documents SET status = 'ready', chunk_count = $2, last_job_id = $3,
 			updated_at = now() WHERE id = $1`, j.DocumentID, len(chunks), jobID); err != nil {
 			return err

@@ -228,6 +228,9 @@ func (db *DB) DeleteDocument(ctx context.Context, tenantID, documentID string, t
 		if _, err := tx.Exec(ctx, `DELETE FROM chunks WHERE document_id = $1`, documentID); err != nil {
 			return err
 		}
+		if err := reindexTerms(ctx, tx, tenantID, documentID); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `UPDATE documents SET status = 'deleting', chunk_count = 0, updated_at = now()
 			WHERE id = $1`, documentID); err != nil {
 			return err

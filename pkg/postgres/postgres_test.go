@@ -311,7 +311,7 @@ func TestEmbeddingDimensions(t *testing.T) {
 
 // TestSearchModesAndPlans loads enough chunks for the planner to prefer the
 // indexes, then checks results of each mode and that the plans use the HNSW
-// and GIN indexes.
+// index and the postings' primary key (or compare every candidate, exactly).
 func TestSearchModesAndPlans(t *testing.T) {
 	t.Parallel()
 	db, dbURL := testenv.DB(t)
@@ -346,7 +346,7 @@ func TestSearchModesAndPlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "ANALYZE chunks"); err != nil {
+	if _, err := conn.Exec(ctx, "ANALYZE chunks, chunk_terms, term_stats"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -357,7 +357,8 @@ func TestSearchModesAndPlans(t *testing.T) {
 		first ragpipe.SearchResult
 		count int
 	}{
-		{"vector", ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchVector, Vector: target, TopK: 5, DocumentIDs: []string{docA}},
+		{"vector", ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchVector, Vector: target, TopK: 5,
+			SearchFilter: ragpipe.SearchFilter{DocumentIDs: []string{docA}}},
 			ragpipe.SearchResult{DocumentID: docA, ChunkIndex: 137, PageStart: 14, PageEnd: 14}, 5},
 		{"keyword", ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchKeyword, Query: "zebra crossing", TopK: 5},
 			ragpipe.SearchResult{DocumentID: docA, ChunkIndex: 137, PageStart: 14, PageEnd: 14}, 1},
@@ -394,19 +395,22 @@ func TestSearchModesAndPlans(t *testing.T) {
 	// The plans of the very queries Search runs, with their arguments.
 	plans := []struct {
 		q       ragpipe.SearchQuery
+		exact   bool
 		indexes []string
+		not     string
 	}{
-		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchVector, Vector: target, TopK: 10}, []string{"chunks_embedding_idx"}},
-		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchKeyword, Query: "zebra crossing", TopK: 10}, []string{"chunks_tsv_idx"}},
-		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchHybrid, Query: "zebra crossing", Vector: target, TopK: 10},
-			[]string{"chunks_embedding_idx", "chunks_tsv_idx"}},
+		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchVector, Vector: target, TopK: 10}, false, []string{"chunks_embedding_idx"}, ""},
+		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchVector, Vector: target, TopK: 10}, true, nil, "chunks_embedding_idx"},
+		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchKeyword, Query: "zebra crossing", TopK: 10}, false, []string{"chunk_terms_pkey"}, ""},
+		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchHybrid, Query: "zebra crossing", Vector: target, TopK: 10}, false,
+			[]string{"chunks_embedding_idx", "chunk_terms_pkey"}, ""},
 	}
 	if err := pgxvec.RegisterTypes(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range plans {
-		t.Run("plan of "+p.q.Mode, func(t *testing.T) {
-			sql, args, err := postgres.SearchSQL(p.q)
+		t.Run(fmt.Sprintf("plan of %s (exact %t)", p.q.Mode, p.exact), func(t *testing.T) {
+			sql, args, err := postgres.SearchSQL(p.q, p.exact)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -415,6 +419,9 @@ func TestSearchModesAndPlans(t *testing.T) {
 				if !strings.Contains(plan, index) {
 					t.Errorf("plan does not use %s:\n%s", index, plan)
 				}
+			}
+			if p.not != "" && strings.Contains(plan, p.not) {
+				t.Errorf("plan uses %s:\n%s", p.not, plan)
 			}
 		})
 	}

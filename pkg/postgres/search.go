@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -14,39 +16,44 @@ import (
 // rrfK is the damping constant of reciprocal rank fusion (Cormack et al. 2009).
 const rrfK = 60
 
+// BM25's parameters, Anserini's defaults (as in the BEIR baselines): k1
+// saturates term frequency, b normalises by the chunk's length.
+const (
+	bm25K1 = 0.9
+	bm25B  = 0.4
+)
+
+// exactBelow is the number of a tenant's chunks under which the vector leg
+// compares the query with every candidate chunk instead of walking the HNSW
+// graph: exact, and as fast at that size, whatever other tenants store.
+const exactBelow = 10_000
+
 // candidates is how many rows each retriever contributes to hybrid fusion.
 func candidates(topK int) int { return max(4*topK, 40) }
 
-// searchFilter returns the WHERE clause shared by the retrievers; args holds
-// $1 (tenant) and receives the filter values.
-func searchFilter(q ragpipe.SearchQuery, args *[]any) string {
-	where := []string{"c.tenant_id = $1"}
-	if q.Collection != "" {
-		*args = append(*args, q.Collection)
-		where = append(where, fmt.Sprintf("c.collection = $%d", len(*args)))
+// Search returns the tenant's chunks that best match q, best first. The
+// vector leg walks the HNSW index, its filters applied inside the walk
+// (pgvector's iterative scan); for a tenant of fewer than exactBelow chunks,
+// or when the walk found fewer than TopK, it searches exactly.
+func (db *DB) Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.SearchResult, error) {
+	exact := false
+	if q.Mode != ragpipe.SearchKeyword {
+		var n int64
+		err := db.pool.QueryRow(ctx, `SELECT chunks FROM tenant_term_stats WHERE tenant_id = $1`, q.TenantID).Scan(&n)
+		if err != nil && err != pgx.ErrNoRows {
+			return nil, fmt.Errorf("search: %w", err)
+		}
+		exact = n < exactBelow
 	}
-	if len(q.DocumentIDs) > 0 {
-		*args = append(*args, q.DocumentIDs)
-		where = append(where, fmt.Sprintf("c.document_id = ANY($%d::uuid[])", len(*args)))
+	res, err := db.search(ctx, q, exact)
+	if err == nil && !exact && q.Mode == ragpipe.SearchVector && len(res) < q.TopK {
+		return db.search(ctx, q, true)
 	}
-	return strings.Join(where, " AND ")
+	return res, err
 }
 
-// orQuery turns free text into an OR of its stemmed terms (q.query), so a
-// chunk that holds some of the words still matches, plus the AND of them
-// (q.every) and the phrase (q.phrase) for ranking.
-const orQuery = `(SELECT replace(plainto_tsquery('english', $%[1]d)::text, ' & ', ' | ')::tsquery AS query,
-	plainto_tsquery('english', $%[1]d) AS every, phraseto_tsquery('english', $%[1]d) AS phrase) q`
-
-// keywordRank scores a chunk that matches q.query: cover density of the
-// terms, normalised by the chunk's length, plus one for holding every term
-// and two for holding them as the phrase asked — so the passage a quoted
-// sentence comes from outranks chunks that merely repeat its common words.
-const keywordRank = `(ts_rank_cd(c.tsv, q.query, 1) + (c.tsv @@ q.every)::int + 2 * (c.tsv @@ q.phrase)::int)`
-
-// Search returns the tenant's chunks that best match q, best first.
-func (db *DB) Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.SearchResult, error) {
-	sql, args, err := searchSQL(q)
+func (db *DB) search(ctx context.Context, q ragpipe.SearchQuery, exact bool) ([]ragpipe.SearchResult, error) {
+	sql, args, err := searchSQL(q, exact)
 	if err != nil {
 		return nil, err
 	}
@@ -56,55 +63,179 @@ func (db *DB) Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.Sear
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ragpipe.SearchResult, error) {
 		var s ragpipe.SearchResult
-		err := r.Scan(&s.DocumentID, &s.ChunkIndex, &s.Text, &s.PageStart, &s.PageEnd, &s.Section, &s.OCR, &s.Score)
+		var e ragpipe.SearchExplain
+		err := r.Scan(&s.DocumentID, &s.ChunkIndex, &s.Text, &s.PageStart, &s.PageEnd, &s.Section, &s.OCR, &s.Score,
+			&e.KeywordRank, &e.KeywordScore, &e.VectorRank, &e.VectorScore)
+		if q.Explain {
+			s.Explain = &e
+		}
 		return s, err
 	})
 }
 
-// searchSQL builds the query Search runs for q, and its arguments.
-func searchSQL(q ragpipe.SearchQuery) (string, []any, error) {
-	args := []any{q.TenantID}
-	filter := searchFilter(q, &args)
-	var sql string
+// sqlArgs numbers a statement's arguments as they are added.
+type sqlArgs []any
+
+func (a *sqlArgs) add(v any) string {
+	*a = append(*a, v)
+	return fmt.Sprintf("$%d", len(*a))
+}
+
+// filters returns the conditions of q's filter on chunks c (chunk) and on
+// the postings p of the keyword leg (posting), both within tenant $1.
+func filters(q ragpipe.SearchQuery, args *sqlArgs) (chunk, posting string, err error) {
+	var docs []string // conditions on documents d
+	chunkWhere := []string{"c.tenant_id = $1"}
+	var postingWhere []string
+	if q.Collection != "" {
+		n := args.add(q.Collection)
+		chunkWhere = append(chunkWhere, "c.collection = "+n)
+		docs = append(docs, "d.collection = "+n)
+	}
+	if len(q.DocumentIDs) > 0 {
+		n := args.add(q.DocumentIDs)
+		chunkWhere = append(chunkWhere, "c.document_id = ANY("+n+"::uuid[])")
+		postingWhere = append(postingWhere, "p.document_id = ANY("+n+"::uuid[])")
+	}
+	metaDocs := []string{}
+	keys := make([]string, 0, len(q.Metadata))
+	for k := range q.Metadata {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		var anyOf []string
+		for _, v := range q.Metadata[k] {
+			// The field equals v, or is an array that holds it.
+			for _, doc := range []map[string]any{{k: v}, {k: []any{v}}} {
+				b, err := json.Marshal(doc)
+				if err != nil {
+					return "", "", ragpipe.Errorf(ragpipe.EUNPROCESSABLE, "metadata.%s: %v", k, err)
+				}
+				anyOf = append(anyOf, string(b))
+			}
+		}
+		metaDocs = append(metaDocs, "d.metadata @> ANY("+args.add(anyOf)+"::jsonb[])")
+	}
+	if q.CreatedAfter != nil {
+		metaDocs = append(metaDocs, "d.created_at >= "+args.add(*q.CreatedAfter))
+	}
+	if q.CreatedBefore != nil {
+		metaDocs = append(metaDocs, "d.created_at < "+args.add(*q.CreatedBefore))
+	}
+	if len(metaDocs) > 0 {
+		sub := "(SELECT d.id FROM documents d WHERE d.tenant_id = $1 AND " + strings.Join(metaDocs, " AND ") + ")"
+		chunkWhere = append(chunkWhere, "c.document_id IN "+sub)
+		docs = append(docs, metaDocs...)
+	}
+	if len(docs) > 0 {
+		postingWhere = append(postingWhere, "p.document_id IN (SELECT d.id FROM documents d WHERE d.tenant_id = $1 AND "+
+			strings.Join(docs, " AND ")+")")
+	}
+	posting = "true"
+	if len(postingWhere) > 0 {
+		posting = strings.Join(postingWhere, " AND ")
+	}
+	return strings.Join(chunkWhere, " AND "), posting, nil
+}
+
+// keywordLeg scores the tenant's chunks holding any of the query's terms by
+// BM25 over the postings, best first, at most limit. The query is analysed
+// with the same text search configuration as the documents it should match.
+func keywordLeg(q ragpipe.SearchQuery, args *sqlArgs, posting, limit string) string {
+	lang := q.Language
+	if lang == "" {
+		lang = ragpipe.DefaultLanguage
+	}
+	return fmt.Sprintf(`SELECT p.document_id, p.chunk_index,
+			sum(w.qtf * w.idf * p.tf * %[1]g / (p.tf + %[2]g * (%[3]g + %[4]g * p.dl / s.avgdl))) AS score
+		FROM (SELECT t.term, qt.qtf, ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) AS idf
+			FROM (SELECT lexeme AS term, coalesce(array_length(positions, 1), 1) AS qtf
+				FROM unnest(to_tsvector(%[5]s::regconfig, %[6]s))) qt
+			JOIN term_stats t ON t.tenant_id = $1 AND t.term = qt.term AND t.df > 0, stats s) w
+		JOIN chunk_terms p ON p.tenant_id = $1 AND p.term = w.term, stats s
+		WHERE %[7]s
+		GROUP BY p.document_id, p.chunk_index
+		ORDER BY score DESC, p.document_id, p.chunk_index LIMIT %[8]s`,
+		bm25K1+1, bm25K1, 1-bm25B, bm25B, args.add(lang), args.add(q.Query), posting, limit)
+}
+
+// statsCTE is the tenant's chunk count and average chunk length.
+const statsCTE = `stats AS (SELECT chunks::float8 AS n, total_len::float8 / greatest(chunks, 1) AS avgdl
+	FROM tenant_term_stats WHERE tenant_id = $1)`
+
+// vectorLeg returns the tenant's chunks nearest to the query vector, at
+// most limit, walking the HNSW index unless exact.
+func vectorLeg(q ragpipe.SearchQuery, args *sqlArgs, chunk, limit string, exact bool) string {
+	v := args.add(pgvector.NewVector(q.Vector))
+	order := "c.embedding <=> " + v
+	if exact {
+		order = "(" + order + ") + 0" // not the indexed expression: every candidate is compared
+	}
+	return fmt.Sprintf(`SELECT c.document_id, c.chunk_index, 1 - (c.embedding <=> %s) AS score
+		FROM chunks c WHERE %s ORDER BY %s LIMIT %s`, v, chunk, order, limit)
+}
+
+const resultColumns = `c.document_id, c.chunk_index, c.text, c.page_start, c.page_end, c.section, c.ocr`
+
+// searchSQL builds the query Search runs for q, and its arguments. Each row
+// is a result with its score and where it stood in each leg (NULL for a leg
+// that did not return it).
+func searchSQL(q ragpipe.SearchQuery, exact bool) (string, []any, error) {
+	if q.Weights == (ragpipe.SearchWeights{}) {
+		q.Weights = ragpipe.SearchWeights{Keyword: 1, Vector: 1}
+	}
+	args := sqlArgs{q.TenantID}
+	chunk, posting, err := filters(q, &args)
+	if err != nil {
+		return "", nil, err
+	}
 	switch q.Mode {
 	case ragpipe.SearchVector:
-		args = append(args, pgvector.NewVector(q.Vector), q.TopK)
-		sql = fmt.Sprintf(`SELECT c.document_id, c.chunk_index, c.text, c.page_start, c.page_end, c.section, c.ocr,
-			1 - (c.embedding <=> $%d) AS score
-			FROM chunks c WHERE %s ORDER BY c.embedding <=> $%d LIMIT $%d`,
-			len(args)-1, filter, len(args)-1, len(args))
+		leg := vectorLeg(q, &args, chunk, args.add(q.TopK), exact)
+		return `WITH v AS (` + leg + `)
+			SELECT ` + resultColumns + `, v.score, NULL::int, NULL::float8, row_number() OVER (ORDER BY v.score DESC)::int, v.score
+			FROM v JOIN chunks c USING (document_id, chunk_index)
+			ORDER BY v.score DESC, c.document_id, c.chunk_index`, args, nil
 	case ragpipe.SearchKeyword:
-		args = append(args, q.Query, q.TopK)
-		sql = fmt.Sprintf(`SELECT c.document_id, c.chunk_index, c.text, c.page_start, c.page_end, c.section, c.ocr,
-			`+keywordRank+` AS score
-			FROM chunks c, `+orQuery+` WHERE %s AND c.tsv @@ q.query
-			ORDER BY score DESC, c.document_id, c.chunk_index LIMIT $%d`,
-			len(args)-1, filter, len(args))
+		leg := keywordLeg(q, &args, posting, args.add(q.TopK))
+		return `WITH ` + statsCTE + `, k AS (` + leg + `)
+			SELECT ` + resultColumns + `, k.score, row_number() OVER (ORDER BY k.score DESC, k.document_id, k.chunk_index)::int,
+				k.score, NULL::int, NULL::float8
+			FROM k JOIN chunks c USING (document_id, chunk_index)
+			ORDER BY k.score DESC, c.document_id, c.chunk_index`, args, nil
 	case ragpipe.SearchHybrid:
-		args = append(args, pgvector.NewVector(q.Vector), q.Query, candidates(q.TopK), q.TopK)
-		v, t, n, k := len(args)-3, len(args)-2, len(args)-1, len(args)
-		sql = fmt.Sprintf(`WITH vec AS (
-				SELECT c.document_id, c.chunk_index, c.embedding <=> $%[2]d AS dist FROM chunks c WHERE %[1]s
-				ORDER BY c.embedding <=> $%[2]d LIMIT $%[4]d
-			), vec_ranked AS (
-				SELECT document_id, chunk_index, row_number() OVER (ORDER BY dist, document_id, chunk_index) AS r FROM vec
-			), kw AS (
-				SELECT c.document_id, c.chunk_index, `+keywordRank+` AS rank
-				FROM chunks c, `+fmt.Sprintf(orQuery, t)+` WHERE %[1]s AND c.tsv @@ q.query
-				ORDER BY rank DESC LIMIT $%[4]d
-			), kw_ranked AS (
-				SELECT document_id, chunk_index, row_number() OVER (ORDER BY rank DESC, document_id, chunk_index) AS r FROM kw
-			), fused AS (
-				SELECT document_id, chunk_index, sum(1.0 / (%[6]d + r)) AS score
-				FROM (SELECT * FROM vec_ranked UNION ALL SELECT * FROM kw_ranked) u
-				GROUP BY document_id, chunk_index
+		n := args.add(candidates(q.TopK))
+		kw := keywordLeg(q, &args, posting, n)
+		vec := vectorLeg(q, &args, chunk, n, exact)
+		wk, wv := args.add(q.Weights.Keyword), args.add(q.Weights.Vector)
+		return fmt.Sprintf(`WITH `+statsCTE+`, k AS (%s), v AS (%s),
+			kr AS (SELECT *, row_number() OVER (ORDER BY score DESC, document_id, chunk_index) AS r FROM k),
+			vr AS (SELECT *, row_number() OVER (ORDER BY score DESC, document_id, chunk_index) AS r FROM v),
+			fused AS (
+				SELECT document_id, chunk_index,
+					coalesce(%[3]s::float8 / (%[5]d + kr.r), 0) + coalesce(%[4]s::float8 / (%[5]d + vr.r), 0) AS score,
+					kr.r::int AS krank, kr.score AS kscore, vr.r::int AS vrank, vr.score AS vscore
+				FROM kr FULL JOIN vr USING (document_id, chunk_index)
 			)
-			SELECT c.document_id, c.chunk_index, c.text, c.page_start, c.page_end, c.section, c.ocr, f.score
+			SELECT `+resultColumns+`, f.score, f.krank, f.kscore, f.vrank, f.vscore
 			FROM fused f JOIN chunks c USING (document_id, chunk_index)
-			ORDER BY f.score DESC, c.document_id, c.chunk_index LIMIT $%[5]d`,
-			filter, v, t, n, k, rrfK)
-	default:
-		return "", nil, ragpipe.Errorf(ragpipe.EINVALID, "unknown search mode %q", q.Mode)
+			ORDER BY f.score DESC, c.document_id, c.chunk_index LIMIT %[6]s`,
+			kw, vec, wk, wv, rrfK, args.add(q.TopK)), args, nil
 	}
-	return sql, args, nil
+	return "", nil, ragpipe.Errorf(ragpipe.EINVALID, "unknown search mode %q", q.Mode)
+}
+
+// Collections lists the tenant's collections with what they hold, by name.
+// Documents being deleted are not counted.
+func (db *DB) Collections(ctx context.Context, tenantID string) ([]ragpipe.Collection, error) {
+	rows, err := db.pool.Query(ctx, `SELECT collection, count(*), coalesce(sum(chunk_count), 0) FROM documents
+		WHERE tenant_id = $1 AND status <> 'deleting' GROUP BY collection ORDER BY collection`, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ragpipe.Collection, error) {
+		var c ragpipe.Collection
+		return c, r.Scan(&c.Name, &c.DocumentCount, &c.ChunkCount)
+	})
 }

@@ -6,6 +6,7 @@ package ragpipe
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Error codes for request-level failures. The HTTP layer maps each to a status.
@@ -40,9 +41,11 @@ const (
 
 // Error is a failure with a machine-readable code and a message fit for clients.
 // Err, when set, is the underlying cause; it is logged, never shown to clients.
+// Field, when set, names the request field at fault (see FieldErrorf).
 type Error struct {
 	Code    string
 	Message string
+	Field   string
 	Err     error
 }
 
@@ -58,6 +61,14 @@ func (e *Error) Unwrap() error { return e.Err }
 // Errorf returns an *Error with the given code and formatted message.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldErrorf returns the error of an invalid request field: its code is
+// "invalid_" and the field's top-level name (invalid_metadata for
+// "metadata.lang"), and the HTTP layer answers it with 422.
+func FieldErrorf(field, format string, args ...any) *Error {
+	top, _, _ := strings.Cut(field, ".")
+	return &Error{Code: "invalid_" + top, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
 }
 
 // Wrap returns an *Error with the given code and message that keeps err as its cause.

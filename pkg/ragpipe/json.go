@@ -12,6 +12,7 @@ type DocumentJSON struct {
 	Collection string          `json:"collection"`
 	Filename   string          `json:"filename"`
 	Format     string          `json:"format"`
+	Language   string          `json:"language"`
 	SizeBytes  int64           `json:"size_bytes"`
 	SHA256     string          `json:"sha256"`
 	Metadata   json.RawMessage `json:"metadata"`
@@ -30,7 +31,7 @@ func (d *Document) JSON() DocumentJSON {
 		md = json.RawMessage(`{}`)
 	}
 	return DocumentJSON{
-		ID: d.ID, Collection: d.Collection, Filename: d.Filename, Format: d.Format, SizeBytes: d.SizeBytes,
+		ID: d.ID, Collection: d.Collection, Filename: d.Filename, Format: d.Format, Language: d.Language, SizeBytes: d.SizeBytes,
 		SHA256: d.SHA256, Metadata: md, Status: d.Status, Pages: d.Pages, ChunkCount: d.ChunkCount,
 		LastJobID: d.LastJobID, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 	}

@@ -27,7 +27,8 @@ type Document struct {
 	TenantID   string
 	Collection string
 	Filename   string
-	Format     string // sniffed from content: pdf, text, markdown
+	Format     string // sniffed from content: pdf, text, markdown, html, docx
+	Language   string // text search configuration its text is analysed with (DefaultLanguage when empty)
 	SizeBytes  int64
 	SHA256     string
 	Metadata   json.RawMessage
@@ -156,14 +157,46 @@ const (
 
 // SearchQuery asks for the chunks of one tenant that best match a query.
 type SearchQuery struct {
-	TenantID    string
-	Query       string
-	Vector      []float32 // embedding of Query; unused in keyword mode
-	TopK        int
-	Mode        string
+	TenantID string
+	Query    string
+	Vector   []float32 // embedding of Query; unused in keyword mode
+	TopK     int
+	Mode     string
+	Language string // text search configuration the query is analysed with; DefaultLanguage when empty
+	Weights  SearchWeights
+	Explain  bool
+	SearchFilter
+}
+
+// SearchFilter narrows a search to some of a tenant's chunks. Every field
+// left empty matches everything.
+type SearchFilter struct {
 	Collection  string
 	DocumentIDs []string
+	// Metadata maps a document metadata field to the values it may have:
+	// one value means equality, several mean any of them.
+	Metadata      map[string][]any
+	CreatedAfter  *time.Time // documents created at or after
+	CreatedBefore *time.Time // documents created before
 }
+
+// SearchWeights weigh each retriever's ranks in hybrid fusion.
+type SearchWeights struct {
+	Keyword float64
+	Vector  float64
+}
+
+// DefaultLanguage is the text search configuration of documents and queries
+// that name none.
+const DefaultLanguage = "english"
+
+// Languages are the text search configurations a document or a query may
+// name: PostgreSQL's built-in ones ("simple" only lowercases, without
+// stemming or stop words).
+var Languages = []string{"simple", "arabic", "armenian", "basque", "catalan", "danish", "dutch", "english",
+	"finnish", "french", "german", "greek", "hindi", "hungarian", "indonesian", "irish", "italian", "lithuanian",
+	"nepali", "norwegian", "portuguese", "romanian", "russian", "serbian", "spanish", "swedish", "tamil",
+	"turkish", "yiddish"}
 
 // SearchResult is one chunk that matched, with its score (higher is better;
 // comparable only within one mode).
@@ -176,4 +209,22 @@ type SearchResult struct {
 	Section    string
 	OCR        bool
 	Score      float64
+	Explain    *SearchExplain // with SearchQuery.Explain
+}
+
+// SearchExplain says where a result stood in each retriever: its rank (from
+// 1) and score there, nil where that retriever did not return it. Keyword
+// scores are BM25; vector scores are cosine similarity.
+type SearchExplain struct {
+	KeywordRank  *int
+	KeywordScore *float64
+	VectorRank   *int
+	VectorScore  *float64
+}
+
+// Collection is a tenant's collection and what it holds.
+type Collection struct {
+	Name          string
+	DocumentCount int
+	ChunkCount    int
 }

@@ -1,0 +1,111 @@
+package platform_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestSearchAPI searches over HTTP with filters, weights, explain and a
+// language, lists collections, and checks that bad filters are refused with
+// a code naming the field.
+func TestSearchAPI(t *testing.T) {
+	s := startStack(t, nil)
+	key := s.Key(t, "searcher")
+	upload := func(name, text string, fields map[string]string) string {
+		t.Helper()
+		r := s.Upload(t, key, name, []byte(text), fields)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("upload %s: %d %s", name, r.Status, r.Raw)
+		}
+		if job := s.WaitJob(t, key, r.Body["job_id"].(string)); job["status"] != "succeeded" {
+			t.Fatalf("job of %s: %v", name, job)
+		}
+		return r.Body["document_id"].(string)
+	}
+	otters := upload("otters.txt", "Sea otters float on their backs and crack shellfish on their chests.",
+		map[string]string{"collection": "animals", "metadata": `{"kind":"mammal","legs":4}`})
+	upload("ferns.txt", "Ferns spread spores from the undersides of their fronds.",
+		map[string]string{"collection": "plants", "metadata": `{"kind":"plant"}`})
+	german := upload("haus.txt", "Die Häuser der Stadt stehen am Fluss.", map[string]string{"language": "german"})
+
+	search := func(body map[string]any) []any {
+		t.Helper()
+		r := s.JSON(t, key, http.MethodPost, "/v1/search", body)
+		if r.Status != http.StatusOK {
+			t.Fatalf("search %v: %d %s", body, r.Status, r.Raw)
+		}
+		return r.Body["results"].([]any)
+	}
+	res := search(map[string]any{"query": "otters shellfish", "explain": true, "weights": map[string]any{"vector": 0.5}})
+	first := res[0].(map[string]any)
+	explain, _ := first["explain"].(map[string]any)
+	if first["document_id"] != otters || explain == nil || explain["keyword_rank"] != 1.0 || explain["keyword_score"] == nil {
+		t.Errorf("first result %v", first)
+	}
+	if got := search(map[string]any{"query": "their", "mode": "keyword"}); len(got) != 0 {
+		t.Errorf("a stop word matched: %v", got)
+	}
+	for _, tc := range []struct {
+		filter map[string]any
+		want   int
+	}{
+		{map[string]any{"metadata": map[string]any{"kind": "mammal"}}, 1},
+		{map[string]any{"metadata": map[string]any{"kind": []any{"mammal", "plant"}}}, 2},
+		{map[string]any{"metadata": map[string]any{"legs": 4}}, 1},
+		{map[string]any{"collection": "plants"}, 1},
+		{map[string]any{"created_after": "2000-01-01T00:00:00Z", "created_before": "2999-01-01T00:00:00Z"}, 3},
+		{map[string]any{"created_before": "2000-01-01T00:00:00Z"}, 0},
+	} {
+		body := map[string]any{"query": "otters ferns Häuser", "mode": "vector"}
+		for k, v := range tc.filter {
+			body[k] = v
+		}
+		if got := search(body); len(got) != tc.want {
+			t.Errorf("filter %v: %d results, want %d", tc.filter, len(got), tc.want)
+		}
+	}
+	// German stemming finds "Häuser" from "Haus".
+	if got := search(map[string]any{"query": "Haus", "mode": "keyword", "language": "german"}); len(got) != 1 ||
+		got[0].(map[string]any)["document_id"] != german {
+		t.Errorf("german search: %v", got)
+	}
+
+	for _, tc := range []struct {
+		body  map[string]any
+		code  string
+		field string
+	}{
+		{map[string]any{"query": "x", "metadata": map[string]any{"kind": map[string]any{"a": 1}}}, "invalid_metadata", "metadata.kind"},
+		{map[string]any{"query": "x", "metadata": map[string]any{"kind": []any{}}}, "invalid_metadata", "metadata.kind"},
+		{map[string]any{"query": "x", "created_after": "yesterday"}, "invalid_created_after", "created_after"},
+		{map[string]any{"query": "x", "weights": map[string]any{"vector": -1}}, "invalid_weights", "weights.vector"},
+		{map[string]any{"query": "x", "weights": map[string]any{"vector": 0, "keyword": 0}}, "invalid_weights", "weights"},
+		{map[string]any{"query": "x", "language": "klingon"}, "invalid_language", "language"},
+		{map[string]any{"query": "x", "collection": "no spaces"}, "invalid_collection", "collection"},
+	} {
+		r := s.JSON(t, key, http.MethodPost, "/v1/search", tc.body)
+		e, _ := r.Body["error"].(map[string]any)
+		if r.Status != http.StatusUnprocessableEntity || r.ErrorCode() != tc.code || e["field"] != tc.field {
+			t.Errorf("search %v: %d %s; want 422 %s naming %s", tc.body, r.Status, r.Raw, tc.code, tc.field)
+		}
+	}
+	if r := s.Upload(t, key, "x.txt", []byte("words"), map[string]string{"language": "klingon"}); r.Status != http.StatusUnprocessableEntity ||
+		r.ErrorCode() != "invalid_language" {
+		t.Errorf("upload in an unknown language: %d %s", r.Status, r.Raw)
+	}
+
+	r := s.JSON(t, key, http.MethodGet, "/v1/collections", nil)
+	want := map[string]any{"collections": []any{
+		map[string]any{"name": "", "document_count": 1.0, "chunk_count": 1.0},
+		map[string]any{"name": "animals", "document_count": 1.0, "chunk_count": 1.0},
+		map[string]any{"name": "plants", "document_count": 1.0, "chunk_count": 1.0},
+	}}
+	if diff := cmp.Diff(want, r.Body); r.Status != http.StatusOK || diff != "" {
+		t.Errorf("collections: %d (-want +got):\n%s", r.Status, diff)
+	}
+	if r := s.JSON(t, s.Key(t, "other"), http.MethodGet, "/v1/collections", nil); string(r.Raw) != "{\"collections\":[]}\n" {
+		t.Errorf("another tenant's collections: %s", r.Raw)
+	}
+}

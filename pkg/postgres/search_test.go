@@ -1,0 +1,318 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ragpipe/ragpipe/internal/testenv"
+	"github.com/ragpipe/ragpipe/pkg/postgres"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+)
+
+// db8 returns a store on a fresh database whose vectors have 8 dimensions.
+func db8(t *testing.T) (*postgres.DB, string) {
+	t.Helper()
+	db, dbURL := testenv.DB(t)
+	if err := db.EnsureEmbeddingDimensions(context.Background(), 8); err != nil {
+		t.Fatal(err)
+	}
+	return db, dbURL
+}
+
+// storeDoc records a document of tenant and finishes its job with one chunk
+// per text, each with the vector unit(8, seed+i).
+func storeDoc(t *testing.T, db *postgres.DB, d ragpipe.Document, texts []string, seed int) *ragpipe.Document {
+	t.Helper()
+	ctx := context.Background()
+	d.ID, d.Filename, d.Format, d.SizeBytes, d.SHA256, d.Status = uuid.NewString(), "a.txt", "text", 3, uuid.NewString(), ragpipe.DocProcessing
+	d.RawKey = ragpipe.RawKey(d.TenantID, d.ID)
+	j := &ragpipe.Job{ID: uuid.NewString(), TenantID: d.TenantID, DocumentID: d.ID, Status: ragpipe.JobQueued,
+		Stage: ragpipe.StageExtract, ChunkSize: 1000, ChunkOverlap: 100}
+	if _, err := db.CreateDocument(ctx, &d, j, ragpipe.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	finish(t, db, j.ID, texts, seed)
+	return &d
+}
+
+func finish(t *testing.T, db *postgres.DB, jobID string, texts []string, seed int) {
+	t.Helper()
+	chunks := make([]ragpipe.Chunk, len(texts))
+	vecs := make([][]float32, len(texts))
+	for i, text := range texts {
+		chunks[i] = ragpipe.Chunk{Index: i, Text: text, PageStart: 1, PageEnd: 1}
+		vecs[i] = unit(8, seed+i)
+	}
+	if ok, err := db.FinishJob(context.Background(), jobID, chunks, vecs); err != nil || !ok {
+		t.Fatalf("finish job: %t, %v", ok, err)
+	}
+}
+
+// bm25 scores each text for query the way BM25 defines it (k1 0.9, b 0.4,
+// idf ln(1 + (N - df + 0.5)/(df + 0.5))), over whitespace-separated words.
+func bm25(texts []string, query string) []float64 {
+	docs := make([][]string, len(texts))
+	df := map[string]int{}
+	total := 0
+	for i, text := range texts {
+		docs[i] = strings.Fields(text)
+		total += len(docs[i])
+		seen := map[string]bool{}
+		for _, w := range docs[i] {
+			if !seen[w] {
+				df[w]++
+				seen[w] = true
+			}
+		}
+	}
+	n, avgdl := float64(len(texts)), float64(total)/float64(len(texts))
+	scores := make([]float64, len(texts))
+	for i, doc := range docs {
+		for _, q := range strings.Fields(query) {
+			tf := 0
+			for _, w := range doc {
+				if w == q {
+					tf++
+				}
+			}
+			if tf == 0 {
+				continue
+			}
+			idf := math.Log(1 + (n-float64(df[q])+0.5)/(float64(df[q])+0.5))
+			scores[i] += idf * float64(tf) * 1.9 / (float64(tf) + 0.9*(0.6+0.4*float64(len(doc))/avgdl))
+		}
+	}
+	return scores
+}
+
+func TestBM25Scores(t *testing.T) {
+	t.Parallel()
+	db, _ := db8(t)
+	ctx := context.Background()
+	tenant := newTenant(t, db, "a")
+	texts := []string{
+		"zebra lion zebra",
+		"lion tiger tiger tiger panther",
+		"zebra",
+		"okapi giraffe okapi giraffe okapi giraffe lion",
+	}
+	// "simple" only lowercases: the words are the terms, as bm25 counts them.
+	d := storeDoc(t, db, ragpipe.Document{TenantID: tenant, Language: "simple"}, texts, 0)
+	if d.Language != "simple" {
+		t.Fatalf("document language %q", d.Language)
+	}
+	// A document of another tenant changes none of this tenant's statistics.
+	storeDoc(t, db, ragpipe.Document{TenantID: newTenant(t, db, "b"), Language: "simple"}, []string{"zebra zebra lion"}, 0)
+
+	const query = "zebra lion"
+	want := bm25(texts, query)
+	res, err := db.Search(ctx, ragpipe.SearchQuery{TenantID: tenant, Query: query, Mode: ragpipe.SearchKeyword, TopK: 10,
+		Language: "simple", Explain: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 4 {
+		t.Fatalf("%d results, want 4 (every chunk holds a term): %+v", len(res), res)
+	}
+	for rank, r := range res {
+		if math.Abs(r.Score-want[r.ChunkIndex]) > 1e-9 {
+			t.Errorf("chunk %d: BM25 %.12f, want %.12f", r.ChunkIndex, r.Score, want[r.ChunkIndex])
+		}
+		if r.Explain == nil || *r.Explain.KeywordRank != rank+1 || *r.Explain.KeywordScore != r.Score || r.Explain.VectorRank != nil {
+			t.Errorf("chunk %d: explain %+v", r.ChunkIndex, r.Explain)
+		}
+		if rank > 0 && r.Score > res[rank-1].Score {
+			t.Errorf("results out of order: %+v", res)
+		}
+	}
+	// Stemming: the default configuration (english) matches inflections.
+	eng := storeDoc(t, db, ragpipe.Document{TenantID: tenant}, []string{"The zebras were running across the plains"}, 0)
+	res, err = db.Search(ctx, ragpipe.SearchQuery{TenantID: tenant, Query: "zebra runs", Mode: ragpipe.SearchKeyword, TopK: 10,
+		SearchFilter: ragpipe.SearchFilter{DocumentIDs: []string{eng.ID}}})
+	if err != nil || len(res) != 1 {
+		t.Errorf("english stemming: %+v, %v", res, err)
+	}
+}
+
+// termStats reads the tenant's statistics as stored and as recomputed from
+// its chunks.
+func termStats(t *testing.T, conn *pgx.Conn, tenant string) (stored, recomputed string) {
+	t.Helper()
+	read := func(sql string) string {
+		var s string
+		if err := conn.QueryRow(context.Background(), sql, tenant).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	stored = read(`SELECT coalesce((SELECT chunks || '/' || total_len FROM tenant_term_stats WHERE tenant_id = $1), '0/0') || ' ' ||
+		coalesce((SELECT string_agg(term || '=' || df, ',' ORDER BY term) FROM term_stats WHERE tenant_id = $1 AND df <> 0), '')`)
+	recomputed = read(`WITH p AS (
+			SELECT c.document_id, c.chunk_index, t.lexeme, coalesce(array_length(t.positions, 1), 1) AS tf
+			FROM chunks c JOIN documents d ON d.id = c.document_id, unnest(to_tsvector(d.language, c.text)) t
+			WHERE c.tenant_id = $1),
+		l AS (SELECT document_id, chunk_index, sum(tf) AS dl FROM p GROUP BY 1, 2)
+		SELECT (SELECT count(*) || '/' || coalesce(sum(dl), 0) FROM l) || ' ' ||
+			coalesce((SELECT string_agg(lexeme || '=' || n, ',' ORDER BY lexeme) FROM
+				(SELECT lexeme, count(*) AS n FROM p GROUP BY lexeme) x), '')`)
+	return stored, recomputed
+}
+
+// TestTermStatisticsStayExact re-ingests and deletes documents and checks
+// after each step that the statistics BM25 reads equal a recount.
+func TestTermStatisticsStayExact(t *testing.T) {
+	t.Parallel()
+	db, dbURL := db8(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tenant := newTenant(t, db, "a")
+	check := func(step string) {
+		t.Helper()
+		stored, recount := termStats(t, conn, tenant)
+		if stored != recount {
+			t.Errorf("%s: statistics %q, recount %q", step, stored, recount)
+		}
+	}
+	d1 := storeDoc(t, db, ragpipe.Document{TenantID: tenant}, []string{"red apples and green apples", "pears"}, 0)
+	d2 := storeDoc(t, db, ragpipe.Document{TenantID: tenant, Language: "simple"}, []string{"the apples of the tree"}, 0)
+	check("after two documents")
+
+	j := &ragpipe.Job{ID: uuid.NewString(), Status: ragpipe.JobQueued, Stage: ragpipe.StageExtract, ChunkSize: 500}
+	if err := db.Reingest(ctx, tenant, d1.ID, j); err != nil {
+		t.Fatal(err)
+	}
+	finish(t, db, j.ID, []string{"plums", "plums and cherries", "no apples at all"}, 0)
+	check("after a re-ingest")
+
+	if err := db.DeleteDocument(ctx, tenant, d2.ID, ragpipe.NewTask(ragpipe.TaskDelete, ragpipe.TaskPayload{DocumentID: d2.ID})); err != nil {
+		t.Fatal(err)
+	}
+	check("after a delete")
+	if _, err := db.PurgeDocument(ctx, d2.ID); err != nil {
+		t.Fatal(err)
+	}
+	check("after the purge")
+	res, err := db.Search(ctx, ragpipe.SearchQuery{TenantID: tenant, Query: "apples", Mode: ragpipe.SearchKeyword, TopK: 10})
+	if err != nil || len(res) != 1 || res[0].DocumentID != d1.ID || res[0].ChunkIndex != 2 {
+		t.Errorf("search after re-ingest and delete: %+v, %v", res, err)
+	}
+}
+
+func TestSearchFiltersAndFusion(t *testing.T) {
+	t.Parallel()
+	db, dbURL := db8(t)
+	ctx := context.Background()
+	tenant := newTenant(t, db, "a")
+	meta := func(s string) json.RawMessage { return json.RawMessage(s) }
+	alpha := storeDoc(t, db, ragpipe.Document{TenantID: tenant, Collection: "books", Metadata: meta(`{"lang":"en","year":2020}`)},
+		[]string{"river otters hunt fish", "otters sleep"}, 0)
+	beta := storeDoc(t, db, ragpipe.Document{TenantID: tenant, Collection: "books", Metadata: meta(`{"lang":"fr","year":2021}`)},
+		[]string{"sea otters float"}, 10)
+	gamma := storeDoc(t, db, ragpipe.Document{TenantID: tenant, Collection: "notes", Metadata: meta(`{"lang":"de","tags":["x","y"]}`)},
+		[]string{"otters in notes"}, 20)
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// gamma was created long ago.
+	if _, err := conn.Exec(ctx, `UPDATE documents SET created_at = '2020-01-01T00:00:00Z' WHERE id = $1`, gamma.ID); err != nil {
+		t.Fatal(err)
+	}
+	cutoff := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
+
+	docsOf := func(res []ragpipe.SearchResult) []string {
+		var ids []string
+		for _, r := range res {
+			if !slices.Contains(ids, r.DocumentID) {
+				ids = append(ids, r.DocumentID)
+			}
+		}
+		sort.Strings(ids)
+		return ids
+	}
+	sorted := func(ids ...string) []string { sort.Strings(ids); return ids }
+	tests := []struct {
+		name string
+		f    ragpipe.SearchFilter
+		want []string
+	}{
+		{"none", ragpipe.SearchFilter{}, sorted(alpha.ID, beta.ID, gamma.ID)},
+		{"collection", ragpipe.SearchFilter{Collection: "books"}, sorted(alpha.ID, beta.ID)},
+		{"metadata equality", ragpipe.SearchFilter{Metadata: map[string][]any{"lang": {"fr"}}}, []string{beta.ID}},
+		{"metadata any of", ragpipe.SearchFilter{Metadata: map[string][]any{"lang": {"fr", "de"}}}, sorted(beta.ID, gamma.ID)},
+		{"metadata number", ragpipe.SearchFilter{Metadata: map[string][]any{"year": {2020.0}}}, []string{alpha.ID}},
+		{"metadata array field", ragpipe.SearchFilter{Metadata: map[string][]any{"tags": {"y"}}}, []string{gamma.ID}},
+		{"two fields", ragpipe.SearchFilter{Collection: "books", Metadata: map[string][]any{"lang": {"fr", "de"}}}, []string{beta.ID}},
+		{"created after", ragpipe.SearchFilter{CreatedAfter: &cutoff}, sorted(alpha.ID, beta.ID)},
+		{"created before", ragpipe.SearchFilter{CreatedBefore: &cutoff}, []string{gamma.ID}},
+		{"document ids", ragpipe.SearchFilter{DocumentIDs: []string{alpha.ID}, Metadata: map[string][]any{"lang": {"en"}}}, []string{alpha.ID}},
+		{"nothing matches", ragpipe.SearchFilter{Collection: "notes", Metadata: map[string][]any{"lang": {"en"}}}, nil},
+	}
+	for _, tc := range tests {
+		for _, mode := range []string{ragpipe.SearchKeyword, ragpipe.SearchVector, ragpipe.SearchHybrid} {
+			q := ragpipe.SearchQuery{TenantID: tenant, Query: "otters", Vector: unit(8, 0), Mode: mode, TopK: 10, SearchFilter: tc.f}
+			res, err := db.Search(ctx, q)
+			if err != nil {
+				t.Fatalf("%s, %s: %v", tc.name, mode, err)
+			}
+			if diff := cmp.Diff(tc.want, docsOf(res)); diff != "" {
+				t.Errorf("%s, %s: documents (-want +got):\n%s", tc.name, mode, diff)
+			}
+		}
+	}
+
+	// Fusion: unit(8, 20) is gamma's vector, and "fish" only alpha's first
+	// chunk; each leg's weight decides which comes first.
+	for _, tc := range []struct {
+		weights ragpipe.SearchWeights
+		first   string
+	}{
+		{ragpipe.SearchWeights{Keyword: 1, Vector: 0.1}, alpha.ID},
+		{ragpipe.SearchWeights{Keyword: 0.01, Vector: 1}, gamma.ID},
+	} {
+		res, err := db.Search(ctx, ragpipe.SearchQuery{TenantID: tenant, Query: "fish", Vector: unit(8, 20), Mode: ragpipe.SearchHybrid,
+			TopK: 3, Weights: tc.weights, Explain: true})
+		if err != nil || len(res) == 0 {
+			t.Fatalf("hybrid %+v: %v, %v", tc.weights, res, err)
+		}
+		if res[0].DocumentID != tc.first {
+			t.Errorf("weights %+v: first %s, want %s", tc.weights, res[0].DocumentID, tc.first)
+		}
+		for _, r := range res {
+			e := r.Explain
+			var want float64
+			if e.KeywordRank != nil {
+				want += tc.weights.Keyword / float64(60+*e.KeywordRank)
+			}
+			if e.VectorRank != nil {
+				want += tc.weights.Vector / float64(60+*e.VectorRank)
+			}
+			if math.Abs(want-r.Score) > 1e-12 || (e.KeywordRank == nil) != (e.KeywordScore == nil) || (e.VectorRank == nil) != (e.VectorScore == nil) {
+				t.Errorf("weights %+v: score %v does not follow from explain %+v", tc.weights, r.Score, e)
+			}
+		}
+	}
+
+	cols, err := db.Collections(ctx, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]ragpipe.Collection{{Name: "books", DocumentCount: 2, ChunkCount: 3}, {Name: "notes", DocumentCount: 1, ChunkCount: 1}}, cols); diff != "" {
+		t.Errorf("collections (-want +got):\n%s", diff)
+	}
+}
