@@ -5,7 +5,7 @@ GO        ?= go
 BIN       := bin
 export PATH := $(PATH):/usr/local/go/bin:$(shell $(GO) env GOPATH 2>/dev/null)/bin
 
-.PHONY: all services stop-services build run test chaos bench lint clean
+.PHONY: all services stop-services build run test chaos eval bench lint clean
 
 all: build
 
@@ -34,6 +34,11 @@ test: services
 ## chaos: the chaos suite (docs/chaos.md): real processes on services of its own, faults injected
 chaos: services build
 	RAGPIPE_CHAOS=1 RAGPIPE_CHAOS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m -v -run '^TestChaos$$' ./chaos/
+
+## eval: search quality on BEIR SciFact (docs/search.md): ingests the corpus through the
+## API and workers, prints nDCG@10, Recall@100 and latency per mode; fails below the floors
+eval: services
+	RAGPIPE_EVAL=1 $(GO) test -count=1 -timeout 60m -v -run '^TestSciFact$$' ./eval/
 
 ## bench: the figures in docs/performance.md: upsert rows/s, upload-to-ready of a
 ## 120-page PDF, chunking and embedding speed, then PDF pages/s beside

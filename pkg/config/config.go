@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,6 +72,8 @@ type Config struct {
 	OpenAIBaseURL        string        `env:"OPENAI_BASE_URL" envDefault:"https://api.openai.com/v1"`
 	OpenAIAPIKey         string        `env:"OPENAI_API_KEY"`
 	OpenAIModel          string        `env:"OPENAI_EMBED_MODEL" envDefault:"text-embedding-3-small"`
+
+	SearchVectorWeight string `env:"SEARCH_VECTOR_WEIGHT" envDefault:"auto"`
 
 	WebhookAllowHTTP     bool            `env:"WEBHOOK_ALLOW_HTTP" envDefault:"false"`
 	WebhookAllowPrivate  bool            `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false"`
@@ -236,6 +239,9 @@ func (c Config) problems() []string {
 	if c.WebhookSecretOverlap < 0 || c.WebhookSecretOverlap > 7*24*time.Hour {
 		bad("WEBHOOK_SECRET_OVERLAP", "must be from 0 to 168h")
 	}
+	if _, err := c.VectorWeight(); err != nil {
+		bad("SEARCH_VECTOR_WEIGHT", "%v", err)
+	}
 	switch c.EmbedProvider {
 	case "hashing":
 	case "openai":
@@ -246,4 +252,23 @@ func (c Config) problems() []string {
 		bad("EMBED_PROVIDER", "want hashing or openai, got %q", c.EmbedProvider)
 	}
 	return errs
+}
+
+// VectorWeight is the default weight of the vector ranking in hybrid search
+// (the keyword ranking's is 1). "auto" is 0.1 with the hashing embedder,
+// whose lexical vectors mostly repeat what BM25 finds (on SciFact equal
+// weights lose 0.11 nDCG@10 to keyword alone, 0.1 loses 0.01), and 1 with a
+// provider's semantic vectors.
+func (c Config) VectorWeight() (float64, error) {
+	if c.SearchVectorWeight == "auto" {
+		if c.EmbedProvider == "hashing" {
+			return 0.1, nil
+		}
+		return 1, nil
+	}
+	w, err := strconv.ParseFloat(c.SearchVectorWeight, 64)
+	if err != nil || w < 0 || w > 100 {
+		return 0, fmt.Errorf("want auto or a number from 0 to 100, got %q", c.SearchVectorWeight)
+	}
+	return w, nil
 }

@@ -56,3 +56,26 @@ func TestLoad(t *testing.T) {
 		})
 	}
 }
+
+func TestVectorWeight(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  []string
+		want float64
+	}{
+		{nil, 0.1},
+		{[]string{"RAGPIPE_EMBED_PROVIDER=openai"}, 1},
+		{[]string{"RAGPIPE_SEARCH_VECTOR_WEIGHT=0.5"}, 0.5},
+	} {
+		c, err := config.Load(tc.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, err := c.VectorWeight(); err != nil || w != tc.want {
+			t.Errorf("%v: weight %v, %v; want %v", tc.env, w, err, tc.want)
+		}
+	}
+	if _, err := config.Load([]string{"RAGPIPE_SEARCH_VECTOR_WEIGHT=heavy"}); err == nil || !strings.Contains(err.Error(), "RAGPIPE_SEARCH_VECTOR_WEIGHT") {
+		t.Errorf("a bad weight: %v", err)
+	}
+}

@@ -86,13 +86,13 @@ func handleListCollections(s Store) echo.HandlerFunc {
 	}
 }
 
-func handleSearch(s Store, emb QueryEmbedder) echo.HandlerFunc {
+func handleSearch(s Store, emb QueryEmbedder, weights ragpipe.SearchWeights) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var req searchRequest
 		if err := c.Bind(&req); err != nil {
 			return ragpipe.Errorf(ragpipe.EINVALID, "body must be a JSON object with a \"query\"")
 		}
-		q, err := req.validate(tenantOf(c))
+		q, err := req.validate(tenantOf(c), weights)
 		if err != nil {
 			return err
 		}
@@ -126,7 +126,7 @@ func handleSearch(s Store, emb QueryEmbedder) echo.HandlerFunc {
 	}
 }
 
-func (r searchRequest) validate(tenant string) (ragpipe.SearchQuery, error) {
+func (r searchRequest) validate(tenant string, weights ragpipe.SearchWeights) (ragpipe.SearchQuery, error) {
 	q := ragpipe.SearchQuery{TenantID: tenant, Query: strings.TrimSpace(r.Query), TopK: r.TopK, Mode: r.Mode,
 		Explain: r.Explain, SearchFilter: ragpipe.SearchFilter{Collection: r.Collection, DocumentIDs: r.DocumentIDs}}
 	if q.Query == "" {
@@ -153,7 +153,7 @@ func (r searchRequest) validate(tenant string) (ragpipe.SearchQuery, error) {
 			return q, ragpipe.Errorf(ragpipe.EINVALID, "document_ids: %q is not a document ID", id)
 		}
 	}
-	if err := r.validateFilters(&q); err != nil {
+	if err := r.validateFilters(&q, weights); err != nil {
 		return q, err
 	}
 	return q, nil
@@ -161,7 +161,7 @@ func (r searchRequest) validate(tenant string) (ragpipe.SearchQuery, error) {
 
 // validateFilters reads the filters, weights and language of a search
 // (and of anything that searches); a bad one is 422 naming its field.
-func (r searchRequest) validateFilters(q *ragpipe.SearchQuery) error {
+func (r searchRequest) validateFilters(q *ragpipe.SearchQuery, weights ragpipe.SearchWeights) error {
 	if r.Collection != "" && !collectionRe.MatchString(r.Collection) {
 		return ragpipe.FieldErrorf("collection", "not a collection name")
 	}
@@ -196,7 +196,7 @@ func (r searchRequest) validateFilters(q *ragpipe.SearchQuery) error {
 		}
 		*f.dst = &at
 	}
-	q.Weights = ragpipe.SearchWeights{Keyword: 1, Vector: 1}
+	q.Weights = weights
 	if w := r.Weights; w != nil {
 		for _, f := range []struct {
 			name string

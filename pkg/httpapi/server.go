@@ -61,6 +61,7 @@ type Params struct {
 	Checks         map[string]Check // for /readyz, by name
 	Unavailable    func(error) bool // whether an error means a backing service is out of reach
 	MaxUploadBytes int64
+	SearchWeights  ragpipe.SearchWeights // of hybrid search, when a request names none
 	OpenAPI        []byte
 	Backpressure   *Backpressure
 	Events         Subscriber

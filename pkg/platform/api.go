@@ -19,6 +19,7 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/ingest"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/queue"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 	"github.com/ragpipe/ragpipe/pkg/webhook"
 )
 
@@ -51,6 +52,7 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		db.Close()
 		return nil, err
 	}
+	vectorWeight, _ := cfg.VectorWeight() // validated by config.Load
 	a := &API{cfg: cfg, log: log, db: db, rdb: rdb, blobs: newBlobs(cfg), queue: queue.NewClient(redisOpt(cfg)),
 		events: postgres.NewBroker(cfg.DatabaseURL, log), draining: make(chan struct{}),
 		admin: queue.NewAdmin(redisOpt(cfg), db.ReviveJob)}
@@ -72,6 +74,7 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		},
 		Unavailable:    postgres.IsUnavailable,
 		MaxUploadBytes: cfg.MaxUploadBytes,
+		SearchWeights:  ragpipe.SearchWeights{Keyword: 1, Vector: vectorWeight},
 		OpenAPI:        docs.OpenAPI,
 		Backpressure:   &httpapi.Backpressure{Limit: cfg.MaxQueuedJobs, RetryAfter: 30 * time.Second, Count: db.QueuedJobs},
 		Events:         a.events,

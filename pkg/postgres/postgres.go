@@ -118,6 +118,7 @@ func (db *DB) EnsureEmbeddingDimensions(ctx context.Context, dim int) error {
 		}
 		_, err := tx.Exec(ctx, fmt.Sprintf(`DROP INDEX IF EXISTS chunks_embedding_idx;
 			ALTER TABLE chunks ALTER COLUMN embedding TYPE vector(%d);
+			ALTER TABLE chunks ALTER COLUMN embedding SET STORAGE PLAIN;
 			CREATE INDEX chunks_embedding_idx ON chunks USING hnsw (embedding vector_cosine_ops);`, dim))
 		return err
 	})

@@ -25,7 +25,7 @@ import (
 )
 
 // newDocJob records a document with a queued job for tenant and returns both.
-func newDocJob(t *testing.T, db *postgres.DB, tenant, collection string) (*ragpipe.Document, *ragpipe.Job) {
+func newDocJob(t testing.TB, db *postgres.DB, tenant, collection string) (*ragpipe.Document, *ragpipe.Job) {
 	t.Helper()
 	d := &ragpipe.Document{ID: uuid.NewString(), TenantID: tenant, Collection: collection, Filename: "a.txt",
 		Format: "text", SizeBytes: 3, SHA256: "x", Status: ragpipe.DocProcessing}
@@ -38,7 +38,7 @@ func newDocJob(t *testing.T, db *postgres.DB, tenant, collection string) (*ragpi
 	return d, j
 }
 
-func newTenant(t *testing.T, db *postgres.DB, name string) string {
+func newTenant(t testing.TB, db *postgres.DB, name string) string {
 	t.Helper()
 	_, hash := apikey.New()
 	id, err := db.CreateKey(context.Background(), name, "rp_x", hash)

@@ -155,14 +155,15 @@ func termStats(t *testing.T, conn *pgx.Conn, tenant string) (stored, recomputed 
 		}
 		return s
 	}
-	stored = read(`SELECT coalesce((SELECT chunks || '/' || total_len FROM tenant_term_stats WHERE tenant_id = $1), '0/0') || ' ' ||
+	stored = read(`SELECT (SELECT count(*) FROM chunk_terms WHERE tenant_id = $1) || ' postings ' ||
+		coalesce((SELECT chunks || '/' || total_len FROM tenant_term_stats WHERE tenant_id = $1), '0/0') || ' ' ||
 		coalesce((SELECT string_agg(term || '=' || df, ',' ORDER BY term) FROM term_stats WHERE tenant_id = $1 AND df <> 0), '')`)
 	recomputed = read(`WITH p AS (
 			SELECT c.document_id, c.chunk_index, t.lexeme, coalesce(array_length(t.positions, 1), 1) AS tf
 			FROM chunks c JOIN documents d ON d.id = c.document_id, unnest(to_tsvector(d.language, c.text)) t
 			WHERE c.tenant_id = $1),
 		l AS (SELECT document_id, chunk_index, sum(tf) AS dl FROM p GROUP BY 1, 2)
-		SELECT (SELECT count(*) || '/' || coalesce(sum(dl), 0) FROM l) || ' ' ||
+		SELECT (SELECT count(*) FROM p) || ' postings ' || (SELECT count(*) || '/' || coalesce(sum(dl), 0) FROM l) || ' ' ||
 			coalesce((SELECT string_agg(lexeme || '=' || n, ',' ORDER BY lexeme) FROM
 				(SELECT lexeme, count(*) AS n FROM p GROUP BY lexeme) x), '')`)
 	return stored, recomputed

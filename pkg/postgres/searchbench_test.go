@@ -1,0 +1,235 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ragpipe/ragpipe/internal/testenv"
+	"github.com/ragpipe/ragpipe/pkg/embed"
+	"github.com/ragpipe/ragpipe/pkg/postgres"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+)
+
+// The search benchmark's corpus: 200,000 chunks of generated text over 20
+// tenants. Tenant 0 keeps 1% of its chunks in collection "rare"; tenant 19
+// owns 1% of all chunks.
+const (
+	benchChunks   = 200_000
+	benchTenants  = 20
+	benchPerDoc   = 100
+	benchSmallTen = benchChunks / 100
+)
+
+// benchCorpus is loaded once per process and shared by the benchmark's runs.
+var benchCorpus struct {
+	once    sync.Once
+	db      *postgres.DB
+	tenants []string
+	words   []string
+	emb     *embed.Hashing
+	report  string
+}
+
+// zipfWords returns a vocabulary of n made-up words and a sampler that
+// draws them with Zipf-like frequencies, as natural text does.
+func zipfWords(n int, seed uint64) ([]string, func(*rand.Rand) string) {
+	syll := []string{"ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "qu", "do", "fe", "gi", "ho", "ju"}
+	words := make([]string, n)
+	r := rand.New(rand.NewPCG(seed, 1))
+	for i := range words {
+		var b strings.Builder
+		for range 2 + r.IntN(3) {
+			b.WriteString(syll[r.IntN(len(syll))])
+		}
+		fmt.Fprintf(&b, "%d", i%97)
+		words[i] = b.String()
+	}
+	z := rand.NewZipf(rand.New(rand.NewPCG(seed, 2)), 1.07, 2, uint64(n-1))
+	return words, func(*rand.Rand) string { return words[z.Uint64()] }
+}
+
+func loadBenchCorpus(b *testing.B) {
+	c := &benchCorpus
+	ctx := context.Background()
+	db, dbURL := testenv.DB(b)
+	c.db, c.emb = db, embed.NewHashing(384)
+	var draw func(*rand.Rand) string
+	c.words, draw = zipfWords(30_000, 7)
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `DROP INDEX chunks_embedding_idx`); err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	start := time.Now()
+	for tn := range benchTenants {
+		tenant := newTenant(b, db, fmt.Sprintf("t%d", tn))
+		c.tenants = append(c.tenants, tenant)
+		n := (benchChunks - benchSmallTen) / (benchTenants - 1)
+		if tn == benchTenants-1 {
+			n = benchSmallTen
+		}
+		for doc := 0; doc*benchPerDoc < n; doc++ {
+			collection := ""
+			if tn == 0 && doc%100 == 0 {
+				collection = "rare"
+			}
+			_, j := newDocJob(b, db, tenant, collection)
+			chunks := make([]ragpipe.Chunk, benchPerDoc)
+			texts := make([]string, benchPerDoc)
+			for i := range chunks {
+				ws := make([]string, 60+r.IntN(80))
+				for k := range ws {
+					ws[k] = draw(r)
+				}
+				texts[i] = strings.Join(ws, " ")
+				chunks[i] = ragpipe.Chunk{Index: i, Text: texts[i], PageStart: 1, PageEnd: 1}
+			}
+			vecs, err := c.emb.Embed(ctx, texts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := db.FinishJob(ctx, j.ID, chunks, vecs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	load := time.Since(start)
+	start = time.Now()
+	if _, err := conn.Exec(ctx, `CREATE INDEX chunks_embedding_idx ON chunks USING hnsw (embedding vector_cosine_ops)`); err != nil {
+		b.Fatal(err)
+	}
+	build := time.Since(start)
+	if _, err := conn.Exec(ctx, `ANALYZE`); err != nil {
+		b.Fatal(err)
+	}
+	var size string
+	if err := conn.QueryRow(ctx, `SELECT pg_size_pretty(pg_database_size(current_database()))`).Scan(&size); err != nil {
+		b.Fatal(err)
+	}
+	c.report = fmt.Sprintf("search corpus: %d chunks, %d tenants, loaded (with BM25 postings) in %s, HNSW index built in %s, database %s",
+		benchChunks, benchTenants, load.Round(time.Second), build.Round(100*time.Millisecond), size)
+}
+
+// query draws a query of 4 words of the corpus and its embedding.
+func benchQuery(b *testing.B, r *rand.Rand) (string, []float32) {
+	c := &benchCorpus
+	ws := make([]string, 4)
+	for i := range ws {
+		ws[i] = c.words[r.IntN(2000)] // among the commoner words, so queries match
+	}
+	q := strings.Join(ws, " ")
+	v, err := c.emb.Embed(context.Background(), []string{q})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return q, v[0]
+}
+
+// BenchmarkSearch measures search on 200,000 chunks of 20 tenants: hybrid
+// latency at top_k 10 with 4 concurrent clients, vector recall@10 against
+// exact search (a big tenant, and a filter matching 1% of one), and that a
+// filter matching 1% of a tenant's chunks, or a tenant owning 1% of all,
+// still gets top_k results.
+func BenchmarkSearch(b *testing.B) {
+	c := &benchCorpus
+	c.once.Do(func() { loadBenchCorpus(b) })
+	if c.db == nil {
+		b.Fatal("corpus not loaded")
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		// Hybrid latency, 4 clients, 200 queries each, over the big tenants.
+		var mu sync.Mutex
+		var lat []time.Duration
+		var wg sync.WaitGroup
+		for client := range 4 {
+			wg.Go(func() {
+				r := rand.New(rand.NewPCG(uint64(client), 9))
+				for range 200 {
+					q, v := benchQuery(b, r)
+					sq := ragpipe.SearchQuery{TenantID: c.tenants[r.IntN(benchTenants-1)], Query: q, Vector: v, TopK: 10, Mode: ragpipe.SearchHybrid}
+					t0 := time.Now()
+					if _, err := c.db.Search(ctx, sq); err != nil {
+						b.Error(err)
+						return
+					}
+					mu.Lock()
+					lat = append(lat, time.Since(t0))
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		slices.Sort(lat)
+		p50, p95 := lat[len(lat)/2], lat[len(lat)*95/100]
+
+		// Recall of the HNSW walk against exact search.
+		recallOf := func(f ragpipe.SearchFilter, tenant string) (float64, int) {
+			r := rand.New(rand.NewPCG(11, 12))
+			found, total, fewest := 0, 0, 10
+			for range 100 {
+				_, v := benchQuery(b, r)
+				q := ragpipe.SearchQuery{TenantID: tenant, Vector: v, TopK: 10, Mode: ragpipe.SearchVector, SearchFilter: f}
+				ann, err := c.db.SearchMode(ctx, q, false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				exact, err := c.db.SearchMode(ctx, q, true)
+				if err != nil {
+					b.Fatal(err)
+				}
+				fewest = min(fewest, len(ann))
+				for _, e := range exact {
+					total++
+					if slices.ContainsFunc(ann, func(a ragpipe.SearchResult) bool {
+						return a.DocumentID == e.DocumentID && a.ChunkIndex == e.ChunkIndex
+					}) {
+						found++
+					}
+				}
+			}
+			return float64(found) / float64(total), fewest
+		}
+		recall, _ := recallOf(ragpipe.SearchFilter{}, c.tenants[1])
+		rareRecall, rareFewest := recallOf(ragpipe.SearchFilter{Collection: "rare"}, c.tenants[0])
+
+		// What Search itself returns for the 1% cases (it falls back to
+		// exact search when the walk finds too few).
+		fewest := 10
+		r := rand.New(rand.NewPCG(13, 14))
+		for range 50 {
+			q, v := benchQuery(b, r)
+			for _, sq := range []ragpipe.SearchQuery{
+				{TenantID: c.tenants[0], Query: q, Vector: v, TopK: 10, Mode: ragpipe.SearchVector, SearchFilter: ragpipe.SearchFilter{Collection: "rare"}},
+				{TenantID: c.tenants[0], Query: q, Vector: v, TopK: 10, Mode: ragpipe.SearchHybrid, SearchFilter: ragpipe.SearchFilter{Collection: "rare"}},
+				{TenantID: c.tenants[benchTenants-1], Query: q, Vector: v, TopK: 10, Mode: ragpipe.SearchVector},
+			} {
+				res, err := c.db.Search(ctx, sq)
+				if err != nil {
+					b.Fatal(err)
+				}
+				fewest = min(fewest, len(res))
+			}
+		}
+		b.ReportMetric(float64(p95.Microseconds())/1000, "hybrid-p95-ms")
+		b.ReportMetric(recall, "recall@10")
+		fmt.Printf("%s\n", c.report)
+		fmt.Printf("hybrid search, top_k 10, 4 clients: p50 %s, p95 %s (goal: p95 < 50ms)\n", p50.Round(100*time.Microsecond), p95.Round(100*time.Microsecond))
+		fmt.Printf("vector recall@10 of the HNSW walk against exact search, a tenant of %d chunks: %.3f (goal: >= 0.95)\n",
+			(benchChunks-benchSmallTen)/(benchTenants-1), recall)
+		fmt.Printf("vector recall@10 of the HNSW walk, filter matching 1%% of a tenant: %.3f, fewest results %d of 10\n", rareRecall, rareFewest)
+		fmt.Printf("fewest results of Search for a 1%% filter or a tenant owning 1%%: %d of 10 (goal: 10)\n", fewest)
+	}
+}
