@@ -72,6 +72,10 @@ type Config struct {
 	OpenAIBaseURL        string        `env:"OPENAI_BASE_URL" envDefault:"https://api.openai.com/v1"`
 	OpenAIAPIKey         string        `env:"OPENAI_API_KEY"`
 	OpenAIModel          string        `env:"OPENAI_EMBED_MODEL" envDefault:"text-embedding-3-small"`
+	OllamaBaseURL        string        `env:"OLLAMA_BASE_URL" envDefault:"http://127.0.0.1:11434"`
+	OllamaModel          string        `env:"OLLAMA_EMBED_MODEL" envDefault:"nomic-embed-text"`
+	EmbedQueryPrefix     string        `env:"EMBED_QUERY_PREFIX"`
+	EmbedPassagePrefix   string        `env:"EMBED_PASSAGE_PREFIX"`
 
 	SearchVectorWeight string `env:"SEARCH_VECTOR_WEIGHT" envDefault:"auto"`
 
@@ -248,8 +252,15 @@ func (c Config) problems() []string {
 		if u, err := url.Parse(c.OpenAIBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("OPENAI_BASE_URL", "want an http(s):// URL, got %q", c.OpenAIBaseURL)
 		}
+	case "ollama":
+		if u, err := url.Parse(c.OllamaBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("OLLAMA_BASE_URL", "want an http(s):// URL, got %q", c.OllamaBaseURL)
+		}
+		if c.OllamaModel == "" {
+			bad("OLLAMA_EMBED_MODEL", "is required with the ollama provider")
+		}
 	default:
-		bad("EMBED_PROVIDER", "want hashing or openai, got %q", c.EmbedProvider)
+		bad("EMBED_PROVIDER", "want hashing, openai or ollama, got %q", c.EmbedProvider)
 	}
 	return errs
 }

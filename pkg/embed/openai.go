@@ -81,13 +81,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if batch == 0 {
 		batch = DefaultOpenAIBatchSize
 	}
-	d := &doer{client: cfg.HTTPClient, timeout: cfg.Timeout, noAuth: cfg.APIKey == ""}
-	if d.client == nil {
-		d.client = http.DefaultClient
-	}
-	if d.timeout == 0 {
-		d.timeout = DefaultOpenAITimeout
-	}
+	client := recordingClient(cfg.HTTPClient, cfg.Timeout, cfg.APIKey == "")
 	token := cfg.APIKey
 	if token == "" {
 		token = "none" // langchaingo insists on a token; doer drops the header
@@ -97,7 +91,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 		openai.WithBaseURL(cfg.BaseURL),
 		openai.WithOrganization(""),
 		openai.WithEmbeddingModel(cfg.Model),
-		openai.WithHTTPClient(d),
+		openai.WithHTTPClient(client),
 	}
 	if cfg.SendDimensions {
 		opts = append(opts, openai.WithEmbeddingDimensions(cfg.Dimensions))
@@ -122,11 +116,18 @@ func (o *OpenAI) Dimensions() int { return o.dim }
 // ctx's error (wrapped); any other failure is a *ProviderError, and no
 // partial result is returned.
 func (o *OpenAI) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	return embedRemote(ctx, texts, o.dim, o.embedder.EmbedDocuments)
+}
+
+// embedRemote runs one provider call, embed, over texts through a recording
+// client (see recordingClient) and checks what came back: one vector per
+// text, each of dim values. Failures are classified as Embed documents.
+func embedRemote(ctx context.Context, texts []string, dim int, embed func(context.Context, []string) ([][]float32, error)) ([][]float32, error) {
 	if len(texts) == 0 {
 		return [][]float32{}, nil
 	}
 	var ex exchange
-	vecs, err := o.embedder.EmbedDocuments(context.WithValue(ctx, exchangeKey{}, &ex), texts)
+	vecs, err := embed(context.WithValue(ctx, exchangeKey{}, &ex), texts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("embedding: %w", context.Cause(ctx))
@@ -138,9 +139,9 @@ func (o *OpenAI) Embed(ctx context.Context, texts []string) ([][]float32, error)
 			Err: fmt.Errorf("got %d vectors for %d texts", len(vecs), len(texts))}
 	}
 	for _, v := range vecs {
-		if len(v) != o.dim {
+		if len(v) != dim {
 			return nil, &ProviderError{StatusCode: ex.status, Permanent: true,
-				Err: fmt.Errorf("got a %d-dimensional vector, configured for %d", len(v), o.dim)}
+				Err: fmt.Errorf("got a %d-dimensional vector, configured for %d", len(v), dim)}
 		}
 	}
 	return vecs, nil
@@ -211,16 +212,29 @@ func (ex *exchange) classify(err error) *ProviderError {
 	return &ProviderError{StatusCode: s, Permanent: permanent, Err: err, Wait: ex.wait}
 }
 
-// doer is the HTTP client handed to langchaingo. It applies the per-request
-// timeout, drops the placeholder Authorization header when there is no key,
-// and records each request's outcome in the exchange found in its context.
-type doer struct {
-	client  *http.Client
+// recordingClient returns the HTTP client handed to langchaingo: base's
+// transport (http.DefaultTransport when base or its transport is nil) behind
+// one that applies the per-request timeout (DefaultOpenAITimeout when 0),
+// drops the placeholder Authorization header when noAuth, and records each
+// request's outcome in the exchange found in its context.
+func recordingClient(base *http.Client, timeout time.Duration, noAuth bool) *http.Client {
+	rt := http.DefaultTransport
+	if base != nil && base.Transport != nil {
+		rt = base.Transport
+	}
+	if timeout == 0 {
+		timeout = DefaultOpenAITimeout
+	}
+	return &http.Client{Transport: &recorder{base: rt, timeout: timeout, noAuth: noAuth}}
+}
+
+type recorder struct {
+	base    http.RoundTripper
 	timeout time.Duration
 	noAuth  bool
 }
 
-func (d *doer) Do(req *http.Request) (*http.Response, error) {
+func (d *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	ex, _ := req.Context().Value(exchangeKey{}).(*exchange)
 	if ex == nil {
 		ex = new(exchange)
@@ -231,7 +245,7 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 	if d.noAuth {
 		req.Header.Del("Authorization")
 	}
-	resp, err := d.client.Do(req)
+	resp, err := d.base.RoundTrip(req)
 	if err != nil {
 		cancel()
 		ex.err = err

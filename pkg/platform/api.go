@@ -15,6 +15,7 @@ import (
 	"github.com/ragpipe/ragpipe/docs"
 	"github.com/ragpipe/ragpipe/pkg/blob"
 	"github.com/ragpipe/ragpipe/pkg/config"
+	"github.com/ragpipe/ragpipe/pkg/embed"
 	"github.com/ragpipe/ragpipe/pkg/httpapi"
 	"github.com/ragpipe/ragpipe/pkg/ingest"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
@@ -63,7 +64,7 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		Store: db,
 		Ingest: ingest.New(ingest.Params{Store: db, Blobs: a.blobs, Queue: a.queue, Logger: log,
 			NewSecret: webhook.NewSecret, ChunkSize: cfg.ChunkSize, ChunkOverlap: cfg.ChunkOverlap}),
-		Embedder:  emb,
+		Embedder:  embed.WithPrefix(emb, cfg.EmbedQueryPrefix),
 		Limiter:   redis_rate.NewLimiter(a.rdb),
 		RateLimit: redis_rate.PerMinute(cfg.RateLimitPerMin),
 		Logger:    log,

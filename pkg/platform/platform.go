@@ -47,14 +47,26 @@ func newEmbedder(cfg config.Config, rdb *redis.Client) (embed.Embedder, error) {
 		if err != nil {
 			return nil, err
 		}
-		return embed.NewGuard(p, embed.GuardOptions{
-			Name: "openai", Budget: redisBudget{redis_rate.NewLimiter(rdb)},
-			RequestsPerMinute: cfg.EmbedRequestsPerMin, TokensPerMinute: cfg.EmbedTokensPerMin,
-			BreakerFailures: cfg.EmbedBreakerFailures, BreakerCooldown: cfg.EmbedBreakerCooldown,
-		}), nil
+		return guard(cfg, rdb, "openai", p), nil
+	case "ollama":
+		p, err := embed.NewOllama(embed.OllamaConfig{BaseURL: cfg.OllamaBaseURL, Model: cfg.OllamaModel,
+			Dimensions: cfg.EmbedDimensions, Timeout: cfg.EmbedTimeout, HTTPClient: &http.Client{}})
+		if err != nil {
+			return nil, err
+		}
+		return guard(cfg, rdb, "ollama", p), nil
 	default:
 		return embed.NewHashing(cfg.EmbedDimensions), nil
 	}
+}
+
+// guard wraps a remote provider in the shared rate limits and a breaker.
+func guard(cfg config.Config, rdb *redis.Client, name string, p embed.Embedder) embed.Embedder {
+	return embed.NewGuard(p, embed.GuardOptions{
+		Name: name, Budget: redisBudget{redis_rate.NewLimiter(rdb)},
+		RequestsPerMinute: cfg.EmbedRequestsPerMin, TokensPerMinute: cfg.EmbedTokensPerMin,
+		BreakerFailures: cfg.EmbedBreakerFailures, BreakerCooldown: cfg.EmbedBreakerCooldown,
+	})
 }
 
 // redisBudget is an embed.Budget in Redis (GCRA, via redis_rate), shared by

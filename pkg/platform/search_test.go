@@ -1,10 +1,17 @@
 package platform_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ragpipe/ragpipe/pkg/config"
 )
 
 // TestSearchAPI searches over HTTP with filters, weights, explain and a
@@ -107,5 +114,54 @@ func TestSearchAPI(t *testing.T) {
 	}
 	if r := s.JSON(t, s.Key(t, "other"), http.MethodGet, "/v1/collections", nil); string(r.Raw) != "{\"collections\":[]}\n" {
 		t.Errorf("another tenant's collections: %s", r.Raw)
+	}
+}
+
+// TestOllamaEmbeddingsWithPrefixes ingests and searches with embeddings from
+// a server speaking Ollama's native API, and checks that chunks and queries
+// reach it with their configured prefixes.
+func TestOllamaEmbeddingsWithPrefixes(t *testing.T) {
+	var mu sync.Mutex
+	var inputs []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Model string `json:"model"`
+			Input string `json:"input"`
+		}
+		if r.URL.Path != "/api/embed" || json.NewDecoder(r.Body).Decode(&req) != nil || req.Model != "e5-small" {
+			http.Error(w, `{"error":"bad request"}`, http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		inputs = append(inputs, req.Input)
+		mu.Unlock()
+		v := make([]float32, 8)
+		for _, c := range strings.ToLower(strings.TrimPrefix(strings.TrimPrefix(req.Input, "query: "), "passage: ")) {
+			v[int(c)%8]++
+		}
+		v[0] += 0.5 // never the zero vector
+		json.NewEncoder(w).Encode(map[string]any{"model": req.Model, "embeddings": [][]float32{v}})
+	}))
+	defer srv.Close()
+	s := startStack(t, func(c *config.Config) {
+		c.EmbedProvider, c.OllamaBaseURL, c.OllamaModel, c.EmbedDimensions = "ollama", srv.URL, "e5-small", 8
+		c.EmbedQueryPrefix, c.EmbedPassagePrefix = "query: ", "passage: "
+	})
+	key := s.Key(t, "ollama")
+	r := s.Upload(t, key, "a.txt", []byte("Lighthouses guide ships."), nil)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("upload: %d %s", r.Status, r.Raw)
+	}
+	if job := s.WaitJob(t, key, r.Body["job_id"].(string)); job["status"] != "succeeded" {
+		t.Fatalf("job: %v", job)
+	}
+	res := s.JSON(t, key, http.MethodPost, "/v1/search", map[string]any{"query": "ships", "mode": "vector"})
+	if results, _ := res.Body["results"].([]any); res.Status != http.StatusOK || len(results) != 1 {
+		t.Fatalf("search: %d %s", res.Status, res.Raw)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"passage: Lighthouses guide ships.", "query: ships"}; !slices.Equal(inputs, want) {
+		t.Errorf("the server was asked %q, want %q", inputs, want)
 	}
 }

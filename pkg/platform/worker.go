@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ragpipe/ragpipe/pkg/config"
+	"github.com/ragpipe/ragpipe/pkg/embed"
 	"github.com/ragpipe/ragpipe/pkg/extract"
 	"github.com/ragpipe/ragpipe/pkg/pipeline"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
@@ -64,7 +65,7 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worke
 	}
 	w := &Worker{cfg: cfg, log: log, db: db, rdb: rdb, queue: queue.NewClient(redisOpt(cfg))}
 	pl := pipeline.New(pipeline.Params{
-		Store: db, Blobs: newBlobs(cfg), Extractor: ex, Embedder: emb, Queue: w.queue,
+		Store: db, Blobs: newBlobs(cfg), Extractor: ex, Embedder: embed.WithPrefix(emb, cfg.EmbedPassagePrefix), Queue: w.queue,
 		Logger: log, BatchSize: cfg.EmbedBatchSize, TempDir: cfg.TempDir,
 	})
 	w.mux = queue.NewMux(pl.Handlers())
