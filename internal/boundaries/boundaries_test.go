@@ -13,7 +13,7 @@ const module = "github.com/ragpipe/ragpipe/"
 
 // adapters wrap one outside thing each; they import pkg/ragpipe and the
 // standard library (and third-party libraries), never each other.
-var adapters = []string{"pkg/postgres", "pkg/blob", "pkg/queue", "pkg/webhook", "pkg/extract", "pkg/chunk", "pkg/embed"}
+var adapters = []string{"pkg/postgres", "pkg/blob", "pkg/queue", "pkg/webhook", "pkg/extract", "pkg/chunk", "pkg/embed", "pkg/rerank"}
 
 // imports returns every package of the module (not its tests) with what it
 // imports directly.

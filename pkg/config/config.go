@@ -77,7 +77,13 @@ type Config struct {
 	EmbedQueryPrefix     string        `env:"EMBED_QUERY_PREFIX"`
 	EmbedPassagePrefix   string        `env:"EMBED_PASSAGE_PREFIX"`
 
-	SearchVectorWeight string `env:"SEARCH_VECTOR_WEIGHT" envDefault:"auto"`
+	SearchVectorWeight string        `env:"SEARCH_VECTOR_WEIGHT" envDefault:"auto"`
+	RerankURL          string        `env:"RERANK_URL"`
+	RerankAPI          string        `env:"RERANK_API" envDefault:"tei"`
+	RerankModel        string        `env:"RERANK_MODEL"`
+	RerankAPIKey       string        `env:"RERANK_API_KEY"`
+	RerankTopN         int           `env:"RERANK_TOP_N" envDefault:"50"`
+	RerankTimeout      time.Duration `env:"RERANK_TIMEOUT" envDefault:"2s"`
 
 	WebhookAllowHTTP     bool            `env:"WEBHOOK_ALLOW_HTTP" envDefault:"false"`
 	WebhookAllowPrivate  bool            `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false"`
@@ -245,6 +251,20 @@ func (c Config) problems() []string {
 	}
 	if _, err := c.VectorWeight(); err != nil {
 		bad("SEARCH_VECTOR_WEIGHT", "%v", err)
+	}
+	if c.RerankURL != "" {
+		if u, err := url.Parse(c.RerankURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("RERANK_URL", "want an http(s):// URL, got %q", c.RerankURL)
+		}
+	}
+	if c.RerankAPI != "tei" && c.RerankAPI != "cohere" {
+		bad("RERANK_API", "want tei or cohere, got %q", c.RerankAPI)
+	}
+	if c.RerankTopN < 1 || c.RerankTopN > 100 {
+		bad("RERANK_TOP_N", "want 1 to 100, got %d", c.RerankTopN)
+	}
+	if c.RerankTimeout <= 0 {
+		bad("RERANK_TIMEOUT", "must be positive")
 	}
 	switch c.EmbedProvider {
 	case "hashing":

@@ -34,7 +34,7 @@ func addRoutes(e *echo.Echo, p Params) {
 	v1.GET("/jobs/:id", handleGetJob(p.Store))
 	v1.GET("/jobs/:id/events", handleJobEvents(p.Store, p.Events, p.Draining))
 	v1.POST("/jobs/:id/cancel", handleCancelJob(p.Store))
-	v1.POST("/search", handleSearch(p.Store, p.Embedder, p.SearchWeights))
+	v1.POST("/search", handleSearch(p.Store, p.Embedder, p.SearchWeights, p.Rerank, p.Logger))
 	v1.GET("/collections", handleListCollections(p.Store))
 
 	v1.POST("/webhooks", handleCreateWebhook(p))

@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"slices"
@@ -37,19 +39,21 @@ type searchRequest struct {
 		Keyword *float64 `json:"keyword"`
 		Vector  *float64 `json:"vector"`
 	} `json:"weights"`
-	Explain bool `json:"explain"`
+	Explain bool  `json:"explain"`
+	Rerank  *bool `json:"rerank"`
 }
 
 type searchResultJSON struct {
-	DocumentID string       `json:"document_id"`
-	ChunkIndex int          `json:"chunk_index"`
-	Text       string       `json:"text"`
-	PageStart  int          `json:"page_start"`
-	PageEnd    int          `json:"page_end"`
-	Section    string       `json:"section"`
-	OCR        bool         `json:"ocr"`
-	Score      float64      `json:"score"`
-	Explain    *explainJSON `json:"explain,omitempty"`
+	DocumentID  string       `json:"document_id"`
+	ChunkIndex  int          `json:"chunk_index"`
+	Text        string       `json:"text"`
+	PageStart   int          `json:"page_start"`
+	PageEnd     int          `json:"page_end"`
+	Section     string       `json:"section"`
+	OCR         bool         `json:"ocr"`
+	Score       float64      `json:"score"`
+	RerankScore *float64     `json:"rerank_score,omitempty"`
+	Explain     *explainJSON `json:"explain,omitempty"`
 }
 
 type explainJSON struct {
@@ -86,7 +90,25 @@ func handleListCollections(s Store) echo.HandlerFunc {
 	}
 }
 
-func handleSearch(s Store, emb QueryEmbedder, weights ragpipe.SearchWeights) echo.HandlerFunc {
+// Reranker scores texts against a query with a cross-encoder (pkg/rerank).
+type Reranker interface {
+	Rerank(ctx context.Context, query string, texts []string) ([]float64, error)
+}
+
+// RerankOptions turn on reranking of the fused top N; a nil Reranker is off.
+type RerankOptions struct {
+	Reranker Reranker
+	TopN     int           // how many results are reranked (and fetched, when more than top_k)
+	Timeout  time.Duration // after which the fused order stands
+}
+
+// rerankJSON says whether the results were reranked, and why not.
+type rerankJSON struct {
+	Applied bool   `json:"applied"`
+	Reason  string `json:"reason,omitempty"` // timeout or provider_error
+}
+
+func handleSearch(s Store, emb QueryEmbedder, weights ragpipe.SearchWeights, ro RerankOptions, log *slog.Logger) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var req searchRequest
 		if err := c.Bind(&req); err != nil {
@@ -95,6 +117,14 @@ func handleSearch(s Store, emb QueryEmbedder, weights ragpipe.SearchWeights) ech
 		q, err := req.validate(tenantOf(c), weights)
 		if err != nil {
 			return err
+		}
+		rerank := ro.Reranker != nil && (req.Rerank == nil || *req.Rerank)
+		if req.Rerank != nil && *req.Rerank && ro.Reranker == nil {
+			return ragpipe.FieldErrorf("rerank", "no reranker is configured (RAGPIPE_RERANK_URL)")
+		}
+		topK := q.TopK
+		if rerank {
+			q.TopK = max(q.TopK, min(ro.TopN, maxTopK))
 		}
 		ctx := c.Request().Context()
 		if q.Mode != ragpipe.SearchKeyword {
@@ -110,6 +140,7 @@ func handleSearch(s Store, emb QueryEmbedder, weights ragpipe.SearchWeights) ech
 		}
 		out := struct {
 			Results []searchResultJSON `json:"results"`
+			Rerank  *rerankJSON        `json:"rerank,omitempty"`
 		}{Results: make([]searchResultJSON, 0, len(results))}
 		for _, r := range results {
 			res := searchResultJSON{
@@ -122,8 +153,37 @@ func handleSearch(s Store, emb QueryEmbedder, weights ragpipe.SearchWeights) ech
 			}
 			out.Results = append(out.Results, res)
 		}
+		if rerank && len(out.Results) > 0 {
+			out.Rerank = rerankResults(ctx, ro, q.Query, out.Results, log)
+		}
+		out.Results = out.Results[:min(topK, len(out.Results))]
 		return c.JSON(http.StatusOK, out)
 	}
+}
+
+// rerankResults reorders results by the reranker's scores, or leaves the
+// fused order when the reranker fails or does not answer within the timeout.
+func rerankResults(ctx context.Context, ro RerankOptions, query string, results []searchResultJSON, log *slog.Logger) *rerankJSON {
+	ctx, cancel := context.WithTimeout(ctx, ro.Timeout)
+	defer cancel()
+	texts := make([]string, len(results))
+	for i, r := range results {
+		texts[i] = r.Text
+	}
+	scores, err := ro.Reranker.Rerank(ctx, query, texts)
+	if err != nil {
+		reason := "provider_error"
+		if ctx.Err() != nil {
+			reason = "timeout"
+		}
+		log.Warn("rerank failed; fused order kept", "reason", reason, "err", err)
+		return &rerankJSON{Reason: reason}
+	}
+	for i := range results {
+		results[i].RerankScore = &scores[i]
+	}
+	slices.SortStableFunc(results, func(a, b searchResultJSON) int { return cmp.Compare(*b.RerankScore, *a.RerankScore) })
+	return &rerankJSON{Applied: true}
 }
 
 func (r searchRequest) validate(tenant string, weights ragpipe.SearchWeights) (ragpipe.SearchQuery, error) {

@@ -62,6 +62,7 @@ type Params struct {
 	Unavailable    func(error) bool // whether an error means a backing service is out of reach
 	MaxUploadBytes int64
 	SearchWeights  ragpipe.SearchWeights // of hybrid search, when a request names none
+	Rerank         RerankOptions
 	OpenAPI        []byte
 	Backpressure   *Backpressure
 	Events         Subscriber

@@ -21,6 +21,7 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/queue"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+	"github.com/ragpipe/ragpipe/pkg/rerank"
 	"github.com/ragpipe/ragpipe/pkg/webhook"
 )
 
@@ -54,6 +55,16 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		return nil, err
 	}
 	vectorWeight, _ := cfg.VectorWeight() // validated by config.Load
+	rerankOptions := httpapi.RerankOptions{TopN: cfg.RerankTopN, Timeout: cfg.RerankTimeout}
+	if cfg.RerankURL != "" {
+		rr, err := rerank.New(rerank.Config{BaseURL: cfg.RerankURL, API: cfg.RerankAPI, Model: cfg.RerankModel,
+			APIKey: cfg.RerankAPIKey, HTTPClient: &http.Client{}})
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		rerankOptions.Reranker = rr
+	}
 	a := &API{cfg: cfg, log: log, db: db, rdb: rdb, blobs: newBlobs(cfg), queue: queue.NewClient(redisOpt(cfg)),
 		events: postgres.NewBroker(cfg.DatabaseURL, log), draining: make(chan struct{}),
 		admin: queue.NewAdmin(redisOpt(cfg), db.ReviveJob)}
@@ -76,6 +87,7 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		Unavailable:    postgres.IsUnavailable,
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		SearchWeights:  ragpipe.SearchWeights{Keyword: 1, Vector: vectorWeight},
+		Rerank:         rerankOptions,
 		OpenAPI:        docs.OpenAPI,
 		Backpressure:   &httpapi.Backpressure{Limit: cfg.MaxQueuedJobs, RetryAfter: 30 * time.Second, Count: db.QueuedJobs},
 		Events:         a.events,

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -163,5 +164,90 @@ func TestOllamaEmbeddingsWithPrefixes(t *testing.T) {
 	defer mu.Unlock()
 	if want := []string{"passage: Lighthouses guide ships.", "query: ships"}; !slices.Equal(inputs, want) {
 		t.Errorf("the server was asked %q, want %q", inputs, want)
+	}
+}
+
+// TestRerank reranks the fused results with a server speaking TEI's
+// /rerank, and answers the fused order, saying so, when it hangs past the
+// timeout or fails.
+func TestRerank(t *testing.T) {
+	var mode sync.Map // "hang" or "fail" when set
+	release := make(chan struct{})
+	defer close(release)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Query string   `json:"query"`
+			Texts []string `json:"texts"`
+		}
+		if r.URL.Path != "/rerank" || json.NewDecoder(r.Body).Decode(&req) != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		if _, ok := mode.Load("hang"); ok {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		if _, ok := mode.Load("fail"); ok {
+			http.Error(w, `{"error":"overloaded"}`, http.StatusServiceUnavailable)
+			return
+		}
+		// Prefers the texts that mention "owls" the least: the reverse of BM25.
+		var out []map[string]any
+		for i, text := range req.Texts {
+			out = append(out, map[string]any{"index": i, "score": 1 / float64(1+strings.Count(text, "owls"))})
+		}
+		json.NewEncoder(w).Encode(out)
+	}))
+	defer srv.Close()
+	s := startStack(t, func(c *config.Config) {
+		c.RerankURL, c.RerankTopN, c.RerankTimeout = srv.URL, 10, 300*time.Millisecond
+	})
+	key := s.Key(t, "reranked")
+	var ids []string
+	for _, text := range []string{"owls owls owls hunt at night", "owls owls sleep by day", "owls and other birds of prey"} {
+		r := s.Upload(t, key, "a.txt", []byte(text), nil)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("upload: %d %s", r.Status, r.Raw)
+		}
+		s.WaitJob(t, key, r.Body["job_id"].(string))
+		ids = append(ids, r.Body["document_id"].(string))
+	}
+	search := func(body map[string]any) ([]string, map[string]any) {
+		t.Helper()
+		r := s.JSON(t, key, http.MethodPost, "/v1/search", body)
+		if r.Status != http.StatusOK {
+			t.Fatalf("search: %d %s", r.Status, r.Raw)
+		}
+		var got []string
+		for _, x := range r.Body["results"].([]any) {
+			got = append(got, x.(map[string]any)["document_id"].(string))
+		}
+		info, _ := r.Body["rerank"].(map[string]any)
+		return got, info
+	}
+	q := map[string]any{"query": "owls", "mode": "keyword", "top_k": 2}
+	fused, info := search(map[string]any{"query": "owls", "mode": "keyword", "top_k": 2, "rerank": false})
+	if len(fused) != 2 || info != nil {
+		t.Fatalf("rerank off: %v %v", fused, info)
+	}
+	got, info := search(q)
+	if want := []string{ids[2], ids[1]}; !slices.Equal(got, want) || slices.Equal(got, fused) || info["applied"] != true {
+		t.Errorf("reranked: %v %v; want %v (not the fused %v), applied", got, info, want, fused)
+	}
+	for _, m := range []string{"hang", "fail"} {
+		mode.Store(m, true)
+		start := time.Now()
+		got, info = search(q)
+		mode.Delete(m)
+		want := map[string]string{"hang": "timeout", "fail": "provider_error"}[m]
+		if !slices.Equal(got, fused) || info["applied"] != false || info["reason"] != want {
+			t.Errorf("reranker %s: %v %v; want the fused order, reason %s", m, got, info, want)
+		}
+		if m == "hang" && time.Since(start) > 2*time.Second {
+			t.Errorf("a hanging reranker held the search %s", time.Since(start))
+		}
 	}
 }
