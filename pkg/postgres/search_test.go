@@ -10,11 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-migrate/migrate/v4"
+	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ragpipe/ragpipe/internal/testenv"
+	"github.com/ragpipe/ragpipe/migrations"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
@@ -315,5 +319,59 @@ func TestSearchFiltersAndFusion(t *testing.T) {
 	}
 	if diff := cmp.Diff([]ragpipe.Collection{{Name: "books", DocumentCount: 2, ChunkCount: 3}, {Name: "notes", DocumentCount: 1, ChunkCount: 1}}, cols); diff != "" {
 		t.Errorf("collections (-want +got):\n%s", diff)
+	}
+}
+
+// TestMigrationIndexesExistingChunks stores chunks under the schema before
+// BM25 (version 4), migrates, and checks that the postings and statistics
+// were built from them.
+func TestMigrationIndexesExistingChunks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := testenv.EmptyDatabase(t)
+	src, err := iofs.New(migrations.FS, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := migrate.NewWithSourceInstance("iofs", src, strings.Replace(dbURL, "postgres://", "pgx5://", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Migrate(4); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tenant, doc := uuid.NewString(), uuid.NewString()
+	for _, sql := range []string{
+		`INSERT INTO tenants (id, name) VALUES ($1, 't' || $2::text)`,
+		`INSERT INTO documents (id, tenant_id, filename, format, size_bytes, sha256, status, raw_key)
+			VALUES ($2, $1, 'a', 'text', 1, 'x', 'ready', 'k')`,
+		`INSERT INTO chunks (tenant_id, document_id, chunk_index, text, page_start, page_end, embedding)
+			SELECT $1, $2, i, 'old chunk about herons number ' || i, 1, 1, array_fill(0.5, ARRAY[384])::real[]::vector
+			FROM generate_series(0, 2) i`,
+	} {
+		if _, err := conn.Exec(ctx, sql, tenant, doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := postgres.Migrate(ctx, dbURL); err != nil {
+		t.Fatal(err)
+	}
+	if stored, recount := termStats(t, conn, tenant); stored != recount || !strings.HasPrefix(stored, "15 postings 3/15 ") {
+		t.Errorf("after the migration: statistics %q, recount %q", stored, recount)
+	}
+	db, err := postgres.Open(ctx, dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Search(ctx, ragpipe.SearchQuery{TenantID: tenant, Query: "heron", Mode: ragpipe.SearchKeyword, TopK: 5})
+	if err != nil || len(res) != 3 {
+		t.Errorf("search after the migration: %+v, %v", res, err)
 	}
 }
