@@ -39,6 +39,8 @@ type Config struct {
 	S3AccessKey string `env:"S3_ACCESS_KEY" envDefault:"ragpipe-local"`
 	S3SecretKey string `env:"S3_SECRET_KEY" envDefault:"ragpipe-local-secret"`
 
+	HTTPBodyTimeout   time.Duration `env:"HTTP_BODY_TIMEOUT" envDefault:"30s"`
+	HTTPWriteTimeout  time.Duration `env:"HTTP_WRITE_TIMEOUT" envDefault:"2m"`
 	MaxUploadBytes    int64         `env:"MAX_UPLOAD_BYTES" envDefault:"104857600"`
 	RateLimitPerMin   int           `env:"RATE_LIMIT_PER_MINUTE" envDefault:"600"`
 	ShutdownGrace     time.Duration `env:"SHUTDOWN_GRACE" envDefault:"30s"`
@@ -176,6 +178,12 @@ func (c Config) problems() []string {
 	}
 	if c.S3AccessKey == "" || c.S3SecretKey == "" {
 		bad("S3_ACCESS_KEY/S3_SECRET_KEY", "both are required")
+	}
+	if c.HTTPBodyTimeout < time.Second {
+		bad("HTTP_BODY_TIMEOUT", "must be at least 1s")
+	}
+	if c.HTTPWriteTimeout < time.Second {
+		bad("HTTP_WRITE_TIMEOUT", "must be at least 1s")
 	}
 	if c.MaxUploadBytes <= 0 {
 		bad("MAX_UPLOAD_BYTES", "must be positive")

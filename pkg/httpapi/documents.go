@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"math"
 	"net/http"
 	"strconv"
 
@@ -39,6 +40,9 @@ func handleListDocuments(s Store) echo.HandlerFunc {
 			return err
 		}
 		f := ragpipe.DocumentFilter{Collection: c.QueryParam("collection"), Status: c.QueryParam("status")}
+		if f.Collection != "" && !collectionRe.MatchString(f.Collection) {
+			return ragpipe.FieldErrorf("collection", "not a collection name")
+		}
 		switch f.Status {
 		case "", ragpipe.DocProcessing, ragpipe.DocReady, ragpipe.DocFailed:
 		default:
@@ -78,7 +82,7 @@ func handleListChunks(s Store) echo.HandlerFunc {
 		after := -1
 		if cur := c.QueryParam("cursor"); cur != "" {
 			n, err := strconv.Atoi(cur)
-			if err != nil || n < 0 {
+			if err != nil || n < 0 || n > math.MaxInt32 {
 				return ragpipe.Errorf(ragpipe.EINVALID, "invalid cursor")
 			}
 			after = n

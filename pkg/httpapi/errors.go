@@ -50,7 +50,7 @@ type errorDetail struct {
 // code's status and their message; an error unavailable says is a backing
 // service out of reach is a 503 with Retry-After; anything else is logged
 // and answered with a generic 500.
-func errorHandler(log *slog.Logger, unavailable func(error) bool) echo.HTTPErrorHandler {
+func errorHandler(log *slog.Logger, unavailable, invalid func(error) bool) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -68,6 +68,11 @@ func errorHandler(log *slog.Logger, unavailable func(error) bool) echo.HTTPError
 				status = s
 				body.Code, body.Message = de.Code, de.Message
 			}
+		case invalid != nil && invalid(err):
+			// Edge validation should have caught it: logged as a warning to fix there.
+			status = http.StatusBadRequest
+			body.Code, body.Message = ragpipe.EINVALID, "a value in the request cannot be stored or compared"
+			log.Warn("invalid input reached the database", "request_id", rid, "path", c.Path(), "err", err)
 		case unavailable != nil && unavailable(err):
 			status = http.StatusServiceUnavailable
 			body.Code, body.Message = ragpipe.EUNAVAILABLE, "a backing service (database or network) is unavailable; retry shortly"

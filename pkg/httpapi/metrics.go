@@ -74,9 +74,10 @@ func (m *metrics) observe(c echo.Context, start time.Time) {
 	if route == "" {
 		route = "unmatched"
 	}
-	m.requests.WithLabelValues(c.Request().Method, route, strconv.Itoa(c.Response().Status)).Inc()
+	method := methodLabel(c.Request().Method)
+	m.requests.WithLabelValues(method, route, strconv.Itoa(c.Response().Status)).Inc()
 	if route != "/v1/jobs/:id/events" { // a stream's length says nothing of latency
-		m.latency.WithLabelValues(c.Request().Method, route).Observe(time.Since(start).Seconds())
+		m.latency.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 	}
 }
 

@@ -86,7 +86,7 @@ func logRequests(log *slog.Logger, m *metrics) echo.MiddlewareFunc {
 				c.Error(err)
 			}
 			m.observe(c, start)
-			attrs := []any{"request_id", requestID(c), "method", c.Request().Method,
+			attrs := []any{"request_id", requestID(c), "method", methodLabel(c.Request().Method),
 				"path", c.Path(), "status", c.Response().Status,
 				"latency_ms", fmt.Sprintf("%.1f", float64(time.Since(start).Microseconds())/1000)}
 			if t, ok := c.Get(ctxTenant).(string); ok {

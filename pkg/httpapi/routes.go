@@ -9,9 +9,12 @@ import (
 // registered here; a test keeps the two in step.
 func addRoutes(e *echo.Echo, p Params) {
 	m := newMetrics(p.Admin, p.WaitingJobs)
+	e.Pre(cleanRequestID())
 	e.Use(middleware.RequestID())
 	e.Use(logRequests(p.Logger, m))
 	e.Use(middleware.Recover())
+	e.Use(deadlines(p.Deadlines))
+	e.Use(bodyLimit(maxJSONBody))
 
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(p.Checks))

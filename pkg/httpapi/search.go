@@ -192,6 +192,9 @@ func (r searchRequest) validate(tenant string, weights ragpipe.SearchWeights) (r
 	if q.Query == "" {
 		return q, ragpipe.Errorf(ragpipe.EINVALID, "query is required")
 	}
+	if err := checkText("query", q.Query); err != nil {
+		return q, err
+	}
 	if len(q.Query) > maxQueryLen {
 		return q, ragpipe.Errorf(ragpipe.EINVALID, "query is longer than %d bytes", maxQueryLen)
 	}
@@ -233,8 +236,18 @@ func (r searchRequest) validateFilters(q *ragpipe.SearchQuery, weights ragpipe.S
 		return ragpipe.FieldErrorf("metadata", "at most %d fields", maxMetadataFilters)
 	}
 	for k, raw := range r.Metadata {
+		if err := checkText("metadata", k); err != nil {
+			return err
+		}
 		values, err := metadataValues(raw)
+		if err == nil {
+			err = checkJSONText("metadata."+k, values)
+		}
 		if err != nil {
+			var de *ragpipe.Error
+			if errors.As(err, &de) {
+				return err
+			}
 			return ragpipe.FieldErrorf("metadata."+k, "%v", err)
 		}
 		if q.Metadata == nil {

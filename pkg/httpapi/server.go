@@ -60,7 +60,9 @@ type Params struct {
 	Logger         *slog.Logger
 	Checks         map[string]Check // for /readyz, by name
 	Unavailable    func(error) bool // whether an error means a backing service is out of reach
+	InvalidInput   func(error) bool // whether an error is the database refusing a value of the request
 	MaxUploadBytes int64
+	Deadlines      Deadlines
 	SearchWeights  ragpipe.SearchWeights // of hybrid search, when a request names none
 	Rerank         RerankOptions
 	OpenAPI        []byte
@@ -83,7 +85,7 @@ type Params struct {
 func New(p Params) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(p.Logger, p.Unavailable)
+	e.HTTPErrorHandler = errorHandler(p.Logger, p.Unavailable, p.InvalidInput)
 	addRoutes(e, p)
 	return e
 }

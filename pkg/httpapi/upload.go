@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -153,10 +153,19 @@ func readForm(ctx context.Context, mr *multipart.Reader, p Params, tenant string
 				return form, ragpipe.Errorf(ragpipe.EUNPROCESSABLE, "metadata is larger than %d bytes", maxMetadataBytes)
 			}
 			var obj map[string]any
-			if err := json.Unmarshal(b, &obj); err != nil || obj == nil {
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.UseNumber() // numbers re-encoded exactly as sent
+			if err := dec.Decode(&obj); err != nil || obj == nil || dec.More() {
 				return form, ragpipe.Errorf(ragpipe.EUNPROCESSABLE, "metadata must be a JSON object")
 			}
-			form.metadata = b
+			if err := checkJSONText("metadata", obj); err != nil {
+				return form, err
+			}
+			// Re-encoded, so that escapes the database refuses (a lone
+			// surrogate) arrive as the replacement character encoding/json read.
+			if form.metadata, err = json.Marshal(obj); err != nil {
+				return form, err
+			}
 		case "collection":
 			b, err := io.ReadAll(io.LimitReader(part, 256))
 			if err != nil {
@@ -224,13 +233,8 @@ func bodyError(err error, limit int64) error {
 // at most 255 bytes.
 func cleanFilename(name string) string {
 	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
-	name = strings.ToValidUTF8(name, "")
 	if name == "." || name == "/" {
-		name = ""
+		return ""
 	}
-	for len(name) > 255 {
-		_, size := utf8.DecodeLastRuneInString(name)
-		name = name[:len(name)-size]
-	}
-	return name
+	return displayName(name, 255)
 }

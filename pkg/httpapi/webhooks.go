@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -108,7 +109,7 @@ func validEvents(events []string) ([]string, error) {
 }
 
 func validDescription(d string) error {
-	if !utf8.ValidString(d) || utf8.RuneCountInString(d) > maxDescription {
+	if !utf8.ValidString(d) || utf8.RuneCountInString(d) > maxDescription || strings.ContainsRune(d, 0) {
 		return ragpipe.Errorf(ragpipe.EUNPROCESSABLE, "description must be valid UTF-8 of at most %d characters", maxDescription)
 	}
 	return nil

@@ -85,6 +85,8 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 			"s3":       a.blobs.Ping,
 		},
 		Unavailable:    postgres.IsUnavailable,
+		InvalidInput:   postgres.IsInvalidInput,
+		Deadlines:      httpapi.Deadlines{BodyIdle: cfg.HTTPBodyTimeout, Write: cfg.HTTPWriteTimeout},
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		SearchWeights:  ragpipe.SearchWeights{Keyword: 1, Vector: vectorWeight},
 		Rerank:         rerankOptions,
@@ -118,6 +120,7 @@ func (a *API) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}

@@ -148,6 +148,15 @@ func IsUnavailable(err error) bool {
 	return pgconn.Timeout(err)
 }
 
+// IsInvalidInput reports whether err is the database refusing a value it was
+// given (SQLSTATE class 22, data exception: a NUL in text, a number out of
+// range, a malformed UUID): a fault of the request that edge validation
+// missed, not of the service.
+func IsInvalidInput(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22")
+}
+
 // Exclusively runs fn if no other process holds the advisory lock key, and
 // holds it while fn runs. It reports whether fn ran.
 func (db *DB) Exclusively(ctx context.Context, key int64, fn func(context.Context) error) (bool, error) {

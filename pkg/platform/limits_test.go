@@ -1,0 +1,109 @@
+package platform_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ragpipe/ragpipe/pkg/config"
+)
+
+// TestConnectionLimits holds the API to its deadlines and caps: a withheld
+// body is cut off, a slow upload that keeps sending is not, an oversized JSON
+// body is 413 unread, junk methods mint no metric series, and an unfit
+// client request ID is replaced.
+func TestConnectionLimits(t *testing.T) {
+	s := startStack(t, func(c *config.Config) { c.HTTPBodyTimeout = time.Second })
+	key := s.Key(t, "limits")
+	host := strings.TrimPrefix(s.URL, "http://")
+
+	// Headers promising 100 bytes, then nothing.
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/search HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n", key)
+	start := time.Now()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("withheld body: no answer: %v", err)
+	}
+	res.Body.Close()
+	if took := time.Since(start); res.StatusCode != http.StatusBadRequest || took > 4*time.Second {
+		t.Errorf("withheld body: %d after %s; want 400 within about the 1s body timeout", res.StatusCode, took)
+	}
+
+	// An upload sent in three parts 600 ms apart, each gap under the timeout.
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("file", "slow.txt")
+	fw.Write([]byte(strings.Repeat("slow but steady words ", 200)))
+	mw.Close()
+	pr, pw := io.Pipe()
+	go func() {
+		b := body.Bytes()
+		for i := range 3 {
+			pw.Write(b[i*len(b)/3 : (i+1)*len(b)/3])
+			time.Sleep(600 * time.Millisecond)
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/documents", pr)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		t.Errorf("slow upload: %d, want 202", res.StatusCode)
+	}
+
+	big := s.Do(t, key, http.MethodPost, "/v1/search", "application/json",
+		strings.NewReader(`{"query":"`+strings.Repeat("x", 70_000)+`"}`))
+	if big.Status != http.StatusRequestEntityTooLarge || big.ErrorCode() != "payload_too_large" {
+		t.Errorf("oversized JSON body: %d %s", big.Status, big.Raw)
+	}
+
+	series := func() int {
+		r := s.Do(t, "", http.MethodGet, "/metrics", "", nil)
+		return strings.Count(string(r.Raw), "ragpipe_http_requests_total{")
+	}
+	s.Do(t, "", "BREW", "/v1/documents", "", nil) // the OTHER series exists from here on
+	series()                                      // and so does that of /metrics
+	before := series()
+	for i := range 20 {
+		s.Do(t, "", "JUNK"+strings.Repeat("X", 1000+i), "/v1/documents", "", nil)
+	}
+	if after := series(); after != before {
+		t.Errorf("20 junk methods added %d request series", after-before)
+	}
+
+	for _, tc := range []struct {
+		id   string
+		kept bool
+	}{{"client-id-42", true}, {strings.Repeat("a", 200), false}, {"two words", false}, {url.QueryEscape("é"), true}} {
+		req, _ := http.NewRequest(http.MethodGet, s.URL+"/healthz", nil)
+		req.Header.Set("X-Request-Id", tc.id)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		got := res.Header.Get("X-Request-Id")
+		if (got == tc.id) != tc.kept || got == "" || len(got) > 128 {
+			t.Errorf("X-Request-Id %.20q answered %.40q; kept %t", tc.id, got, tc.kept)
+		}
+	}
+}
