@@ -13,6 +13,7 @@ import (
 // statusOf maps each domain error code to its HTTP status.
 var statusOf = map[string]int{
 	ragpipe.EINVALID:       http.StatusBadRequest,
+	ragpipe.EINCOMPLETE:    http.StatusBadRequest,
 	ragpipe.EUNAUTHORIZED:  http.StatusUnauthorized,
 	ragpipe.ENOTFOUND:      http.StatusNotFound,
 	ragpipe.ECONFLICT:      http.StatusConflict,

@@ -223,8 +223,11 @@ func (b bodyReader) Read(p []byte) (int, error) {
 // bodyError maps a failure to read the request body to a client error.
 func bodyError(err error, limit int64) error {
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	switch {
+	case errors.As(err, &mbe):
 		return ingest.TooLarge(limit)
+	case errors.Is(err, io.ErrUnexpectedEOF), isTimeout(err):
+		return ragpipe.Errorf(ragpipe.EINCOMPLETE, "the upload ended before its body did; nothing was stored")
 	}
 	return ragpipe.Errorf(ragpipe.EINVALID, "malformed multipart body: %v", err)
 }

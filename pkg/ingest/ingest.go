@@ -106,7 +106,7 @@ func (s *Service) Upload(ctx context.Context, tenantID, filename string, r io.Re
 		case errors.As(err, &de) && de.Code == ragpipe.ETOOLARGE:
 			return nil, de
 		case ctx.Err() != nil:
-			return nil, ragpipe.Errorf(ragpipe.EINVALID, "upload interrupted")
+			return nil, ragpipe.Errorf(ragpipe.EINCOMPLETE, "the upload was interrupted; nothing was stored")
 		case errors.As(err, &de):
 			return nil, de
 		}

@@ -3,6 +3,7 @@ package platform_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -68,6 +69,40 @@ func TestConnectionLimits(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusAccepted {
 		t.Errorf("slow upload: %d, want 202", res.StatusCode)
+	}
+
+	// An upload cut short: the client promised more than it sent.
+	part := "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.txt\"\r\n\r\n" + strings.Repeat("cut short ", 100)
+	cut, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cut.Close()
+	fmt.Fprintf(cut, "POST /v1/documents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n%s", key, len(part)+5000, part)
+	cut.(*net.TCPConn).CloseWrite()
+	cut.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err = http.ReadResponse(bufio.NewReader(cut), nil)
+	if err != nil {
+		t.Fatalf("cut upload: no answer: %v", err)
+	}
+	answer, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(answer), `"upload_incomplete"`) {
+		t.Errorf("cut upload: %d %s; want 400 upload_incomplete", res.StatusCode, answer)
+	}
+	if docs, _ := s.JSON(t, key, http.MethodGet, "/v1/documents", nil).Body["documents"].([]any); len(docs) != 1 {
+		t.Errorf("%d documents after the slow and the cut upload, want 1", len(docs))
+	}
+	keys, err := s.Blobs.List(context.Background(), "tenants/")
+	raws := 0
+	for _, k := range keys {
+		if strings.HasSuffix(k, "/raw") {
+			raws++
+		}
+	}
+	if err != nil || raws != 1 {
+		t.Errorf("uploads stored after the slow and the cut upload: %v %v; want the slow one's", keys, err)
 	}
 
 	big := s.Do(t, key, http.MethodPost, "/v1/search", "application/json",

@@ -12,6 +12,7 @@ import (
 // Error codes for request-level failures. The HTTP layer maps each to a status.
 const (
 	EINVALID       = "invalid_request"        // 400
+	EINCOMPLETE    = "upload_incomplete"      // 400: the request body ended (or stalled) early
 	EUNAUTHORIZED  = "unauthorized"           // 401
 	ENOTFOUND      = "not_found"              // 404
 	ECONFLICT      = "conflict"               // 409
