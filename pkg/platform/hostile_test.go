@@ -70,8 +70,9 @@ var pathParam = regexp.MustCompile(`\{[a-z_]+\}`)
 // parameters and bodies, authorised as a tenant (and as the operator for
 // /admin), and fails on any 5xx.
 func TestHostileInputs(t *testing.T) {
+	t.Parallel()
 	const adminToken = "admin-secret-token"
-	s := startStack(t, func(c *config.Config) { c.AdminToken = adminToken })
+	s := startStackOn(t, 9, func(c *config.Config) { c.AdminToken = adminToken })
 	key := s.Key(t, "hostile")
 	if r := s.Upload(t, key, "a.txt", []byte("a real document"), nil); r.Status != http.StatusAccepted {
 		t.Fatalf("upload: %d %s", r.Status, r.Raw)

@@ -22,7 +22,8 @@ import (
 // body is 413 unread, junk methods mint no metric series, and an unfit
 // client request ID is replaced.
 func TestConnectionLimits(t *testing.T) {
-	s := startStack(t, func(c *config.Config) { c.HTTPBodyTimeout = time.Second })
+	t.Parallel()
+	s := startStackOn(t, 10, func(c *config.Config) { c.HTTPBodyTimeout = time.Second })
 	key := s.Key(t, "limits")
 	host := strings.TrimPrefix(s.URL, "http://")
 

@@ -24,7 +24,15 @@ type stack struct {
 
 func startStack(t testing.TB, tune func(*config.Config)) *stack {
 	t.Helper()
-	s := teststack.Start(t, redisDB, tune)
+	return startStackOn(t, redisDB, tune)
+}
+
+// startStackOn is startStack on Redis database db: tests that run in
+// parallel (search_test.go, limits_test.go, hostile_test.go) take one each,
+// 6 to 10, since Asynq's keys have no prefix.
+func startStackOn(t testing.TB, db int, tune func(*config.Config)) *stack {
+	t.Helper()
+	s := teststack.Start(t, db, tune)
 	return &stack{Stack: s, stopWorker: s.StartWorker(t)}
 }
 

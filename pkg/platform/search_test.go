@@ -19,7 +19,8 @@ import (
 // language, lists collections, and checks that bad filters are refused with
 // a code naming the field.
 func TestSearchAPI(t *testing.T) {
-	s := startStack(t, nil)
+	t.Parallel()
+	s := startStackOn(t, 6, nil)
 	key := s.Key(t, "searcher")
 	upload := func(name, text string, fields map[string]string) string {
 		t.Helper()
@@ -122,6 +123,7 @@ func TestSearchAPI(t *testing.T) {
 // a server speaking Ollama's native API, and checks that chunks and queries
 // reach it with their configured prefixes.
 func TestOllamaEmbeddingsWithPrefixes(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var inputs []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -144,7 +146,7 @@ func TestOllamaEmbeddingsWithPrefixes(t *testing.T) {
 		json.NewEncoder(w).Encode(map[string]any{"model": req.Model, "embeddings": [][]float32{v}})
 	}))
 	defer srv.Close()
-	s := startStack(t, func(c *config.Config) {
+	s := startStackOn(t, 7, func(c *config.Config) {
 		c.EmbedProvider, c.OllamaBaseURL, c.OllamaModel, c.EmbedDimensions = "ollama", srv.URL, "e5-small", 8
 		c.EmbedQueryPrefix, c.EmbedPassagePrefix = "query: ", "passage: "
 	})
@@ -171,6 +173,7 @@ func TestOllamaEmbeddingsWithPrefixes(t *testing.T) {
 // /rerank, and answers the fused order, saying so, when it hangs past the
 // timeout or fails.
 func TestRerank(t *testing.T) {
+	t.Parallel()
 	var mode sync.Map // "hang" or "fail" when set
 	release := make(chan struct{})
 	defer close(release)
@@ -202,7 +205,7 @@ func TestRerank(t *testing.T) {
 		json.NewEncoder(w).Encode(out)
 	}))
 	defer srv.Close()
-	s := startStack(t, func(c *config.Config) {
+	s := startStackOn(t, 8, func(c *config.Config) {
 		c.RerankURL, c.RerankTopN, c.RerankTimeout = srv.URL, 10, 300*time.Millisecond
 	})
 	key := s.Key(t, "reranked")
