@@ -45,7 +45,8 @@ func TestConnectionLimits(t *testing.T) {
 		t.Errorf("withheld body: %d after %s; want 400 within about the 1s body timeout", res.StatusCode, took)
 	}
 
-	// An upload sent in three parts 600 ms apart, each gap under the timeout.
+	// An upload sent in four parts 400 ms apart: longer in all than the
+	// timeout, each gap well under it.
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	fw, _ := mw.CreateFormFile("file", "slow.txt")
@@ -54,9 +55,9 @@ func TestConnectionLimits(t *testing.T) {
 	pr, pw := io.Pipe()
 	go func() {
 		b := body.Bytes()
-		for i := range 3 {
-			pw.Write(b[i*len(b)/3 : (i+1)*len(b)/3])
-			time.Sleep(600 * time.Millisecond)
+		for i := range 4 {
+			pw.Write(b[i*len(b)/4 : (i+1)*len(b)/4])
+			time.Sleep(400 * time.Millisecond)
 		}
 		pw.Close()
 	}()
