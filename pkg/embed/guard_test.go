@@ -39,7 +39,6 @@ func (b *budget) Take(_ context.Context, key string, perMinute, n int) (time.Dur
 }
 
 func TestGuardBreaker(t *testing.T) {
-	t.Parallel()
 	p := &flaky{fail: true}
 	g := NewGuard(p, GuardOptions{Name: "test", BreakerFailures: 3, BreakerCooldown: 200 * time.Millisecond})
 	for range 3 {
@@ -70,7 +69,6 @@ func TestGuardBreaker(t *testing.T) {
 }
 
 func TestGuardBudget(t *testing.T) {
-	t.Parallel()
 	p := &flaky{}
 	b := &budget{used: map[string]int{}}
 	g := NewGuard(p, GuardOptions{Name: "test", Budget: b, RequestsPerMinute: 2, TokensPerMinute: 100})

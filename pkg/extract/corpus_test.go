@@ -130,7 +130,6 @@ func BenchmarkCorpus(b *testing.B) {
 // makes one of 2,832 pages with pdfunite) and reports the peak resident
 // memory of this process and of the largest child (pdftotext, pdfinfo).
 func TestBigPDF(t *testing.T) {
-	t.Parallel()
 	path := os.Getenv("RAGPIPE_BIG_PDF")
 	if path == "" {
 		t.Skip("set RAGPIPE_BIG_PDF to a large PDF")

@@ -37,7 +37,6 @@ func errorCode(t *testing.T, err error) string {
 }
 
 func TestCheck(t *testing.T) {
-	t.Parallel()
 	if err := New(Limits{}).Check(); err != nil {
 		t.Fatalf("Check() = %v; pdftotext and prlimit are installed here", err)
 	}
@@ -49,7 +48,6 @@ func TestCheck(t *testing.T) {
 }
 
 func TestExtractPDF(t *testing.T) {
-	t.Parallel()
 	out, err := exec.Command("pdfinfo", testdata("lppl.pdf")).Output()
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +97,6 @@ func fakeTool(t *testing.T, script string) string {
 }
 
 func TestExtractPDFFailures(t *testing.T) {
-	t.Parallel()
 	cases := []struct {
 		name   string
 		limits Limits
@@ -151,7 +148,6 @@ func TestExtractPDFFailures(t *testing.T) {
 }
 
 func TestExtractPDFCallerCancels(t *testing.T) {
-	t.Parallel()
 	e := New(Limits{})
 	e.pdftotext = fakeTool(t, "sleep 30")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -164,7 +160,6 @@ func TestExtractPDFCallerCancels(t *testing.T) {
 }
 
 func TestExtractText(t *testing.T) {
-	t.Parallel()
 	cases := []struct {
 		name    string
 		format  Format
@@ -208,7 +203,6 @@ func TestExtractText(t *testing.T) {
 }
 
 func TestNormalize(t *testing.T) {
-	t.Parallel()
 	cases := []struct{ in, want string }{
 		{"", ""},
 		{"\n\n  \n", ""},

@@ -16,7 +16,6 @@ import (
 // Progress comes page by page once the page count is known, and ends at
 // (pages, pages); ranges give the same pages as one run.
 func TestExtractPDFRangesAndProgress(t *testing.T) {
-	t.Parallel()
 	whole, err := New(Limits{}).Extract(context.Background(), PDF, testdata("lppl.pdf"))
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +49,6 @@ func TestExtractPDFRangesAndProgress(t *testing.T) {
 }
 
 func TestExtractPDFExactPageCountInRanges(t *testing.T) {
-	t.Parallel()
 	for _, rng := range []int{1, 4, 7, 8, 9} {
 		pages, err := New(Limits{}, WithRangePages(rng)).Extract(context.Background(), PDF, testdata("lppl.pdf"))
 		if err != nil || len(pages) != lpplPages || pages[len(pages)-1].Number != lpplPages {
@@ -66,7 +64,6 @@ func TestExtractPDFExactPageCountInRanges(t *testing.T) {
 // Hostile and broken PDFs each end with a specific code, quickly; the ones
 // a reader can recover (a broken xref, an owner password only) give text.
 func TestExtractHostilePDFs(t *testing.T) {
-	t.Parallel()
 	const hello = "Hostile ragpipe fixture text."
 	cases := []struct {
 		file   string
@@ -107,7 +104,6 @@ func TestExtractHostilePDFs(t *testing.T) {
 
 // scan.pdf is page 4 of lppl.pdf as a 200-dpi bitonal image, no text layer.
 func TestExtractOCR(t *testing.T) {
-	t.Parallel()
 	if !New(Limits{}).OCR() {
 		t.Skip("tesseract is not installed (scripts/services.sh installs it)")
 	}
@@ -133,7 +129,6 @@ func TestExtractOCR(t *testing.T) {
 }
 
 func TestExtractDOCX(t *testing.T) {
-	t.Parallel()
 	pages, err := New(Limits{}).Extract(context.Background(), DOCX, testdata("sample.docx"))
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +151,6 @@ func TestExtractDOCX(t *testing.T) {
 }
 
 func TestExtractDOCXHostile(t *testing.T) {
-	t.Parallel()
 	cases := []struct {
 		file   string
 		limits Limits
@@ -208,7 +202,6 @@ const samplePage = `<!DOCTYPE html>
 </body></html>`
 
 func TestExtractHTML(t *testing.T) {
-	t.Parallel()
 	cases := []struct {
 		name, page, want string
 	}{
@@ -258,7 +251,6 @@ func TestExtractHTML(t *testing.T) {
 }
 
 func TestSniffFixtures(t *testing.T) {
-	t.Parallel()
 	for name, want := range map[string]Format{
 		"sample.docx": DOCX, "bomb.docx": DOCX, "deep.docx": DOCX, "scan.pdf": PDF, "bomb.pdf": PDF,
 		"README.md": Markdown,

@@ -20,7 +20,6 @@ import (
 // title is printed or, not found, at the top of the page; a PDF without an
 // outline, or with a damaged one, is extracted all the same.
 func TestExtractPDFOutline(t *testing.T) {
-	t.Parallel()
 	cases := []struct {
 		file string
 		want map[int][]ragpipe.Heading // by page number
@@ -89,7 +88,6 @@ func TestExtractPDFOutline(t *testing.T) {
 // Through the pages artifact (JSON, as the pipeline passes it) the chunker
 // gives each chunk of an outlined PDF its heading path.
 func TestPDFSectionsInChunks(t *testing.T) {
-	t.Parallel()
 	split := func(t *testing.T, file string) []chunk.Chunk {
 		pages, err := New(Limits{}).Extract(context.Background(), PDF, testdata(file))
 		if err != nil {
@@ -147,7 +145,6 @@ func TestPDFSectionsInChunks(t *testing.T) {
 // Whatever goes wrong reading the outline, the text comes out as it does
 // without one; only the caller's cancellation is an error.
 func TestExtractPDFOutlineFailures(t *testing.T) {
-	t.Parallel()
 	plain, err := New(Limits{}).Extract(context.Background(), PDF, testdata("lppl.pdf"))
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +197,6 @@ func TestExtractPDFOutlineFailures(t *testing.T) {
 // The caller cancelling while the outline is read ends Extract with the
 // caller's error, not pages without sections.
 func TestExtractPDFOutlineCallerCancels(t *testing.T) {
-	t.Parallel()
 	started := filepath.Join(t.TempDir(), "started")
 	e := New(Limits{})
 	e.pdftohtml = fakeTool(t, "touch "+started+"; sleep 30")
@@ -223,7 +219,6 @@ func TestExtractPDFOutlineCallerCancels(t *testing.T) {
 }
 
 func TestReadOutline(t *testing.T) {
-	t.Parallel()
 	cases := []struct {
 		name string
 		out  string
@@ -270,7 +265,6 @@ func TestReadOutline(t *testing.T) {
 }
 
 func TestPlaceHeadings(t *testing.T) {
-	t.Parallel()
 	cases := []struct {
 		name  string
 		pages []ragpipe.Page
@@ -356,7 +350,6 @@ func TestPlaceHeadings(t *testing.T) {
 // pdftohtml converts one page besides printing the outline: the first with
 // the least text.
 func TestLightestPage(t *testing.T) {
-	t.Parallel()
 	for _, tc := range []struct {
 		texts []string
 		want  int
