@@ -161,7 +161,7 @@ func termStats(t *testing.T, conn *pgx.Conn, tenant string) (stored, recomputed 
 	}
 	stored = read(`SELECT (SELECT count(*) FROM chunk_terms WHERE tenant_id = $1) || ' postings ' ||
 		coalesce((SELECT chunks || '/' || total_len FROM tenant_term_stats WHERE tenant_id = $1), '0/0') || ' ' ||
-		coalesce((SELECT string_agg(term || '=' || df, ',' ORDER BY term) FROM term_stats WHERE tenant_id = $1 AND df <> 0), '')`)
+		coalesce((SELECT string_agg(term || '=' || df, ',' ORDER BY term) FROM term_stats WHERE tenant_id = $1), '')`)
 	recomputed = read(`WITH p AS (
 			SELECT c.document_id, c.chunk_index, t.lexeme, coalesce(array_length(t.positions, 1), 1) AS tf
 			FROM chunks c JOIN documents d ON d.id = c.document_id, unnest(to_tsvector(d.language, c.text)) t

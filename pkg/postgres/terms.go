@@ -64,6 +64,13 @@ func reindexTerms(ctx context.Context, tx pgx.Tx, tenantID, documentID string) e
 		tenantID, newTerms, newCounts, oldTerms, oldCounts); err != nil {
 		return fmt.Errorf("update term statistics: %w", err)
 	}
+	if len(oldTerms) > 0 {
+		// Terms no chunk holds any more, so the table does not grow with churn.
+		if _, err := tx.Exec(ctx, `DELETE FROM term_stats WHERE tenant_id = $1 AND term = ANY($2::text[]) AND df = 0`,
+			tenantID, oldTerms); err != nil {
+			return fmt.Errorf("prune term statistics: %w", err)
+		}
+	}
 	if newChunks == oldChunks && newLen == oldLen {
 		return nil
 	}
