@@ -240,15 +240,11 @@ func (r searchRequest) validateFilters(q *ragpipe.SearchQuery, weights ragpipe.S
 			return err
 		}
 		values, err := metadataValues(raw)
-		if err == nil {
-			err = checkJSONText("metadata."+k, values)
-		}
 		if err != nil {
-			var de *ragpipe.Error
-			if errors.As(err, &de) {
-				return err
-			}
 			return ragpipe.FieldErrorf("metadata."+k, "%v", err)
+		}
+		if err := checkJSONText("metadata."+k, values); err != nil {
+			return err
 		}
 		if q.Metadata == nil {
 			q.Metadata = map[string][]any{}

@@ -86,7 +86,7 @@ func (a *sqlArgs) add(v any) string {
 
 // filters returns the conditions of q's filter on chunks c (chunk) and on
 // the postings p of the keyword leg (posting), both within tenant $1.
-func filters(q ragpipe.SearchQuery, args *sqlArgs) (chunk, posting string, err error) {
+func filters(q ragpipe.SearchQuery, args *sqlArgs) (chunk, posting string) {
 	var docs []string // conditions on documents d
 	chunkWhere := []string{"c.tenant_id = $1"}
 	var postingWhere []string
@@ -111,10 +111,7 @@ func filters(q ragpipe.SearchQuery, args *sqlArgs) (chunk, posting string, err e
 		for _, v := range q.Metadata[k] {
 			// The field equals v, or is an array that holds it.
 			for _, doc := range []map[string]any{{k: v}, {k: []any{v}}} {
-				b, err := json.Marshal(doc)
-				if err != nil {
-					return "", "", ragpipe.Errorf(ragpipe.EUNPROCESSABLE, "metadata.%s: %v", k, err)
-				}
+				b, _ := json.Marshal(doc) // the values are JSON scalars, which always marshal
 				anyOf = append(anyOf, string(b))
 			}
 		}
@@ -139,7 +136,7 @@ func filters(q ragpipe.SearchQuery, args *sqlArgs) (chunk, posting string, err e
 	if len(postingWhere) > 0 {
 		posting = strings.Join(postingWhere, " AND ")
 	}
-	return strings.Join(chunkWhere, " AND "), posting, nil
+	return strings.Join(chunkWhere, " AND "), posting
 }
 
 // keywordLeg scores the tenant's chunks holding any of the query's terms by
@@ -189,10 +186,7 @@ func searchSQL(q ragpipe.SearchQuery, exact bool) (string, []any, error) {
 		q.Weights = ragpipe.SearchWeights{Keyword: 1, Vector: 1}
 	}
 	args := sqlArgs{q.TenantID}
-	chunk, posting, err := filters(q, &args)
-	if err != nil {
-		return "", nil, err
-	}
+	chunk, posting := filters(q, &args)
 	switch q.Mode {
 	case ragpipe.SearchVector:
 		leg := vectorLeg(q, &args, chunk, args.add(q.TopK), exact)
