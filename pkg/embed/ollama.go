@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/tmc/langchaingo/llms/ollama"
-
-	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
 // OllamaConfig configures an embedder on Ollama's native API.
@@ -39,13 +37,8 @@ type Ollama struct {
 // NewOllama returns an Ollama embedder for cfg. It makes no request; an
 // unknown model shows up on the first Embed, as a permanent error.
 func NewOllama(cfg OllamaConfig) (*Ollama, error) {
-	switch {
-	case cfg.Model == "":
-		return nil, ragpipe.Errorf(ragpipe.EINVALID, "embedding model is required")
-	case cfg.Dimensions <= 0:
-		return nil, ragpipe.Errorf(ragpipe.EINVALID, "embedding dimensions must be positive, got %d", cfg.Dimensions)
-	case cfg.Timeout < 0:
-		return nil, ragpipe.Errorf(ragpipe.EINVALID, "embedding timeout must not be negative, got %s", cfg.Timeout)
+	if err := checkRemote(cfg.Model, cfg.Dimensions, cfg.Timeout); err != nil {
+		return nil, err
 	}
 	llm, err := ollama.New(ollama.WithServerURL(cfg.BaseURL), ollama.WithModel(cfg.Model),
 		ollama.WithHTTPClient(recordingClient(cfg.HTTPClient, cfg.Timeout, true)))

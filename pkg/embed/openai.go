@@ -67,15 +67,11 @@ type OpenAI struct {
 // ragpipe.EINVALID error. Nothing is read from the environment (langchaingo's
 // OPENAI_* variables are overridden).
 func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
-	switch {
-	case cfg.Model == "":
-		return nil, ragpipe.Errorf(ragpipe.EINVALID, "embedding model is required")
-	case cfg.Dimensions <= 0:
-		return nil, ragpipe.Errorf(ragpipe.EINVALID, "embedding dimensions must be positive, got %d", cfg.Dimensions)
-	case cfg.BatchSize < 0:
+	if err := checkRemote(cfg.Model, cfg.Dimensions, cfg.Timeout); err != nil {
+		return nil, err
+	}
+	if cfg.BatchSize < 0 {
 		return nil, ragpipe.Errorf(ragpipe.EINVALID, "embedding batch size must not be negative, got %d", cfg.BatchSize)
-	case cfg.Timeout < 0:
-		return nil, ragpipe.Errorf(ragpipe.EINVALID, "embedding timeout must not be negative, got %s", cfg.Timeout)
 	}
 	batch := cfg.BatchSize
 	if batch == 0 {
@@ -107,6 +103,19 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 		return nil, fmt.Errorf("openai embedder: %w", err)
 	}
 	return &OpenAI{embedder: e, dim: cfg.Dimensions}, nil
+}
+
+// checkRemote checks what every remote provider's configuration needs.
+func checkRemote(model string, dim int, timeout time.Duration) error {
+	switch {
+	case model == "":
+		return ragpipe.Errorf(ragpipe.EINVALID, "embedding model is required")
+	case dim <= 0:
+		return ragpipe.Errorf(ragpipe.EINVALID, "embedding dimensions must be positive, got %d", dim)
+	case timeout < 0:
+		return ragpipe.Errorf(ragpipe.EINVALID, "embedding timeout must not be negative, got %s", timeout)
+	}
+	return nil
 }
 
 // Dimensions returns the length of every vector Embed returns.

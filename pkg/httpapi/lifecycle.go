@@ -49,7 +49,7 @@ type reingestRequest struct {
 func handleReingest(p Params) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var req reingestRequest
-		body, err := io.ReadAll(io.LimitReader(c.Request().Body, 64<<10))
+		body, err := io.ReadAll(c.Request().Body) // capped by bodyLimit
 		if err != nil {
 			return ragpipe.Errorf(ragpipe.EINVALID, "cannot read the body")
 		}

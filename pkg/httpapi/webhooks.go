@@ -73,14 +73,11 @@ func toWebhook(e *ragpipe.WebhookEndpoint, withSecret bool) webhookJSON {
 }
 
 // decodeJSON reads a JSON object body into v; an empty body leaves v alone
-// when optional.
+// when optional. bodyLimit has capped and read the body already.
 func decodeJSON(c echo.Context, v any, optional bool) error {
-	b, err := io.ReadAll(io.LimitReader(c.Request().Body, maxJSONBody+1))
+	b, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		return ragpipe.Errorf(ragpipe.EINVALID, "could not read the body")
-	}
-	if len(b) > maxJSONBody {
-		return ragpipe.Errorf(ragpipe.ETOOLARGE, "the body is larger than %d bytes", maxJSONBody)
 	}
 	if len(b) == 0 && optional {
 		return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/embed"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
+	"github.com/ragpipe/ragpipe/pkg/queue"
 	"github.com/ragpipe/ragpipe/pkg/webhook"
 )
 
@@ -84,8 +85,8 @@ func (b redisBudget) Take(ctx context.Context, key string, perMinute, n int) (ti
 	return 0, nil
 }
 
-func redisOpt(cfg config.Config) asynq.RedisClientOpt {
-	return asynq.RedisClientOpt{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB}
+func redisOpt(cfg config.Config) asynq.RedisConnOpt {
+	return queue.Redis(cfg.RedisAddr, cfg.RedisPassword, cfg.RedisDB)
 }
 
 func newRedis(cfg config.Config) *redis.Client {
