@@ -42,11 +42,13 @@ eval: services
 
 ## bench: the figures in docs/performance.md and docs/search.md: upsert rows/s,
 ## search on 200,000 chunks (about 20 minutes to load), upload-to-ready of a
-## 120-page PDF, chunking and embedding speed, then PDF pages/s beside
+## 120-page PDF, chunking and embedding speed, peak memory per format
+## (docs/security.md), then PDF pages/s beside
 ## pdftotext's and word recall on Debian's doc PDFs (scripts/extract-bench.sh)
 bench: services
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 90m ./pkg/postgres ./pkg/platform
 	$(GO) test -run '^$$' -bench . ./pkg/chunk ./pkg/embed
+	RAGPIPE_MEMORY_TABLE=1 $(GO) test -count=1 -v -run '^TestExtractMemoryTable$$' ./pkg/extract
 	bash scripts/extract-bench.sh
 
 clean:

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/ragpipe/ragpipe/pkg/config"
@@ -30,6 +31,12 @@ func run(ctx context.Context, environ []string, stderr io.Writer) error {
 		return err
 	}
 	log := platform.NewLogger(cfg, stderr)
+	if cfg.WorkerMemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// The collector works harder near the limit instead of letting the
+		// heap double past what is live: what keeps the worker's peak RSS
+		// near its live data with several large documents at once.
+		debug.SetMemoryLimit(cfg.WorkerMemoryLimit)
+	}
 	w, err := platform.NewWorker(ctx, cfg, log)
 	if err != nil {
 		return err

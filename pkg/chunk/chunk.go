@@ -107,16 +107,16 @@ func Split(pages []ragpipe.Page, o Options) ([]Chunk, error) {
 	p := packer{opts: o, count: count, chunks: []Chunk{}}
 	var sections sectionPath
 	for _, pg := range pages {
-		for _, b := range blocks(pg.Text, o.Markdown, pg.Headings) {
+		eachBlock(pg.Text, o.Markdown, pg.Headings, func(b block) {
 			if b.level > 0 {
 				sections.enter(b.level, b.title)
 			}
 			if b.text == "" {
-				continue // a section starting without heading text
+				return // a section starting without heading text
 			}
 			b.page, b.ocr, b.section = pg.Number, pg.OCR, sections.String()
 			p.add(b)
-		}
+		})
 	}
 	p.flush(false)
 	return p.chunks, nil
@@ -173,11 +173,12 @@ var (
 	listItem   = regexp.MustCompile(`^[ \t]*(?:[-*+•◦▪‣–]|\d{1,9}[.)]|[a-zA-Z][.)])[ \t]+\S`)
 )
 
-// blocks cuts a page's text into blocks: at blank lines, before list items,
-// around the headings given and, with markdown, around ATX headings and
-// fenced code. A heading given without text is a block without text.
-func blocks(text string, markdown bool, headings []ragpipe.Heading) []block {
-	var out []block
+// eachBlock cuts a page's text into blocks, handing each to yield in
+// order: at blank lines, before list items, around the headings given and,
+// with markdown, around ATX headings and fenced code. A heading given
+// without text is a block without text. It walks the text line by line and
+// keeps only the open block, so its working set is one block, not the page.
+func eachBlock(text string, markdown bool, headings []ragpipe.Heading, yield func(block)) {
 	var cur []string
 	inFence := ""
 	flush := func(kind blockKind) {
@@ -186,31 +187,41 @@ func blocks(text string, markdown bool, headings []ragpipe.Heading) []block {
 			if kind == prose {
 				t = strings.TrimSpace(t)
 			}
-			out = append(out, block{text: t, kind: kind})
+			yield(block{text: t, kind: kind})
 		}
 		cur = cur[:0]
 	}
-	// heading ends the open block, fenced or not, and adds h's block with
-	// the given lines as its text.
 	heading := func(h ragpipe.Heading, text []string) {
 		if inFence != "" {
 			flush(code)
 			inFence = ""
 		}
 		flush(prose)
-		out = append(out, block{text: strings.TrimSpace(strings.Join(text, "\n")), level: h.Level, title: h.Title})
+		yield(block{text: strings.TrimSpace(strings.Join(text, "\n")), level: h.Level, title: h.Title})
 	}
-	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	for i := 0; i < len(lines); i++ {
-		for len(headings) > 0 && headings[0].Line <= i {
-			end := min(max(headings[0].Line+headings[0].Lines, i), len(lines))
-			heading(headings[0], lines[i:end])
-			headings, i = headings[1:], end
+	// The cursor: line is line number i of the text, has says it exists.
+	line, rest, found := strings.Cut(strings.TrimSuffix(text, "\n"), "\n")
+	i, has := 0, true
+	advance := func() {
+		i++
+		if has = found; has {
+			line, rest, found = strings.Cut(rest, "\n")
 		}
-		if i == len(lines) {
+	}
+	for ; has; advance() {
+		for len(headings) > 0 && headings[0].Line <= i {
+			h := headings[0]
+			headings = headings[1:]
+			var lines []string
+			for ; has && i < h.Line+h.Lines; advance() {
+				lines = append(lines, line)
+			}
+			heading(h, lines)
+		}
+		if !has {
 			break
 		}
-		line := strings.TrimRight(lines[i], "\r")
+		line := strings.TrimRight(line, "\r")
 		if markdown && inFence != "" {
 			cur = append(cur, line)
 			if strings.HasPrefix(strings.TrimSpace(line), inFence) {
@@ -229,7 +240,7 @@ func blocks(text string, markdown bool, headings []ragpipe.Heading) []block {
 			if m := atxHeading.FindStringSubmatch(line); m != nil {
 				flush(prose)
 				title := strings.Join(strings.Fields(m[2]), " ")
-				out = append(out, block{text: strings.TrimSpace(line), level: len(m[1]), title: title})
+				yield(block{text: strings.TrimSpace(line), level: len(m[1]), title: title})
 				continue
 			}
 		}
@@ -249,9 +260,8 @@ func blocks(text string, markdown bool, headings []ragpipe.Heading) []block {
 		flush(prose)
 	}
 	for _, h := range headings {
-		out = append(out, block{level: h.Level, title: h.Title})
+		yield(block{level: h.Level, title: h.Title})
 	}
-	return out
 }
 
 // piece is a part of a block small enough for a chunk.

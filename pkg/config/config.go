@@ -59,9 +59,13 @@ type Config struct {
 	ExtractTimeout   time.Duration `env:"EXTRACT_TIMEOUT" envDefault:"5m"`
 	ExtractMaxMemory int64         `env:"EXTRACT_MAX_MEMORY_BYTES" envDefault:"1073741824"`
 	ExtractMaxPages  int           `env:"EXTRACT_MAX_PAGES" envDefault:"10000"`
-	OCR              string        `env:"OCR" envDefault:"auto"`
-	OCRLanguage      string        `env:"OCR_LANGUAGE" envDefault:"eng"`
-	TempDir          string        `env:"TEMP_DIR"`
+	ExtractMaxText   int64         `env:"EXTRACT_MAX_TEXT_BYTES" envDefault:"16777216"`
+	// WorkerMemoryLimit is the worker's soft memory limit for Go's garbage
+	// collector (runtime/debug.SetMemoryLimit); 0 leaves it to GOMEMLIMIT.
+	WorkerMemoryLimit int64  `env:"WORKER_MEMORY_LIMIT_BYTES" envDefault:"268435456"`
+	OCR               string `env:"OCR" envDefault:"auto"`
+	OCRLanguage       string `env:"OCR_LANGUAGE" envDefault:"eng"`
+	TempDir           string `env:"TEMP_DIR"`
 
 	EmbedProvider        string        `env:"EMBED_PROVIDER" envDefault:"hashing"`
 	EmbedDimensions      int           `env:"EMBED_DIMENSIONS" envDefault:"384"`
@@ -220,6 +224,12 @@ func (c Config) problems() []string {
 	}
 	if c.ExtractMaxPages <= 0 {
 		bad("EXTRACT_MAX_PAGES", "must be positive")
+	}
+	if c.ExtractMaxText < 1<<20 {
+		bad("EXTRACT_MAX_TEXT_BYTES", "must be at least 1 MiB (1048576)")
+	}
+	if c.WorkerMemoryLimit != 0 && c.WorkerMemoryLimit < 64<<20 {
+		bad("WORKER_MEMORY_LIMIT_BYTES", "must be 0 (off) or at least 64 MiB (67108864)")
 	}
 	switch c.OCR {
 	case "auto", "on", "off":

@@ -2,6 +2,7 @@ package extract
 
 import (
 	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -16,6 +17,15 @@ import (
 
 // errInflated fails reads past Limits.MaxInflatedBytes.
 var errInflated = errors.New("archive inflates past the limit")
+
+// maxXMLToken is the longest run of XML text or tag encoding/xml is let
+// read: it holds a token whole, so 100 MB of blanks in a 98 KB archive
+// would cost 100 MB of memory at once. Word splits text into runs far
+// shorter than this.
+const maxXMLToken = 1 << 20
+
+// errTokenTooLong fails reads of a run longer than maxXMLToken.
+var errTokenTooLong = errors.New("XML text run or tag too long")
 
 // extractDOCX returns the text of a Word document's body as Markdown:
 // paragraphs, headings (by paragraph style), list items (paragraphs with
@@ -82,6 +92,8 @@ func docxText(zr *zip.Reader, maxInflated, maxText int64) (string, error) {
 		return "", budget.failure()
 	case errors.Is(err, errTooMuchText):
 		return "", ragpipe.Errorf(ragpipe.CodeLimitExceeded, "DOCX text is larger than %d bytes", maxText)
+	case errors.Is(err, errTokenTooLong):
+		return "", ragpipe.Errorf(ragpipe.CodeLimitExceeded, "DOCX has a text run or tag longer than %d bytes", maxXMLToken)
 	case errors.Is(err, errTooDeep):
 		return "", ragpipe.Wrap(err, ragpipe.CodeInvalidContent, "DOCX document is nested too deeply")
 	case err != nil:
@@ -110,9 +122,12 @@ func (b *inflateBudget) read(f *zip.File, use func(io.Reader) error) error {
 	return use(&budgetReader{r: rc, b: b})
 }
 
+// budgetReader counts what it reads against its budget, and fails a run
+// longer than maxXMLToken between the '<' and '>' that delimit tags.
 type budgetReader struct {
-	r io.Reader
-	b *inflateBudget
+	r   io.Reader
+	b   *inflateBudget
+	run int // bytes since the last '<' or '>'
 }
 
 func (r *budgetReader) Read(p []byte) (int, error) {
@@ -126,6 +141,18 @@ func (r *budgetReader) Read(p []byte) (int, error) {
 	r.b.left -= int64(n)
 	if r.b.left < 0 {
 		return n, errInflated
+	}
+	read := p[:n]
+	if first := bytes.IndexAny(read, "<>"); first < 0 {
+		r.run += n
+	} else {
+		r.run += first
+		if r.run <= maxXMLToken {
+			r.run = n - 1 - bytes.LastIndexAny(read, "<>")
+		}
+	}
+	if r.run > maxXMLToken {
+		return n, errTokenTooLong
 	}
 	return n, err
 }

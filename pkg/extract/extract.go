@@ -13,6 +13,7 @@ package extract
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,8 +36,11 @@ type Limits struct {
 	MaxMemoryBytes int64
 	// MaxPages is the most pages a PDF may have (default DefaultMaxPages).
 	MaxPages int
-	// MaxTextBytes caps the extracted text of a document and the size of a
-	// plain-text, Markdown or HTML file (default DefaultMaxTextBytes). For
+	// MaxTextBytes caps the extracted text of a document, the size of a
+	// plain-text or Markdown file and of an HTML file read as a tree
+	// (larger HTML is streamed) (default DefaultMaxTextBytes). The stages
+	// after extraction hold a document's text whole, so it is what bounds
+	// their memory too: docs/security.md has the figures. For
 	// PDFs it is also the guard against decompression bombs: pdftotext
 	// streams content, so a bomb shows as runaway text, time or memory.
 	MaxTextBytes int64
@@ -53,7 +57,7 @@ const (
 	DefaultTimeout          = 2 * time.Minute
 	DefaultMaxMemoryBytes   = 1 << 30
 	DefaultMaxPages         = 5000
-	DefaultMaxTextBytes     = 64 << 20
+	DefaultMaxTextBytes     = 16 << 20
 	DefaultMaxInflatedBytes = 256 << 20
 	DefaultMaxOCRPages      = 200
 )
@@ -243,7 +247,24 @@ func readLimited(ctx context.Context, path string, max int64, what string) ([]by
 		return nil, fmt.Errorf("extract %s: %w", what, err)
 	}
 	defer file.Close()
-	raw, err := io.ReadAll(io.LimitReader(file, max+1))
+	// Read into a buffer of the file's size: io.ReadAll's doubling would
+	// hold up to twice the file while it grows.
+	size := int64(512)
+	if st, err := file.Stat(); err == nil {
+		size = min(st.Size(), max) + 1
+	}
+	raw := make([]byte, size)
+	n, err := io.ReadFull(file, raw)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		err = nil // the file was shorter than its size said, or empty
+	}
+	raw = raw[:n]
+	if err == nil && int64(n) == size && size <= max {
+		// The file grew since it was looked at: read the rest, up to the cap.
+		var rest []byte
+		rest, err = io.ReadAll(io.LimitReader(file, max+1-size))
+		raw = append(raw, rest...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("extract %s: %w", what, err)
 	}

@@ -264,3 +264,56 @@ func TestSniffFixtures(t *testing.T) {
 		}
 	}
 }
+
+// streamPage has every construct streamHTML renders, and boilerplate it
+// must leave out.
+const streamPage = `<!doctype html><html><head><title>T</title><style>p{}</style></head><body>
+<nav><a href="/">Home</a></nav>
+<h1>Manual</h1><p>First   paragraph,
+wrapped.</p><div hidden>secret</div>
+<ol start="3"><li>three</li><li>four <b>bold</b></li></ol>
+<ul><li>a<ul><li>nested</li></ul></li></ul>
+<table><tr><th>k</th><th>v</th></tr><tr><td>x</td><td>1 <i>one</i></td></tr></table>
+<pre>  code
+    indented</pre><p>after<br>break <img alt="pic" src=x></p>
+<div role="navigation">menu</div><script>var x;</script><footer>foot</footer></body></html>`
+
+const streamPageText = "# Manual\n\nFirst paragraph, wrapped.\n\n3. three\n\n4. four bold\n\n- a\n\n  - nested\n\n" +
+	"k | v\n\nx | 1 one\n\n```\n  code\n    indented\n```\n\nafter\nbreak pic"
+
+// Large HTML is streamed token by token, rendering as the tree does, with
+// its text capped.
+func TestStreamHTML(t *testing.T) {
+	if got := htmlText([]byte(streamPage)); got != streamPageText {
+		t.Errorf("tree:\n%s", got)
+	}
+	got, err := streamHTML(strings.NewReader(streamPage), 1<<20)
+	if err != nil || got != streamPageText {
+		t.Errorf("stream (%v):\n%s", err, got)
+	}
+
+	// A file past htmlTreeMax goes the streaming way, in its declared encoding.
+	var b strings.Builder
+	b.WriteString(`<html><head><meta charset="windows-1252"></head><body><h2>Caf` + "\xe9" + `</h2>`)
+	paragraphs := 0
+	for ; b.Len() <= htmlTreeMax; paragraphs++ {
+		b.WriteString("<p>short paragraph</p>\n")
+	}
+	b.WriteString("</body></html>")
+	path := filepath.Join(t.TempDir(), "big.html")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pages, err := New(Limits{}).Extract(context.Background(), HTML, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "## Café" + strings.Repeat("\n\nshort paragraph", paragraphs)
+	if len(pages) != 1 || pages[0].Text != want {
+		t.Errorf("streamed file: %d pages, text starts %q, %d bytes (want %d)", len(pages), pages[0].Text[:40], len(pages[0].Text), len(want))
+	}
+	_, err = New(Limits{MaxTextBytes: 64 << 10}).Extract(context.Background(), HTML, path)
+	if code := errorCode(t, err); code != ragpipe.CodeLimitExceeded {
+		t.Errorf("streamed file past MaxTextBytes: %v", err)
+	}
+}

@@ -9,7 +9,8 @@ import (
 	"unicode/utf8"
 )
 
-// FuzzHTML: any bytes give valid UTF-8 without script or style text.
+// FuzzHTML: any bytes give valid UTF-8 without script or style text, as a
+// tree and streamed.
 func FuzzHTML(f *testing.F) {
 	f.Add([]byte(samplePage))
 	f.Add([]byte("<table><tr><td><table><tr><td>x</td></tr></table></td></tr></table>"))
@@ -18,6 +19,9 @@ func FuzzHTML(f *testing.F) {
 		got := htmlText(raw)
 		if !utf8.ValidString(got) {
 			t.Fatalf("invalid UTF-8: %q", got)
+		}
+		if streamed, err := streamHTML(bytes.NewReader(raw), int64(len(raw))+1); err != nil || !utf8.ValidString(streamed) {
+			t.Fatalf("streamed: %v, %q", err, streamed)
 		}
 		if strings.Contains(got, "tracking") && !strings.Contains(string(raw), "tracking") {
 			t.Fatalf("text out of nowhere")

@@ -1,8 +1,11 @@
 package extract
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -24,16 +27,43 @@ import (
 // the boilerplate elements. Explicit markup comes first because
 // Readability's scoring is tuned for news articles and can drop parts of a
 // manual or a short page.
+//
+// Files larger than htmlTreeMax are streamed instead (see streamHTML).
 func (e *Extractor) extractHTML(ctx context.Context, path string) ([]ragpipe.Page, error) {
-	raw, err := readLimited(ctx, path, e.limits.MaxTextBytes, "HTML")
-	if err != nil {
-		return nil, err
+	var text string
+	if st, err := os.Stat(path); err == nil && st.Size() > htmlTreeMax {
+		if text, err = e.streamHTMLFile(ctx, path); err != nil {
+			return nil, err
+		}
+	} else {
+		raw, err := readLimited(ctx, path, e.limits.MaxTextBytes, "HTML")
+		if err != nil {
+			return nil, err
+		}
+		text = htmlText(raw)
 	}
-	text := htmlText(raw)
 	if strings.TrimSpace(text) == "" {
 		return nil, ragpipe.Errorf(ragpipe.CodeNoText, "HTML document has no text")
 	}
 	return []ragpipe.Page{{Number: 1, Text: text}}, nil
+}
+
+// streamHTMLFile streams the HTML file at path through streamHTML, in the
+// encoding its bytes or meta tag declare.
+func (e *Extractor) streamHTMLFile(ctx context.Context, path string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("extract HTML: %w", err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("extract HTML: %w", err)
+	}
+	defer f.Close()
+	r, err := charset.NewReader(bufio.NewReaderSize(f, 64<<10), "text/html")
+	if err != nil {
+		return "", fmt.Errorf("extract HTML: %w", err)
+	}
+	return streamHTML(r, e.limits.MaxTextBytes)
 }
 
 // htmlText is extractHTML's work on the bytes of a page.
@@ -45,7 +75,8 @@ func htmlText(raw []byte) string {
 	doc, err := html.Parse(bytes.NewReader(raw))
 	if err != nil {
 		// x/net/html refuses trees nested deeper than 512 elements.
-		return tokenText(raw)
+		text, _ := streamHTML(bytes.NewReader(raw), int64(len(raw))+1)
+		return text
 	}
 	root := mainContent(doc)
 	var r mdRenderer
@@ -330,47 +361,4 @@ func rawText(n *html.Node) string {
 		return true
 	})
 	return b.String()
-}
-
-// tokenText is the text of a page that cannot be parsed into a tree, by
-// its tokens: text outside script, style and the other skipped elements,
-// in paragraphs at block boundaries.
-func tokenText(raw []byte) string {
-	z := html.NewTokenizer(bytes.NewReader(raw))
-	var r mdRenderer
-	skip := map[atom.Atom]int{}
-	skipping := func() bool {
-		for _, n := range skip {
-			if n > 0 {
-				return true
-			}
-		}
-		return false
-	}
-	for {
-		tt := z.Next()
-		switch tt {
-		case html.ErrorToken:
-			return r.finish()
-		case html.TextToken:
-			if !skipping() {
-				r.inline(string(z.Text()))
-			}
-		case html.StartTagToken, html.EndTagToken:
-			name, _ := z.TagName()
-			a := atom.Lookup(name)
-			if skipElement(&html.Node{Type: html.ElementNode, DataAtom: a}) {
-				if tt == html.StartTagToken {
-					skip[a]++
-				} else if skip[a] > 0 {
-					skip[a]--
-				}
-				continue
-			}
-			switch a {
-			case atom.P, atom.Div, atom.Li, atom.Tr, atom.Br, atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6, atom.Pre, atom.Table:
-				r.block("")
-			}
-		}
-	}
 }

@@ -44,7 +44,9 @@ func decodeText(b []byte) string {
 		dec, _, _ := transform.Bytes(xunicode.BOMOverride(xunicode.UTF8.NewDecoder()), b)
 		return string(dec)
 	}
-	b = bytes.ReplaceAll(b, []byte{0}, nil)
+	if bytes.IndexByte(b, 0) >= 0 {
+		b = bytes.ReplaceAll(b, []byte{0}, nil)
+	}
 	if utf8.Valid(b) {
 		return string(b)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/embed"
 	"github.com/ragpipe/ragpipe/pkg/extract"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
+	"golang.org/x/sync/semaphore"
 )
 
 // Store is the state the pipeline reads and advances.
@@ -65,15 +66,40 @@ type Params struct {
 	Logger    *slog.Logger
 	BatchSize int    // chunks per embed task
 	TempDir   string // where raw files are staged for extraction; "" for the OS default
+	// MemoryBudget bounds the memory the chunk and upsert stages of all
+	// jobs hold at once, by estimate (see hold); 0 for no bound. Those
+	// stages hold a document whole, so without it a worker running four
+	// of the largest documents at once would need four times the memory.
+	MemoryBudget int64
 }
 
 // Pipeline holds the task handlers.
 type Pipeline struct {
-	p Params
+	p      Params
+	budget *semaphore.Weighted
 }
 
 // New returns a Pipeline.
-func New(p Params) *Pipeline { return &Pipeline{p: p} }
+func New(p Params) *Pipeline {
+	pl := &Pipeline{p: p}
+	if p.MemoryBudget > 0 {
+		pl.budget = semaphore.NewWeighted(p.MemoryBudget)
+	}
+	return pl
+}
+
+// hold takes bytes of the memory budget (all of it at most, so that the
+// largest document runs alone) until release is called.
+func (pl *Pipeline) hold(ctx context.Context, bytes int64) (release func(), err error) {
+	if pl.budget == nil {
+		return func() {}, nil
+	}
+	w := min(max(bytes, 1), pl.p.MemoryBudget)
+	if err := pl.budget.Acquire(ctx, w); err != nil {
+		return nil, err
+	}
+	return func() { pl.budget.Release(w) }, nil
+}
 
 // Handlers returns the pipeline's task handlers, by task type.
 func (pl *Pipeline) Handlers() map[ragpipe.TaskType]ragpipe.TaskHandler {
@@ -222,6 +248,16 @@ func (pl *Pipeline) extract(ctx context.Context, log *slog.Logger, p ragpipe.Tas
 		return err
 	}
 	defer os.Remove(path)
+	if extract.Format(d.Format) != extract.PDF {
+		// Parsed in this process: the file, its text and the pages' JSON.
+		// PDF text comes from pdftotext, a page at a time, into the limit
+		// on text; a bound on it here would serialise large PDFs.
+		release, err := pl.hold(ctx, 3*d.SizeBytes)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	var last time.Time
 	pages, err := pl.p.Extractor.ExtractProgress(ctx, extract.Format(d.Format), path, func(done, total int) {
 		// At most one write a second: progress is for people and the reaper.
@@ -299,6 +335,12 @@ func (pl *Pipeline) chunk(ctx context.Context, log *slog.Logger, p ragpipe.TaskP
 	if err != nil {
 		return unavailable(err, "object store")
 	}
+	// Decoded pages, the chunks and their batches' JSON: about four times the artifact.
+	release, err := pl.hold(ctx, 4*int64(len(b)))
+	if err != nil {
+		return err
+	}
+	defer release()
 	var pages []ragpipe.Page
 	if err := json.Unmarshal(b, &pages); err != nil {
 		return fmt.Errorf("decode pages artifact: %w", err)
@@ -384,7 +426,18 @@ func (pl *Pipeline) readBatch(ctx context.Context, j *ragpipe.Job, batch int) ([
 	return chunks, nil
 }
 
+// upsertBytesPerToken is what the upsert stage holds per token of a chunk,
+// by estimate: the text (about 4 bytes a token) in the batch's JSON and in
+// the chunk, and the rows the database driver encodes.
+const upsertBytesPerToken = 12
+
 func (pl *Pipeline) upsert(ctx context.Context, log *slog.Logger, _ ragpipe.TaskPayload, j *ragpipe.Job, _ *ragpipe.Document) error {
+	perChunk := int64(upsertBytesPerToken*j.ChunkSize + 8*pl.p.Embedder.Dimensions()) // vectors decoded and encoded
+	release, err := pl.hold(ctx, int64(j.TotalBatches*pl.p.BatchSize)*perChunk)
+	if err != nil {
+		return err
+	}
+	defer release()
 	var chunks []ragpipe.Chunk
 	var vectors [][]float32
 	for batch := range j.TotalBatches {

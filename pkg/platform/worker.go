@@ -47,7 +47,8 @@ type Worker struct {
 // NewWorker connects to every dependency and checks the extraction tools.
 func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worker, error) {
 	ocr := map[string]extract.OCRMode{"auto": extract.OCRAuto, "on": extract.OCROn, "off": extract.OCROff}[cfg.OCR]
-	ex := extract.New(extract.Limits{Timeout: cfg.ExtractTimeout, MaxMemoryBytes: cfg.ExtractMaxMemory, MaxPages: cfg.ExtractMaxPages},
+	ex := extract.New(extract.Limits{Timeout: cfg.ExtractTimeout, MaxMemoryBytes: cfg.ExtractMaxMemory, MaxPages: cfg.ExtractMaxPages,
+		MaxTextBytes: cfg.ExtractMaxText},
 		extract.WithOCR(ocr), extract.WithOCRLanguage(cfg.OCRLanguage), extract.WithTempDir(cfg.TempDir))
 	if err := ex.Check(); err != nil {
 		return nil, err
@@ -66,7 +67,7 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worke
 	w := &Worker{cfg: cfg, log: log, db: db, rdb: rdb, queue: queue.NewClient(redisOpt(cfg))}
 	pl := pipeline.New(pipeline.Params{
 		Store: db, Blobs: newBlobs(cfg), Extractor: ex, Embedder: embed.WithPrefix(emb, cfg.EmbedPassagePrefix), Queue: w.queue,
-		Logger: log, BatchSize: cfg.EmbedBatchSize, TempDir: cfg.TempDir,
+		Logger: log, BatchSize: cfg.EmbedBatchSize, TempDir: cfg.TempDir, MemoryBudget: cfg.WorkerMemoryLimit / 2,
 	})
 	w.mux = queue.NewMux(pl.Handlers())
 	w.keeper = queue.NewKeeper(redisOpt(cfg), w.queue)
