@@ -30,6 +30,7 @@ test: services
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -run '^TestExtractMemoryBound$$' ./pkg/extract
 
 ## chaos: the chaos suite (docs/chaos.md): real processes on services of its own, faults injected
 chaos: services build

@@ -163,6 +163,10 @@ func TestExtractMemoryBound(t *testing.T) {
 		}
 	}
 	t.Logf("%d documents at once (%v): peak RSS %d MiB", len(cases), outcomes, peak)
+	if raceEnabled {
+		t.Log("the race detector multiplies memory: the bound is checked without it (make test runs this test again so)")
+		return
+	}
 	if peak >= 300 {
 		t.Errorf("peak RSS %d MiB; want under 300", peak)
 	}

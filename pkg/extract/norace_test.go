@@ -1,0 +1,6 @@
+//go:build !race
+
+package extract
+
+// raceEnabled says the race detector is on, which multiplies memory use.
+const raceEnabled = false
