@@ -470,6 +470,10 @@ var abbreviations = map[string]bool{
 	"p.": true, "pp.": true, "sec.": true, "ch.": true, "eq.": true, "al.": true, "approx.": true,
 }
 
+// Sentences cuts prose into sentences the way chunks are cut (see
+// sentences), for callers that quote a chunk a sentence at a time.
+func Sentences(text string) []string { return sentences(text) }
+
 // sentences cuts prose after ".", "!" or "?" (and closing quotes or
 // brackets) followed by white space and an upper-case letter, a digit or
 // an opening quote or bracket, unless the word before is a known

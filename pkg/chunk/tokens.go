@@ -40,3 +40,12 @@ var cl100k = sync.OnceValues(func() (*tiktoken.Tiktoken, error) {
 		Name: tiktoken.MODEL_CL100K_BASE, PatStr: cl100kPattern, MergeableRanks: ranks, SpecialTokens: special,
 	}, set), nil
 })
+
+// CountTokens returns how many tokens of cl100k_base (see Tokens) s has.
+func CountTokens(s string) (int, error) {
+	enc, err := cl100k()
+	if err != nil {
+		return 0, err
+	}
+	return len(enc.EncodeOrdinary(s)), nil
+}

@@ -91,6 +91,14 @@ type Config struct {
 	RerankTopN         int           `env:"RERANK_TOP_N" envDefault:"50"`
 	RerankTimeout      time.Duration `env:"RERANK_TIMEOUT" envDefault:"2s"`
 
+	ChatProvider          string        `env:"CHAT_PROVIDER" envDefault:"extractive"`
+	ChatBaseURL           string        `env:"CHAT_BASE_URL" envDefault:"https://api.openai.com/v1"`
+	ChatAPIKey            string        `env:"CHAT_API_KEY"`
+	ChatModel             string        `env:"CHAT_MODEL"`
+	ChatFirstTokenTimeout time.Duration `env:"CHAT_FIRST_TOKEN_TIMEOUT" envDefault:"10s"`
+	ChatIdleTimeout       time.Duration `env:"CHAT_IDLE_TIMEOUT" envDefault:"30s"`
+	AskMaxQuestionTokens  int           `env:"ASK_MAX_QUESTION_TOKENS" envDefault:"512"`
+
 	WebhookAllowHTTP     bool            `env:"WEBHOOK_ALLOW_HTTP" envDefault:"false"`
 	WebhookAllowPrivate  bool            `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false"`
 	WebhookTimeout       time.Duration   `env:"WEBHOOK_TIMEOUT" envDefault:"10s"`
@@ -283,6 +291,28 @@ func (c Config) problems() []string {
 	}
 	if c.RerankTimeout <= 0 {
 		bad("RERANK_TIMEOUT", "must be positive")
+	}
+	switch c.ChatProvider {
+	case "extractive":
+	case "openai":
+		u, err := url.Parse(c.ChatBaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("CHAT_BASE_URL", "want an http(s):// URL, got %q", c.ChatBaseURL)
+		}
+		if c.ChatModel == "" {
+			bad("CHAT_MODEL", "is required with the openai chat provider (the model the server serves)")
+		}
+		if err == nil && u.Host == "api.openai.com" && c.ChatAPIKey == "" {
+			bad("CHAT_API_KEY", "is required for api.openai.com")
+		}
+	default:
+		bad("CHAT_PROVIDER", "want extractive or openai, got %q", c.ChatProvider)
+	}
+	if c.ChatFirstTokenTimeout <= 0 || c.ChatIdleTimeout <= 0 {
+		bad("CHAT_FIRST_TOKEN_TIMEOUT/CHAT_IDLE_TIMEOUT", "must be positive")
+	}
+	if c.AskMaxQuestionTokens < 1 || c.AskMaxQuestionTokens > 8000 {
+		bad("ASK_MAX_QUESTION_TOKENS", "want 1 to 8000, got %d", c.AskMaxQuestionTokens)
 	}
 	switch c.EmbedProvider {
 	case "hashing":

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 var statusOf = map[string]int{
 	ragpipe.EINVALID:       http.StatusBadRequest,
 	ragpipe.EINCOMPLETE:    http.StatusBadRequest,
+	ragpipe.ETOKENLIMIT:    http.StatusBadRequest,
 	ragpipe.EUNAUTHORIZED:  http.StatusUnauthorized,
 	ragpipe.ENOTFOUND:      http.StatusNotFound,
 	ragpipe.ECONFLICT:      http.StatusConflict,
@@ -40,10 +42,25 @@ type errorBody struct {
 }
 
 type errorDetail struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	Field     string `json:"field,omitempty"` // the request field at fault, for invalid_<field> codes
-	RequestID string `json:"request_id"`
+	Code      string         `json:"code"`
+	Message   string         `json:"message"`
+	Field     string         `json:"field,omitempty"` // the request field at fault, for invalid_<field> codes
+	RequestID string         `json:"request_id"`
+	Details   map[string]int `json:"-"` // written beside the fields above
+}
+
+// MarshalJSON writes d's Details as fields of its own.
+func (d errorDetail) MarshalJSON() ([]byte, error) {
+	type plain errorDetail
+	b, err := json.Marshal(plain(d))
+	if err != nil || len(d.Details) == 0 {
+		return b, err
+	}
+	extra, err := json.Marshal(d.Details)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(b[:len(b)-1], ','), extra[1:]...), nil
 }
 
 // errorHandler is the one place errors become HTTP answers: every error is
@@ -67,7 +84,7 @@ func errorHandler(log *slog.Logger, unavailable, invalid func(error) bool) echo.
 		case errors.As(err, &de):
 			if s, ok := statusOf[de.Code]; ok {
 				status = s
-				body.Code, body.Message = de.Code, de.Message
+				body.Code, body.Message, body.Details = de.Code, de.Message, de.Details
 			}
 		case invalid != nil && invalid(err):
 			// Edge validation should have caught it: logged as a warning to fix there.

@@ -57,7 +57,8 @@ func deadlines(d Deadlines) echo.MiddlewareFunc {
 				c.Request().Body = &idleBody{ReadCloser: c.Request().Body, rc: rc, idle: d.BodyIdle}
 			}
 			upload := c.Request().Method == http.MethodPost && c.Path() == "/v1/documents"
-			if d.Write > 0 && !upload && c.Path() != "/v1/jobs/:id/events" {
+			// Event streams and answers (bounded by AskOptions' timeouts) run longer.
+			if d.Write > 0 && !upload && c.Path() != "/v1/jobs/:id/events" && c.Path() != "/v1/ask" {
 				_ = rc.SetWriteDeadline(time.Now().Add(d.Write))
 			}
 			// The read deadline stays: after the handler the server may read

@@ -39,6 +39,7 @@ func addRoutes(e *echo.Echo, p Params) {
 	v1.POST("/jobs/:id/cancel", handleCancelJob(p.Store))
 	v1.POST("/search", handleSearch(p.Store, p.Embedder, p.SearchWeights, p.Rerank, p.Logger))
 	v1.GET("/collections", handleListCollections(p.Store))
+	v1.POST("/ask", handleAsk(p.Store, p.Embedder, p.SearchWeights, p.Ask, p.Logger))
 
 	v1.POST("/webhooks", handleCreateWebhook(p))
 	v1.GET("/webhooks", handleListWebhooks(p.Webhooks))

@@ -65,6 +65,7 @@ type Params struct {
 	Deadlines      Deadlines
 	SearchWeights  ragpipe.SearchWeights // of hybrid search, when a request names none
 	Rerank         RerankOptions
+	Ask            AskOptions
 	OpenAPI        []byte
 	Backpressure   *Backpressure
 	Events         Subscriber

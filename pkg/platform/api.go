@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ragpipe/ragpipe/docs"
+	"github.com/ragpipe/ragpipe/pkg/answer"
 	"github.com/ragpipe/ragpipe/pkg/blob"
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/embed"
@@ -65,6 +66,11 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		}
 		rerankOptions.Reranker = rr
 	}
+	answerer, err := newAnswerer(cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	a := &API{cfg: cfg, log: log, db: db, rdb: rdb, blobs: newBlobs(cfg), queue: queue.NewClient(redisOpt(cfg)),
 		events: postgres.NewBroker(cfg.DatabaseURL, log), draining: make(chan struct{}),
 		admin: queue.NewAdmin(redisOpt(cfg), db.ReviveJob)}
@@ -90,14 +96,16 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		SearchWeights:  ragpipe.SearchWeights{Keyword: 1, Vector: vectorWeight},
 		Rerank:         rerankOptions,
-		OpenAPI:        docs.OpenAPI,
-		Backpressure:   &httpapi.Backpressure{Limit: cfg.MaxQueuedJobs, RetryAfter: 30 * time.Second, Count: db.QueuedJobs},
-		Events:         a.events,
-		Draining:       a.draining,
-		Admin:          a.admin,
-		AdminToken:     cfg.AdminToken,
-		MetricsToken:   cfg.MetricsToken,
-		WaitingJobs:    db.QueuedJobs,
+		Ask: httpapi.AskOptions{Answerer: answerer, FirstToken: cfg.ChatFirstTokenTimeout, Idle: cfg.ChatIdleTimeout,
+			MaxQuestionTokens: cfg.AskMaxQuestionTokens},
+		OpenAPI:      docs.OpenAPI,
+		Backpressure: &httpapi.Backpressure{Limit: cfg.MaxQueuedJobs, RetryAfter: 30 * time.Second, Count: db.QueuedJobs},
+		Events:       a.events,
+		Draining:     a.draining,
+		Admin:        a.admin,
+		AdminToken:   cfg.AdminToken,
+		MetricsToken: cfg.MetricsToken,
+		WaitingJobs:  db.QueuedJobs,
 
 		Webhooks:             db,
 		WebhookGuard:         newWebhookGuard(cfg),
@@ -154,4 +162,12 @@ func (a *API) Close() {
 	a.queue.Close()
 	a.rdb.Close()
 	a.db.Close()
+}
+
+// newAnswerer returns the answerer RAGPIPE_CHAT_PROVIDER names.
+func newAnswerer(cfg config.Config) (answer.Answerer, error) {
+	if cfg.ChatProvider == "openai" {
+		return answer.NewOpenAI(answer.OpenAIConfig{BaseURL: cfg.ChatBaseURL, APIKey: cfg.ChatAPIKey, Model: cfg.ChatModel})
+	}
+	return answer.Extractive{}, nil
 }

@@ -23,6 +23,7 @@ const (
 	EINTERNAL      = "internal"               // 500
 	EUNAVAILABLE   = "unavailable"            // 503
 	ETIMEOUT       = "provider_timeout"       // 504: a model provider did not answer in time
+	ETOKENLIMIT    = "token_limit_exceeded"   // 400: a text is longer than its token limit (Error.Details: tokens, limit)
 )
 
 // Error codes for documents that cannot be processed. They end a job at once:
@@ -47,6 +48,7 @@ type Error struct {
 	Code    string
 	Message string
 	Field   string
+	Details map[string]int // figures a client acts on, shown beside the message ("tokens", "limit")
 	Err     error
 }
 

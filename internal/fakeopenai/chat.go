@@ -1,0 +1,118 @@
+package fakeopenai
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// ChatReplay answers POST /v1/chat/completions with a recorded stream of
+// server-sent events (testdata/chat-stream.sse is OpenAI's), event by
+// event, with the Faults set. It records each request's body and when the
+// client went away.
+type ChatReplay struct {
+	Transcript []byte // the SSE body, events separated by blank lines
+
+	mu       sync.Mutex
+	faults   Faults
+	requests []map[string]any
+	gone     chan struct{}
+}
+
+// Faults are what a ChatReplay does instead of answering well.
+type Faults struct {
+	Status     int           // non-zero: answer this status instead (429, 500…)
+	RetryAfter int           // seconds, sent with Status
+	HangAfter  int           // with Hang: events sent before hanging (0: hang before the first)
+	Hang       time.Duration // how long to hang at HangAfter; 0: never
+	BreakAfter int           // non-zero: drop the connection after this many events
+}
+
+// SetFaults sets the faults of the requests that follow.
+func (c *ChatReplay) SetFaults(f Faults) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.faults = f
+}
+
+// LastRequest is the body of the latest request, decoded.
+func (c *ChatReplay) LastRequest() map[string]any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.requests) == 0 {
+		return nil
+	}
+	return c.requests[len(c.requests)-1]
+}
+
+// Events splits an SSE transcript into its events, each with its ending
+// blank line.
+func Events(transcript []byte) [][]byte {
+	var out [][]byte
+	for _, e := range bytes.SplitAfter(transcript, []byte("\n\n")) {
+		if len(bytes.TrimSpace(e)) > 0 {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Gone is closed when a client hangs up on a request while it hangs (see
+// Faults.Hang); call it before the request.
+func (c *ChatReplay) Gone() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gone = make(chan struct{})
+	return c.gone
+}
+
+func (c *ChatReplay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body map[string]any
+	b, _ := io.ReadAll(r.Body)
+	_ = json.Unmarshal(b, &body)
+	c.mu.Lock()
+	c.requests = append(c.requests, body)
+	gone, f := c.gone, c.faults
+	c.mu.Unlock()
+	if f.Status != 0 {
+		if f.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(f.Status)
+		_, _ = w.Write([]byte(`{"error":{"message":"replayed failure","type":"server_error"}}`))
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	flusher := w.(http.Flusher)
+	hang := func() bool {
+		select {
+		case <-time.After(f.Hang):
+			return true
+		case <-r.Context().Done():
+			c.mu.Lock()
+			if gone != nil && c.gone == gone {
+				close(gone)
+				c.gone = nil
+			}
+			c.mu.Unlock()
+			return false
+		}
+	}
+	for i, e := range Events(c.Transcript) {
+		if f.Hang > 0 && i == f.HangAfter && !hang() {
+			return
+		}
+		if f.BreakAfter > 0 && i == f.BreakAfter {
+			panic(http.ErrAbortHandler) // the server drops the connection mid-stream
+		}
+		if _, err := w.Write(e); err != nil {
+			return
+		}
+		flusher.Flush()
+	}
+}
