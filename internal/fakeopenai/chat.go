@@ -10,17 +10,26 @@ import (
 	"time"
 )
 
-// ChatReplay answers POST /v1/chat/completions with a recorded stream of
-// server-sent events (testdata/chat-stream.sse is OpenAI's), event by
-// event, with the Faults set. It records each request's body and when the
-// client went away.
+// ChatReplay answers a chat request with a recorded stream, event by
+// event, with the Faults set: OpenAI's chat completions or Anthropic's
+// Messages as server-sent events (testdata/chat-stream.sse,
+// anthropic-stream.sse), Ollama's /api/chat as NDJSON (ollama-chat.ndjson).
+// It records each request's body and when the client went away.
 type ChatReplay struct {
-	Transcript []byte // the SSE body, events separated by blank lines
+	Transcript []byte // the body: SSE events separated by blank lines, or NDJSON lines
+	NDJSON     bool   // the transcript is NDJSON (Ollama), one event a line
 
 	mu       sync.Mutex
 	faults   Faults
-	requests []map[string]any
+	requests []Seen
 	gone     chan struct{}
+}
+
+// Seen is a request a ChatReplay answered.
+type Seen struct {
+	Path   string
+	Header http.Header
+	Body   map[string]any
 }
 
 // Faults are what a ChatReplay does instead of answering well.
@@ -30,6 +39,7 @@ type Faults struct {
 	HangAfter  int           // with Hang: events sent before hanging (0: hang before the first)
 	Hang       time.Duration // how long to hang at HangAfter; 0: never
 	BreakAfter int           // non-zero: drop the connection after this many events
+	Count      int           // the faults hit this many requests, then none; 0: every request
 }
 
 // SetFaults sets the faults of the requests that follow.
@@ -39,14 +49,11 @@ func (c *ChatReplay) SetFaults(f Faults) {
 	c.faults = f
 }
 
-// LastRequest is the body of the latest request, decoded.
-func (c *ChatReplay) LastRequest() map[string]any {
+// Requests returns the requests answered so far, in order.
+func (c *ChatReplay) Requests() []Seen {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.requests) == 0 {
-		return nil
-	}
-	return c.requests[len(c.requests)-1]
+	return append([]Seen(nil), c.requests...)
 }
 
 // Events splits an SSE transcript into its events, each with its ending
@@ -75,8 +82,13 @@ func (c *ChatReplay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	_ = json.Unmarshal(b, &body)
 	c.mu.Lock()
-	c.requests = append(c.requests, body)
+	c.requests = append(c.requests, Seen{Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
 	gone, f := c.gone, c.faults
+	if c.faults.Count > 0 {
+		if c.faults.Count--; c.faults.Count == 0 {
+			c.faults = Faults{}
+		}
+	}
 	c.mu.Unlock()
 	if f.Status != 0 {
 		if f.RetryAfter > 0 {
@@ -87,7 +99,12 @@ func (c *ChatReplay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"error":{"message":"replayed failure","type":"server_error"}}`))
 		return
 	}
+	events := Events(c.Transcript)
 	w.Header().Set("Content-Type", "text/event-stream")
+	if c.NDJSON {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		events = bytes.SplitAfter(bytes.TrimSpace(c.Transcript), []byte("\n"))
+	}
 	flusher := w.(http.Flusher)
 	hang := func() bool {
 		select {
@@ -103,7 +120,7 @@ func (c *ChatReplay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return false
 		}
 	}
-	for i, e := range Events(c.Transcript) {
+	for i, e := range events {
 		if f.Hang > 0 && i == f.HangAfter && !hang() {
 			return
 		}

@@ -31,21 +31,20 @@ type Question struct {
 	Temperature float64 // sampling temperature, for models that sample
 }
 
-// Usage counts the tokens of one answer.
-type Usage struct {
+// Result says who answered and what it cost.
+type Result struct {
+	Provider                       string // "extractive", "openai", "anthropic", "ollama"
+	Model                          string // the model's name ("extractive" for the extractive answerer)
 	PromptTokens, CompletionTokens int
 }
 
 // Answerer answers questions from passages.
 type Answerer interface {
-	// Model names who answers, as the API reports it ("extractive", or
-	// the chat model's name).
-	Model() string
 	// Answer writes the answer to q, handing each piece of text to onText
 	// as it is produced, in order: the answer is their concatenation. An
 	// error from onText ends the answer with that error. Cancelling ctx
 	// ends the call to the provider at once.
-	Answer(ctx context.Context, q Question, onText func(delta string) error) (Usage, error)
+	Answer(ctx context.Context, q Question, onText func(delta string) error) (Result, error)
 }
 
 var marker = regexp.MustCompile(`\[(\d{1,4})\]`)

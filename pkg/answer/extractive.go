@@ -27,9 +27,6 @@ type Extractive struct {
 	MinCoverage  float64 // 0: 0.3
 }
 
-// Model is "extractive".
-func (Extractive) Model() string { return "extractive" }
-
 type sentence struct {
 	text    string
 	passage int // its passage's N
@@ -40,7 +37,7 @@ type sentence struct {
 }
 
 // Answer picks the sentences and hands each to onText with its marker.
-func (x Extractive) Answer(ctx context.Context, q Question, onText func(string) error) (Usage, error) {
+func (x Extractive) Answer(ctx context.Context, q Question, onText func(string) error) (Result, error) {
 	maxSentences, minCoverage := cmp.Or(x.MaxSentences, 3), cmp.Or(x.MinCoverage, 0.3)
 	asked := Terms(q.Text)
 	var all []*sentence
@@ -88,7 +85,7 @@ func (x Extractive) Answer(ctx context.Context, q Question, onText func(string) 
 		part := s.text + " [" + strconv.Itoa(s.passage) + "]"
 		n, err := chunk.CountTokens(part)
 		if err != nil {
-			return Usage{}, err
+			return Result{}, err
 		}
 		if q.MaxTokens > 0 && tokens+n > q.MaxTokens {
 			break
@@ -105,23 +102,23 @@ func (x Extractive) Answer(ctx context.Context, q Question, onText func(string) 
 	for _, p := range q.Passages {
 		n, err := chunk.CountTokens(p.Text)
 		if err != nil {
-			return Usage{}, err
+			return Result{}, err
 		}
 		read += n
 	}
 	qTokens, _ := chunk.CountTokens(q.Text)
 	for i, part := range out {
 		if err := ctx.Err(); err != nil {
-			return Usage{}, err
+			return Result{}, err
 		}
 		if i > 0 {
 			part = " " + part
 		}
 		if err := onText(part); err != nil {
-			return Usage{}, err
+			return Result{}, err
 		}
 	}
-	return Usage{PromptTokens: qTokens + read, CompletionTokens: tokens}, nil
+	return Result{Provider: "extractive", Model: "extractive", PromptTokens: qTokens + read, CompletionTokens: tokens}, nil
 }
 
 // stopwords are English words too common to tell passages apart, and the

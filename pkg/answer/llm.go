@@ -2,12 +2,19 @@ package answer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/tmc/langchaingo/llms"
+	"github.com/tmc/langchaingo/llms/anthropic"
+	"github.com/tmc/langchaingo/llms/ollama"
 	"github.com/tmc/langchaingo/llms/openai"
+
+	"github.com/ragpipe/ragpipe/pkg/embed"
 )
 
 // SystemPrompt tells a chat model how to answer from the passages.
@@ -19,15 +26,13 @@ Answer in the language of the question, briefly.`
 // LLM answers through a chat model: the passages and the question go in
 // one user message after SystemPrompt, and the answer streams back.
 type LLM struct {
-	model llms.Model
-	name  string
+	model    llms.Model
+	provider string
+	name     string
+	// usage reads the token counts from a response's generation info,
+	// whose keys differ by provider.
+	usage func(info map[string]any) (prompt, completion int)
 }
-
-// NewLLM returns an LLM answering through model, reported as name.
-func NewLLM(model llms.Model, name string) *LLM { return &LLM{model: model, name: name} }
-
-// Model is the chat model's name.
-func (l *LLM) Model() string { return l.name }
 
 // Prompt is the user message for q: its passages, numbered, then the question.
 func Prompt(q Question) string {
@@ -55,65 +60,201 @@ func Prompt(q Question) string {
 	return b.String()
 }
 
-// Answer streams the model's answer to onText.
-func (l *LLM) Answer(ctx context.Context, q Question, onText func(string) error) (Usage, error) {
+// Answer streams the model's answer to onText. Its errors are
+// *embed.ProviderError: permanent when the provider refused the request
+// (a 4xx other than 408 and 429), else transient, with the provider's
+// Retry-After.
+func (l *LLM) Answer(ctx context.Context, q Question, onText func(string) error) (Result, error) {
 	msgs := []llms.MessageContent{
 		llms.TextParts(llms.ChatMessageTypeSystem, SystemPrompt),
 		llms.TextParts(llms.ChatMessageTypeHuman, Prompt(q)),
 	}
+	_, info, err := l.generate(ctx, msgs, q.MaxTokens, q.Temperature, onText)
+	if err != nil {
+		return Result{}, err
+	}
+	r := Result{Provider: l.provider, Model: l.name}
+	r.PromptTokens, r.CompletionTokens = l.usage(info)
+	return r, nil
+}
+
+// Condense asks the model to turn question, asked after the history of a
+// conversation (question and answer pairs, oldest first), into a question
+// that stands on its own, for retrieval.
+func (l *LLM) Condense(ctx context.Context, history [][2]string, question string) (string, error) {
+	var b strings.Builder
+	b.WriteString("Conversation so far:\n")
+	for _, turn := range history {
+		fmt.Fprintf(&b, "\nUser: %s\nAssistant: %s\n", turn[0], turn[1])
+	}
+	fmt.Fprintf(&b, "\nFollow-up question: %s\n\nRewrite the follow-up question so that it can be understood without the conversation. Answer with the rewritten question only.", question)
+	msgs := []llms.MessageContent{llms.TextParts(llms.ChatMessageTypeHuman, b.String())}
+	text, _, err := l.generate(ctx, msgs, 200, 0, func(string) error { return nil })
+	if err != nil {
+		return "", err
+	}
+	if text = strings.TrimSpace(text); text == "" {
+		return question, nil
+	}
+	return text, nil
+}
+
+// generate runs one streamed call, recording its HTTP outcome for errors.
+func (l *LLM) generate(ctx context.Context, msgs []llms.MessageContent, maxTokens int, temperature float64,
+	onText func(string) error) (string, map[string]any, error) {
+	ex := &exchange{}
+	ctx = context.WithValue(ctx, exchangeKey{}, ex)
+	var text strings.Builder
+	var sent atomic.Bool
 	resp, err := l.model.GenerateContent(ctx, msgs,
-		llms.WithMaxTokens(q.MaxTokens), llms.WithTemperature(q.Temperature),
+		llms.WithMaxTokens(maxTokens), llms.WithTemperature(temperature),
 		llms.WithStreamingFunc(func(_ context.Context, chunk []byte) error {
 			if len(chunk) == 0 {
 				return nil
 			}
+			sent.Store(true)
+			text.Write(chunk)
 			return onText(string(chunk))
 		}))
 	if err != nil {
-		return Usage{}, err
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w: %v", ctx.Err(), err)
+		}
+		status, wait := ex.get()
+		permanent := status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
+		return "", nil, &embed.ProviderError{StatusCode: status, Permanent: permanent && !sent.Load(), Wait: wait,
+			Provider: "chat provider " + l.provider, Err: err}
 	}
-	var u Usage
+	var info map[string]any
 	if len(resp.Choices) > 0 {
-		info := resp.Choices[0].GenerationInfo
-		u.PromptTokens, _ = info["PromptTokens"].(int)
-		u.CompletionTokens, _ = info["CompletionTokens"].(int)
+		info = resp.Choices[0].GenerationInfo
+		if text.Len() == 0 && resp.Choices[0].Content != "" {
+			// A server that answered whole instead of streaming.
+			text.WriteString(resp.Choices[0].Content)
+			if err := onText(resp.Choices[0].Content); err != nil {
+				return "", nil, err
+			}
+		}
 	}
-	return u, nil
+	return text.String(), info, nil
 }
 
-// OpenAIConfig configures a chat model behind an OpenAI-compatible API
-// (OpenAI, vLLM, llama.cpp's server, LM Studio, Ollama's /v1).
-type OpenAIConfig struct {
-	BaseURL    string // the API root with its version, e.g. https://api.openai.com/v1
-	APIKey     string // sent as a bearer token; empty sends none
-	Model      string
-	HTTPClient *http.Client // nil: http.DefaultClient's transport
+// intOf reads a token count from generation info, whatever its integer type.
+func intOf(v any) int {
+	switch n := v.(type) {
+	case int:
+		return n
+	case int32:
+		return int(n)
+	case int64:
+		return int(n)
+	case float64:
+		return int(n)
+	}
+	return 0
 }
 
-// NewOpenAI returns an LLM on the chat completions endpoint of c.BaseURL.
-func NewOpenAI(c OpenAIConfig) (*LLM, error) {
+// ChatConfig configures a chat model behind a provider's API.
+type ChatConfig struct {
+	BaseURL    string        // the API root; "" for the provider's default
+	APIKey     string        // sent as the provider wants it; empty sends none
+	Model      string        // required
+	Timeout    time.Duration // of the whole call; 0 for none (the caller's context bounds it)
+	HTTPClient *http.Client  // nil: http.DefaultTransport
+}
+
+// NewOpenAI returns an LLM on an OpenAI-compatible chat completions
+// endpoint (OpenAI, vLLM, llama.cpp's server, LM Studio, Ollama's /v1).
+func NewOpenAI(c ChatConfig) (*LLM, error) {
+	token := c.APIKey
+	if token == "" {
+		token = "none" // langchaingo insists on a token; the recorder drops the header
+	}
+	opts := []openai.Option{openai.WithToken(token), openai.WithModel(c.Model), openai.WithHTTPClient(recordingClient(c, "Authorization"))}
+	if c.BaseURL != "" {
+		opts = append(opts, openai.WithBaseURL(c.BaseURL))
+	}
+	model, err := openai.New(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &LLM{model: model, provider: "openai", name: c.Model, usage: func(info map[string]any) (int, int) {
+		return intOf(info["PromptTokens"]), intOf(info["CompletionTokens"])
+	}}, nil
+}
+
+// NewAnthropic returns an LLM on Anthropic's Messages API.
+func NewAnthropic(c ChatConfig) (*LLM, error) {
+	opts := []anthropic.Option{anthropic.WithToken(c.APIKey), anthropic.WithModel(c.Model), anthropic.WithHTTPClient(recordingClient(c, "X-Api-Key"))}
+	if c.BaseURL != "" {
+		opts = append(opts, anthropic.WithBaseURL(c.BaseURL))
+	}
+	model, err := anthropic.New(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &LLM{model: model, provider: "anthropic", name: c.Model, usage: func(info map[string]any) (int, int) {
+		return intOf(info["InputTokens"]), intOf(info["OutputTokens"])
+	}}, nil
+}
+
+// NewOllama returns an LLM on Ollama's native chat API (/api/chat).
+func NewOllama(c ChatConfig) (*LLM, error) {
+	opts := []ollama.Option{ollama.WithModel(c.Model), ollama.WithHTTPClient(recordingClient(c, ""))}
+	if c.BaseURL != "" {
+		opts = append(opts, ollama.WithServerURL(c.BaseURL))
+	}
+	model, err := ollama.New(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &LLM{model: model, provider: "ollama", name: c.Model, usage: func(info map[string]any) (int, int) {
+		return intOf(info["PromptTokens"]), intOf(info["CompletionTokens"])
+	}}, nil
+}
+
+// exchange is the HTTP outcome of one call, which langchaingo's errors
+// carry only as text.
+type exchange struct {
+	status atomic.Int64
+	wait   atomic.Int64
+}
+
+func (e *exchange) get() (int, time.Duration) {
+	return int(e.status.Load()), time.Duration(e.wait.Load())
+}
+
+type exchangeKey struct{}
+
+// recordingClient is c's HTTP client behind a transport that records each
+// answer's status and Retry-After in the call's exchange, bounds the call
+// by c.Timeout, and drops the authHeader when c has no key.
+func recordingClient(c ChatConfig, authHeader string) *http.Client {
 	rt := http.DefaultTransport
 	if c.HTTPClient != nil && c.HTTPClient.Transport != nil {
 		rt = c.HTTPClient.Transport
 	}
-	token := c.APIKey
-	if token == "" {
-		token = "none" // langchaingo insists on a token; noAuth drops the header
-		rt = noAuth{rt}
+	drop := ""
+	if c.APIKey == "" {
+		drop = authHeader
 	}
-	model, err := openai.New(openai.WithBaseURL(c.BaseURL), openai.WithToken(token), openai.WithModel(c.Model),
-		openai.WithHTTPClient(&http.Client{Transport: rt}))
-	if err != nil {
-		return nil, err
-	}
-	return NewLLM(model, c.Model), nil
+	return &http.Client{Transport: recorder{next: rt, drop: drop}, Timeout: c.Timeout}
 }
 
-// noAuth sends requests without an Authorization header.
-type noAuth struct{ next http.RoundTripper }
+type recorder struct {
+	next http.RoundTripper
+	drop string
+}
 
-func (n noAuth) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Del("Authorization")
-	return n.next.RoundTrip(r)
+func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if r.drop != "" {
+		req = req.Clone(req.Context())
+		req.Header.Del(r.drop)
+	}
+	resp, err := r.next.RoundTrip(req)
+	if ex, _ := req.Context().Value(exchangeKey{}).(*exchange); ex != nil && err == nil {
+		ex.status.Store(int64(resp.StatusCode))
+		ex.wait.Store(int64(embed.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())))
+	}
+	return resp, err
 }

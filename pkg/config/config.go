@@ -92,12 +92,28 @@ type Config struct {
 	RerankTimeout      time.Duration `env:"RERANK_TIMEOUT" envDefault:"2s"`
 
 	ChatProvider          string        `env:"CHAT_PROVIDER" envDefault:"extractive"`
-	ChatBaseURL           string        `env:"CHAT_BASE_URL" envDefault:"https://api.openai.com/v1"`
+	ChatBaseURL           string        `env:"CHAT_BASE_URL"`
 	ChatAPIKey            string        `env:"CHAT_API_KEY"`
 	ChatModel             string        `env:"CHAT_MODEL"`
+	ChatFallback          []string      `env:"CHAT_FALLBACK" envSeparator:","`
+	ChatOpenAIBaseURL     string        `env:"CHAT_OPENAI_BASE_URL"`
+	ChatOpenAIAPIKey      string        `env:"CHAT_OPENAI_API_KEY"`
+	ChatOpenAIModel       string        `env:"CHAT_OPENAI_MODEL"`
+	ChatAnthropicBaseURL  string        `env:"CHAT_ANTHROPIC_BASE_URL"`
+	ChatAnthropicAPIKey   string        `env:"CHAT_ANTHROPIC_API_KEY"`
+	ChatAnthropicModel    string        `env:"CHAT_ANTHROPIC_MODEL"`
+	ChatOllamaBaseURL     string        `env:"CHAT_OLLAMA_BASE_URL"`
+	ChatOllamaModel       string        `env:"CHAT_OLLAMA_MODEL"`
+	ChatRequestsPerMin    int           `env:"CHAT_REQUESTS_PER_MINUTE" envDefault:"0"`
+	ChatTokensPerMin      int           `env:"CHAT_TOKENS_PER_MINUTE" envDefault:"0"`
+	ChatBreakerFailures   int           `env:"CHAT_BREAKER_FAILURES" envDefault:"5"`
+	ChatBreakerCooldown   time.Duration `env:"CHAT_BREAKER_COOLDOWN" envDefault:"30s"`
+	ChatRetries           int           `env:"CHAT_RETRIES" envDefault:"2"`
 	ChatFirstTokenTimeout time.Duration `env:"CHAT_FIRST_TOKEN_TIMEOUT" envDefault:"10s"`
 	ChatIdleTimeout       time.Duration `env:"CHAT_IDLE_TIMEOUT" envDefault:"30s"`
 	AskMaxQuestionTokens  int           `env:"ASK_MAX_QUESTION_TOKENS" envDefault:"512"`
+	AskBatchMax           int           `env:"ASK_BATCH_MAX" envDefault:"20"`
+	AskBatchConcurrency   int           `env:"ASK_BATCH_CONCURRENCY" envDefault:"4"`
 
 	WebhookAllowHTTP     bool            `env:"WEBHOOK_ALLOW_HTTP" envDefault:"false"`
 	WebhookAllowPrivate  bool            `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false"`
@@ -292,24 +308,52 @@ func (c Config) problems() []string {
 	if c.RerankTimeout <= 0 {
 		bad("RERANK_TIMEOUT", "must be positive")
 	}
-	switch c.ChatProvider {
-	case "extractive":
-	case "openai":
-		u, err := url.Parse(c.ChatBaseURL)
+	seen := map[string]bool{}
+	for i, p := range c.ChatProviders() {
+		setting := "CHAT_FALLBACK"
+		if i == 0 {
+			setting = "CHAT_PROVIDER"
+		}
+		if seen[p.Name] {
+			bad(setting, "names %s twice in the chain", p.Name)
+		}
+		seen[p.Name] = true
+		switch p.Name {
+		case "extractive":
+			continue
+		case "openai", "anthropic", "ollama":
+		default:
+			bad(setting, "want extractive, openai, anthropic or ollama, got %q", p.Name)
+			continue
+		}
+		u, err := url.Parse(p.BaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("CHAT_BASE_URL", "want an http(s):// URL, got %q", c.ChatBaseURL)
+			bad(p.Setting+"BASE_URL", "want an http(s):// URL, got %q", p.BaseURL)
 		}
-		if c.ChatModel == "" {
-			bad("CHAT_MODEL", "is required with the openai chat provider (the model the server serves)")
+		if p.Model == "" {
+			bad(p.Setting+"MODEL", "is required with the %s chat provider (the model to ask for)", p.Name)
 		}
-		if err == nil && u.Host == "api.openai.com" && c.ChatAPIKey == "" {
-			bad("CHAT_API_KEY", "is required for api.openai.com")
+		if p.APIKey == "" && (p.Name == "anthropic" || err == nil && u.Host == "api.openai.com") {
+			bad(p.Setting+"API_KEY", "is required for %s", u.Host)
 		}
-	default:
-		bad("CHAT_PROVIDER", "want extractive or openai, got %q", c.ChatProvider)
+	}
+	if c.ChatRequestsPerMin < 0 || c.ChatTokensPerMin < 0 {
+		bad("CHAT_REQUESTS_PER_MINUTE/CHAT_TOKENS_PER_MINUTE", "must be 0 (unlimited) or positive")
+	}
+	if c.ChatBreakerFailures < 0 || c.ChatBreakerCooldown <= 0 {
+		bad("CHAT_BREAKER_FAILURES/CHAT_BREAKER_COOLDOWN", "failures must be 0 (no breaker) or positive, cooldown positive")
+	}
+	if c.ChatRetries < 0 || c.ChatRetries > 5 {
+		bad("CHAT_RETRIES", "want 0 to 5, got %d", c.ChatRetries)
 	}
 	if c.ChatFirstTokenTimeout <= 0 || c.ChatIdleTimeout <= 0 {
 		bad("CHAT_FIRST_TOKEN_TIMEOUT/CHAT_IDLE_TIMEOUT", "must be positive")
+	}
+	if c.AskBatchMax < 1 || c.AskBatchMax > 100 {
+		bad("ASK_BATCH_MAX", "want 1 to 100, got %d", c.AskBatchMax)
+	}
+	if c.AskBatchConcurrency < 1 || c.AskBatchConcurrency > 32 {
+		bad("ASK_BATCH_CONCURRENCY", "want 1 to 32, got %d", c.AskBatchConcurrency)
 	}
 	if c.AskMaxQuestionTokens < 1 || c.AskMaxQuestionTokens > 8000 {
 		bad("ASK_MAX_QUESTION_TOKENS", "want 1 to 8000, got %d", c.AskMaxQuestionTokens)
@@ -350,4 +394,41 @@ func (c Config) VectorWeight() (float64, error) {
 		return 0, fmt.Errorf("want auto or a number from 0 to 100, got %q", c.SearchVectorWeight)
 	}
 	return w, nil
+}
+
+// ChatProvider is one answerer of the /v1/ask chain, with its settings.
+type ChatProvider struct {
+	Name                   string // extractive, openai, anthropic, ollama
+	BaseURL, APIKey, Model string
+	Setting                string // the prefix of its settings, e.g. "CHAT_" or "CHAT_OLLAMA_"
+}
+
+// chatDefaultURLs are the providers' API roots when none is set.
+var chatDefaultURLs = map[string]string{
+	"openai":    "https://api.openai.com/v1",
+	"anthropic": "https://api.anthropic.com/v1",
+	"ollama":    "http://127.0.0.1:11434",
+}
+
+// ChatProviders is the chain /v1/ask answers with: RAGPIPE_CHAT_PROVIDER
+// with the RAGPIPE_CHAT_* settings, then each of RAGPIPE_CHAT_FALLBACK in
+// order with its own RAGPIPE_CHAT_<PROVIDER>_* settings.
+func (c Config) ChatProviders() []ChatProvider {
+	own := map[string]ChatProvider{
+		"openai":    {BaseURL: c.ChatOpenAIBaseURL, APIKey: c.ChatOpenAIAPIKey, Model: c.ChatOpenAIModel, Setting: "CHAT_OPENAI_"},
+		"anthropic": {BaseURL: c.ChatAnthropicBaseURL, APIKey: c.ChatAnthropicAPIKey, Model: c.ChatAnthropicModel, Setting: "CHAT_ANTHROPIC_"},
+		"ollama":    {BaseURL: c.ChatOllamaBaseURL, Model: c.ChatOllamaModel, Setting: "CHAT_OLLAMA_"},
+	}
+	out := []ChatProvider{{Name: c.ChatProvider, BaseURL: c.ChatBaseURL, APIKey: c.ChatAPIKey, Model: c.ChatModel, Setting: "CHAT_"}}
+	for _, name := range c.ChatFallback {
+		p := own[strings.TrimSpace(name)]
+		p.Name = strings.TrimSpace(name)
+		out = append(out, p)
+	}
+	for i := range out {
+		if out[i].BaseURL == "" {
+			out[i].BaseURL = chatDefaultURLs[out[i].Name]
+		}
+	}
+	return out
 }

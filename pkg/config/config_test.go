@@ -35,6 +35,13 @@ func TestLoad(t *testing.T) {
 			[]string{"RAGPIPE_MAX_UPLOAD_BYTES: not a valid int64", "RAGPIPE_LOG_LEVEL"}},
 		{"openai needs an http url", []string{"RAGPIPE_EMBED_PROVIDER=openai", "RAGPIPE_OPENAI_BASE_URL=localhost"}, []string{"RAGPIPE_OPENAI_BASE_URL"}},
 		{"extract timeout within the task's", []string{"RAGPIPE_EXTRACT_TIMEOUT=1h"}, []string{"RAGPIPE_EXTRACT_TIMEOUT"}},
+		{"chat providers need their model and key", []string{"RAGPIPE_CHAT_PROVIDER=anthropic", "RAGPIPE_CHAT_FALLBACK=ollama,extractive"},
+			[]string{"RAGPIPE_CHAT_MODEL", "RAGPIPE_CHAT_API_KEY", "RAGPIPE_CHAT_OLLAMA_MODEL"}},
+		{"openai at api.openai.com needs a key", []string{"RAGPIPE_CHAT_PROVIDER=openai", "RAGPIPE_CHAT_MODEL=gpt-4o-mini"}, []string{"RAGPIPE_CHAT_API_KEY"}},
+		{"a local openai-compatible server needs none", []string{"RAGPIPE_CHAT_PROVIDER=openai", "RAGPIPE_CHAT_MODEL=qwen2.5",
+			"RAGPIPE_CHAT_BASE_URL=http://127.0.0.1:8000/v1", "RAGPIPE_CHAT_FALLBACK=extractive"}, nil},
+		{"unknown and repeated chat providers", []string{"RAGPIPE_CHAT_PROVIDER=gemini", "RAGPIPE_CHAT_FALLBACK=extractive,extractive"},
+			[]string{"RAGPIPE_CHAT_PROVIDER", "RAGPIPE_CHAT_FALLBACK: names extractive twice"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

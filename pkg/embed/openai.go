@@ -1,6 +1,7 @@
 package embed
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -173,6 +174,8 @@ type ProviderError struct {
 	// Wait is how long the provider asked callers to wait (its Retry-After
 	// header on a 429 or 503), 0 if it did not say.
 	Wait time.Duration
+	// Provider names the provider in the message; "" is "embedding provider".
+	Provider string
 }
 
 // RetryAfter is how long the provider asked to wait before trying again;
@@ -184,10 +187,11 @@ func (e *ProviderError) Error() string {
 	if e.Permanent {
 		kind = "permanent"
 	}
+	who := cmp.Or(e.Provider, "embedding provider")
 	if e.StatusCode != 0 {
-		return fmt.Sprintf("embedding provider (%s, HTTP %d): %v", kind, e.StatusCode, e.Err)
+		return fmt.Sprintf("%s (%s, HTTP %d): %v", who, kind, e.StatusCode, e.Err)
 	}
-	return fmt.Sprintf("embedding provider (%s): %v", kind, e.Err)
+	return fmt.Sprintf("%s (%s): %v", who, kind, e.Err)
 }
 
 func (e *ProviderError) Unwrap() error { return e.Err }
@@ -262,7 +266,7 @@ func (d *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ex.status = resp.StatusCode
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		ex.wait = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		ex.wait = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	resp.Body = &recordingBody{ReadCloser: resp.Body, cancel: cancel, ex: ex}
 	return resp, nil
@@ -290,9 +294,9 @@ func (b *recordingBody) Close() error {
 	return err
 }
 
-// retryAfter parses a Retry-After value, seconds or an HTTP date, capped at
+// ParseRetryAfter parses a Retry-After value, seconds or an HTTP date, capped at
 // an hour; 0 when absent or unreadable.
-func retryAfter(v string, now time.Time) time.Duration {
+func ParseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}

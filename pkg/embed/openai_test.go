@@ -354,8 +354,8 @@ func TestParseRetryAfter(t *testing.T) {
 		{"999999", time.Hour},
 	}
 	for _, tc := range tests {
-		if got := retryAfter(tc.in, now); got != tc.want {
-			t.Errorf("retryAfter(%q) = %s, want %s", tc.in, got, tc.want)
+		if got := ParseRetryAfter(tc.in, now); got != tc.want {
+			t.Errorf("ParseRetryAfter(%q) = %s, want %s", tc.in, got, tc.want)
 		}
 	}
 }

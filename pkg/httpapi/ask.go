@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,9 +19,15 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
 
-// AskOptions configure POST /v1/ask.
+// Answerer answers questions and condenses follow-ups (answer.Chain).
+type Answerer interface {
+	answer.Answerer
+	Condense(ctx context.Context, history [][2]string, question string) string
+}
+
+// AskOptions configure POST /v1/ask and /v1/ask/batch.
 type AskOptions struct {
-	Answerer answer.Answerer
+	Answerer Answerer
 	// FirstToken bounds the wait for the answer's first text: past it the
 	// call ends with 504 provider_timeout, before anything is written.
 	FirstToken time.Duration
@@ -29,6 +36,9 @@ type AskOptions struct {
 	Idle time.Duration
 	// MaxQuestionTokens is the longest question, in tokens.
 	MaxQuestionTokens int
+	// BatchMax is the most questions of one batch; BatchConcurrency how
+	// many of them are answered at once.
+	BatchMax, BatchConcurrency int
 }
 
 const (
@@ -55,17 +65,6 @@ type askRequest struct {
 	Temperature    *float64 `json:"temperature"`
 	Stream         bool     `json:"stream"`
 	ConversationID string   `json:"conversation_id"`
-}
-
-type citationJSON struct {
-	N          int     `json:"n"`
-	DocumentID string  `json:"document_id"`
-	ChunkIndex int     `json:"chunk_index"`
-	PageStart  int     `json:"page_start"`
-	PageEnd    int     `json:"page_end"`
-	Section    string  `json:"section"`
-	Text       string  `json:"text"`
-	Score      float64 `json:"score"`
 }
 
 type usageJSON struct {
@@ -127,7 +126,9 @@ func (r askRequest) validate(tenant string, weights ragpipe.SearchWeights, maxQu
 		aq.Temperature = *r.Temperature
 	}
 	if r.ConversationID != "" {
-		return q, aq, ragpipe.FieldErrorf("conversation_id", "conversations are not available yet: ask without conversation_id")
+		if _, err := uuid.Parse(r.ConversationID); err != nil || len(r.ConversationID) != 36 {
+			return q, aq, ragpipe.FieldErrorf("conversation_id", "%q is not a conversation ID", r.ConversationID)
+		}
 	}
 	search := searchRequest{Collection: r.Collection, DocumentIDs: r.DocumentIDs, Metadata: r.Metadata, Language: r.Language,
 		CreatedAfter: r.CreatedAfter, CreatedBefore: r.CreatedBefore, Weights: r.Weights}
@@ -144,8 +145,8 @@ func (r askRequest) validate(tenant string, weights ragpipe.SearchWeights, maxQu
 
 // generation is the outcome of an answerer's call.
 type generation struct {
-	usage answer.Usage
-	err   error
+	result answer.Result
+	err    error
 }
 
 // askRun is one answer being generated: its text arrives on deltas, its
@@ -160,7 +161,7 @@ func startAnswer(ctx context.Context, a answer.Answerer, q answer.Question) *ask
 	ctx, cancel := context.WithCancel(ctx)
 	r := &askRun{deltas: make(chan string), done: make(chan generation, 1), cancel: cancel}
 	go func() {
-		u, err := a.Answer(ctx, q, func(d string) error {
+		res, err := a.Answer(ctx, q, func(d string) error {
 			select {
 			case r.deltas <- d:
 				return nil
@@ -168,7 +169,7 @@ func startAnswer(ctx context.Context, a answer.Answerer, q answer.Question) *ask
 				return ctx.Err()
 			}
 		})
-		r.done <- generation{usage: u, err: err}
+		r.done <- generation{result: res, err: err}
 	}()
 	return r
 }
@@ -195,104 +196,210 @@ func (r *askRun) next(ctx context.Context, wait time.Duration) (delta string, en
 	}
 }
 
-// chatError is what a failed generation answers before anything was
-// written: 504 with Retry-After for a stall, else 503.
-func chatError(c echo.Context, err error) error {
-	c.Response().Header().Set("Retry-After", "5")
-	if errors.Is(err, errStalled) || errors.Is(err, context.DeadlineExceeded) {
-		return ragpipe.Wrap(err, ragpipe.ETIMEOUT, "the answering model did not answer in time")
+// chatError is the error of a generation that failed before anything was
+// written: 504 for a stall, else 503, with how long to wait (the
+// provider's Retry-After, else 5 s).
+func chatError(err error) (*ragpipe.Error, time.Duration) {
+	retry := 5 * time.Second
+	var wait interface{ RetryAfter() time.Duration }
+	if errors.As(err, &wait) && wait.RetryAfter() > 0 {
+		retry = wait.RetryAfter()
 	}
-	return ragpipe.Wrap(err, ragpipe.EUNAVAILABLE, "the answering model is unavailable; retry later")
+	if stalled(err) {
+		return ragpipe.Wrap(err, ragpipe.ETIMEOUT, "the answering model did not answer in time"), retry
+	}
+	return ragpipe.Wrap(err, ragpipe.EUNAVAILABLE, "the answering model is unavailable; retry later"), retry
 }
 
-func handleAsk(s Store, emb QueryEmbedder, weights ragpipe.SearchWeights, o AskOptions, log *slog.Logger) echo.HandlerFunc {
+func stalled(err error) bool {
+	return errors.Is(err, errStalled) || errors.Is(err, answer.ErrFirstTokenTimeout) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// asker answers questions for /v1/ask and /v1/ask/batch.
+type asker struct {
+	s       Store
+	emb     QueryEmbedder
+	weights ragpipe.SearchWeights
+	o       AskOptions
+	log     *slog.Logger
+	metrics *chatMetrics
+}
+
+// prepared is a question ready to be answered: its passages retrieved.
+type prepared struct {
+	tenant         string
+	conversationID string
+	question       answer.Question
+	citations      []ragpipe.Citation
+	retrieval      time.Duration
+}
+
+// prepare validates req, reads its conversation's history and retrieves
+// the passages: for a follow-up, with the question condensed with the
+// history.
+func (a *asker) prepare(ctx context.Context, tenant string, req askRequest) (*prepared, error) {
+	q, aq, err := req.validate(tenant, a.weights, a.o.MaxQuestionTokens)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if req.ConversationID != "" {
+		conv, err := a.s.Conversation(ctx, tenant, req.ConversationID)
+		if err != nil {
+			return nil, err
+		}
+		var history [][2]string
+		for _, t := range conv.Turns[max(0, len(conv.Turns)-maxHistoryTurns):] {
+			history = append(history, [2]string{t.Question, t.Answer})
+		}
+		q.Query = a.o.Answerer.Condense(ctx, history, q.Query)
+	}
+	if q.Mode != ragpipe.SearchKeyword {
+		vs, err := a.emb.Embed(ctx, []string{q.Query})
+		if err != nil {
+			return nil, err
+		}
+		q.Vector = vs[0]
+	}
+	results, err := a.s.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	p := &prepared{tenant: tenant, conversationID: req.ConversationID, question: aq,
+		citations: make([]ragpipe.Citation, len(results)), retrieval: time.Since(start)}
+	for i, r := range results {
+		p.citations[i] = ragpipe.Citation{N: i + 1, DocumentID: r.DocumentID, ChunkIndex: r.ChunkIndex, PageStart: r.PageStart,
+			PageEnd: r.PageEnd, Section: r.Section, Text: r.Text, Score: r.Score}
+		p.question.Passages = append(p.question.Passages, answer.Passage{N: i + 1, Text: r.Text, Section: r.Section,
+			PageStart: r.PageStart, PageEnd: r.PageEnd})
+	}
+	return p, nil
+}
+
+// maxHistoryTurns is how many of a conversation's last turns a follow-up sees.
+const maxHistoryTurns = 5
+
+// askResponse is an answer as JSON.
+type askResponse struct {
+	Answer         string             `json:"answer"`
+	Citations      []ragpipe.Citation `json:"citations"`
+	Model          string             `json:"model"`
+	Usage          usageJSON          `json:"usage"`
+	Timings        timingsJSON        `json:"timings"`
+	ConversationID string             `json:"conversation_id"`
+}
+
+// save stores the turn, the answer's markers renumbered and only the
+// passages cited kept, and returns the conversation's ID.
+func (a *asker) save(ctx context.Context, p *prepared, text string, res answer.Result) (string, string, []ragpipe.Citation, error) {
+	answerText, cited := answer.Cite(text, len(p.citations))
+	citations := make([]ragpipe.Citation, len(cited))
+	for k, n := range cited {
+		citations[k] = p.citations[n-1]
+		citations[k].N = k + 1
+	}
+	id, err := a.s.SaveTurn(context.WithoutCancel(ctx), p.tenant, p.conversationID, ragpipe.Turn{
+		Question: p.question.Text, Answer: answerText, Citations: citations, Provider: res.Provider, Model: res.Model,
+		PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens})
+	return id, answerText, citations, err
+}
+
+// answer runs the answerer to its end and stores the turn. A failure of
+// the model is a chatError with how long to wait.
+func (a *asker) answer(ctx context.Context, p *prepared) (*askResponse, time.Duration, error) {
+	genStart := time.Now()
+	run := startAnswer(ctx, a.o.Answerer, p.question)
+	defer run.cancel()
+	var text strings.Builder
+	var firstToken time.Duration
+	wait := a.o.FirstToken
+	for {
+		d, end, ok := run.next(ctx, wait)
+		if !ok {
+			if end.err != nil {
+				if ctx.Err() != nil {
+					return nil, 0, ctx.Err()
+				}
+				a.log.Warn("ask: the answering model failed", "err", end.err)
+				e, retry := chatError(end.err)
+				return nil, retry, e
+			}
+			a.metrics.observe(end.result, firstToken, time.Since(genStart))
+			id, answerText, citations, err := a.save(ctx, p, text.String(), end.result)
+			if err != nil {
+				return nil, 0, err
+			}
+			return &askResponse{Answer: answerText, Citations: citations, Model: end.result.Model,
+				Usage:          usageJSON{end.result.PromptTokens, end.result.CompletionTokens},
+				Timings:        timingsJSON{RetrievalMS: ms(p.retrieval), GenerationMS: ms(time.Since(genStart))},
+				ConversationID: id}, 0, nil
+		}
+		if text.Len() == 0 {
+			firstToken = time.Since(genStart)
+		}
+		text.WriteString(d)
+		wait = a.o.Idle
+	}
+}
+
+func handleAsk(a *asker) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var req askRequest
 		if err := c.Bind(&req); err != nil {
 			return ragpipe.Errorf(ragpipe.EINVALID, "body must be a JSON object with a \"question\"")
 		}
-		q, aq, err := req.validate(tenantOf(c), weights, o.MaxQuestionTokens)
-		if err != nil {
-			return err
-		}
-		stream := req.Stream || strings.Contains(c.Request().Header.Get(echo.HeaderAccept), "text/event-stream")
 		ctx := c.Request().Context()
-		start := time.Now()
-		if q.Mode != ragpipe.SearchKeyword {
-			vs, err := emb.Embed(ctx, []string{q.Query})
-			if err != nil {
-				return providerError(c, err)
-			}
-			q.Vector = vs[0]
-		}
-		results, err := s.Search(ctx, q)
+		p, err := a.prepare(ctx, tenantOf(c), req)
 		if err != nil {
-			return err
+			return askError(c, err)
 		}
-		retrieval := time.Since(start)
-		citations := make([]citationJSON, len(results))
-		for i, r := range results {
-			citations[i] = citationJSON{N: i + 1, DocumentID: r.DocumentID, ChunkIndex: r.ChunkIndex, PageStart: r.PageStart,
-				PageEnd: r.PageEnd, Section: r.Section, Text: r.Text, Score: r.Score}
-			aq.Passages = append(aq.Passages, answer.Passage{N: i + 1, Text: r.Text, Section: r.Section,
-				PageStart: r.PageStart, PageEnd: r.PageEnd})
+		if req.Stream || strings.Contains(c.Request().Header.Get(echo.HeaderAccept), "text/event-stream") {
+			return a.stream(c, p)
 		}
-		genStart := time.Now()
-		run := startAnswer(ctx, o.Answerer, aq)
-		defer run.cancel()
-		first, end, ok := run.next(ctx, o.FirstToken)
-		if !ok && end.err != nil {
+		out, retry, err := a.answer(ctx, p)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil // the client left
 			}
-			log.Warn("ask: the answering model failed before its first token", "model", o.Answerer.Model(), "err", end.err)
-			return chatError(c, end.err)
-		}
-		timings := func() timingsJSON {
-			return timingsJSON{RetrievalMS: ms(retrieval), GenerationMS: ms(time.Since(genStart))}
-		}
-		if stream {
-			return streamAnswer(c, run, first, ok, end, citations, o, timings, log)
-		}
-		var text strings.Builder
-		text.WriteString(first)
-		for ok {
-			var d string
-			if d, end, ok = run.next(ctx, o.Idle); ok {
-				text.WriteString(d)
+			if retry > 0 {
+				c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
 			}
-		}
-		if end.err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			log.Warn("ask: the answering model failed", "model", o.Answerer.Model(), "err", end.err)
-			return chatError(c, end.err)
-		}
-		answerText, cited := answer.Cite(text.String(), len(citations))
-		out := struct {
-			Answer    string         `json:"answer"`
-			Citations []citationJSON `json:"citations"`
-			Model     string         `json:"model"`
-			Usage     usageJSON      `json:"usage"`
-			Timings   timingsJSON    `json:"timings"`
-		}{Answer: answerText, Citations: make([]citationJSON, len(cited)), Model: o.Answerer.Model(),
-			Usage: usageJSON{end.usage.PromptTokens, end.usage.CompletionTokens}, Timings: timings()}
-		for k, n := range cited {
-			out.Citations[k] = citations[n-1]
-			out.Citations[k].N = k + 1
+			return err
 		}
 		return c.JSON(http.StatusOK, out)
 	}
 }
 
-// streamAnswer writes the answer as server-sent events: citations (every
-// passage the answerer was given, numbered as its markers name them), a
-// token event per piece of text, then done, or error when the answerer
-// fails or stalls once text has gone out.
-func streamAnswer(c echo.Context, run *askRun, first string, ok bool, end generation, citations []citationJSON,
-	o AskOptions, timings func() timingsJSON, log *slog.Logger) error {
+// askError answers a failure to prepare: an embedding provider's as a
+// search's, anything else as it is.
+func askError(c echo.Context, err error) error {
+	var pe interface{ RetryAfter() time.Duration }
+	if errors.As(err, &pe) || errors.Is(err, context.DeadlineExceeded) {
+		return providerError(c, err)
+	}
+	return err
+}
+
+// stream writes the answer as server-sent events: citations (every passage
+// the answerer was given, numbered as its markers name them), a token event
+// per piece of text, then done, or error when the answerer fails or stalls
+// once text has gone out. Nothing is written before the first token.
+func (a *asker) stream(c echo.Context, p *prepared) error {
 	ctx := c.Request().Context()
+	genStart := time.Now()
+	run := startAnswer(ctx, a.o.Answerer, p.question)
+	defer run.cancel()
+	first, end, ok := run.next(ctx, a.o.FirstToken)
+	if !ok && end.err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.log.Warn("ask: the answering model failed before its first token", "err", end.err)
+		e, retry := chatError(end.err)
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+		return e
+	}
+	firstToken := time.Since(genStart)
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, "text/event-stream")
 	w.Header().Set(echo.HeaderCacheControl, "no-cache")
@@ -309,11 +416,11 @@ func streamAnswer(c echo.Context, run *askRun, first string, ok bool, end genera
 		w.Flush()
 		return nil
 	}
-	if err := send("citations", map[string]any{"citations": citations}); err != nil {
+	if err := send("citations", map[string]any{"citations": p.citations}); err != nil {
 		return nil
 	}
 	var text strings.Builder
-	for delta := first; ok; delta, end, ok = run.next(ctx, o.Idle) {
+	for delta := first; ok; delta, end, ok = run.next(ctx, a.o.Idle) {
 		text.WriteString(delta)
 		if err := send("token", map[string]string{"text": delta}); err != nil {
 			return nil // the client left; run.cancel ends the call
@@ -323,20 +430,28 @@ func streamAnswer(c echo.Context, run *askRun, first string, ok bool, end genera
 		if ctx.Err() != nil {
 			return nil
 		}
-		log.Warn("ask: the answering model failed mid-answer", "model", o.Answerer.Model(), "err", end.err)
+		a.log.Warn("ask: the answering model failed mid-answer", "err", end.err)
 		code, msg := ragpipe.EUNAVAILABLE, "the answering model failed mid-answer"
-		if errors.Is(end.err, errStalled) {
+		if stalled(end.err) {
 			code, msg = ragpipe.ETIMEOUT, "the answering model stalled mid-answer"
 		}
 		_ = send("error", map[string]string{"code": code, "message": msg})
 		return nil
 	}
-	_, cited := answer.Cite(text.String(), len(citations))
+	a.metrics.observe(end.result, firstToken, time.Since(genStart))
+	id, _, _, err := a.save(ctx, p, text.String(), end.result)
+	if err != nil {
+		a.log.Error("ask: store the conversation turn", "err", err)
+		_ = send("error", map[string]string{"code": ragpipe.EUNAVAILABLE, "message": "the answer could not be stored"})
+		return nil
+	}
+	_, cited := answer.Cite(text.String(), len(p.citations))
 	_ = send("done", map[string]any{
-		"model":   o.Answerer.Model(),
-		"usage":   usageJSON{end.usage.PromptTokens, end.usage.CompletionTokens},
-		"timings": timings(),
-		"cited":   nonNil(cited),
+		"model":           end.result.Model,
+		"usage":           usageJSON{end.result.PromptTokens, end.result.CompletionTokens},
+		"timings":         timingsJSON{RetrievalMS: ms(p.retrieval), GenerationMS: ms(time.Since(genStart))},
+		"cited":           nonNil(cited),
+		"conversation_id": id,
 	})
 	return nil
 }

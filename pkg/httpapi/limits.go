@@ -58,7 +58,7 @@ func deadlines(d Deadlines) echo.MiddlewareFunc {
 			}
 			upload := c.Request().Method == http.MethodPost && c.Path() == "/v1/documents"
 			// Event streams and answers (bounded by AskOptions' timeouts) run longer.
-			if d.Write > 0 && !upload && c.Path() != "/v1/jobs/:id/events" && c.Path() != "/v1/ask" {
+			if d.Write > 0 && !upload && c.Path() != "/v1/jobs/:id/events" && c.Path() != "/v1/ask" && c.Path() != "/v1/ask/batch" {
 				_ = rc.SetWriteDeadline(time.Now().Add(d.Write))
 			}
 			// The read deadline stays: after the handler the server may read

@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ragpipe/ragpipe/pkg/answer"
 )
 
 // metrics are the API process's Prometheus metrics, on a registry of its
@@ -17,6 +19,23 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	chat     *chatMetrics
+}
+
+// chatMetrics are /v1/ask's, by the provider and model that answered:
+// both come from configuration, so their values are bounded.
+type chatMetrics struct {
+	tokens     *prometheus.CounterVec
+	firstToken *prometheus.HistogramVec
+	total      *prometheus.HistogramVec
+}
+
+// observe counts one answer's tokens and times.
+func (m *chatMetrics) observe(r answer.Result, firstToken, total time.Duration) {
+	m.tokens.WithLabelValues(r.Provider, r.Model, "prompt").Add(float64(r.PromptTokens))
+	m.tokens.WithLabelValues(r.Provider, r.Model, "completion").Add(float64(r.CompletionTokens))
+	m.firstToken.WithLabelValues(r.Provider, r.Model).Observe(firstToken.Seconds())
+	m.total.WithLabelValues(r.Provider, r.Model).Observe(total.Seconds())
 }
 
 // queueCollector reads queue depths when scraped, so an autoscaler (e.g.
@@ -57,6 +76,21 @@ func newMetrics(admin QueueAdmin, waiting func(ctx context.Context) (int, error)
 			Buckets: prometheus.DefBuckets,
 		}, []string{"method", "route"}),
 	}
+	chatBuckets := []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60}
+	m.chat = &chatMetrics{
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ragpipe_chat_tokens_total", Help: "Tokens of /v1/ask answers by provider, model and kind (prompt, completion).",
+		}, []string{"provider", "model", "kind"}),
+		firstToken: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ragpipe_chat_first_token_seconds", Help: "Time from the start of generation to the first token, by provider and model.",
+			Buckets: chatBuckets,
+		}, []string{"provider", "model"}),
+		total: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ragpipe_chat_generation_seconds", Help: "Time of a whole generation, by provider and model.",
+			Buckets: chatBuckets,
+		}, []string{"provider", "model"}),
+	}
+	m.reg.MustRegister(m.chat.tokens, m.chat.firstToken, m.chat.total)
 	m.reg.MustRegister(m.requests, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if admin != nil && waiting != nil {
 		m.reg.MustRegister(&queueCollector{

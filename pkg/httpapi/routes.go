@@ -39,7 +39,13 @@ func addRoutes(e *echo.Echo, p Params) {
 	v1.POST("/jobs/:id/cancel", handleCancelJob(p.Store))
 	v1.POST("/search", handleSearch(p.Store, p.Embedder, p.SearchWeights, p.Rerank, p.Logger))
 	v1.GET("/collections", handleListCollections(p.Store))
-	v1.POST("/ask", handleAsk(p.Store, p.Embedder, p.SearchWeights, p.Ask, p.Logger))
+	ask := &asker{s: p.Store, emb: p.Embedder, weights: p.SearchWeights, o: p.Ask, log: p.Logger, metrics: m.chat}
+	v1.POST("/ask", handleAsk(ask))
+	v1.POST("/ask/batch", handleAskBatch(ask))
+	v1.GET("/conversations", handleListConversations(p.Store))
+	v1.GET("/conversations/:id", handleGetConversation(p.Store))
+	v1.DELETE("/conversations/:id", handleDeleteConversation(p.Store))
+	v1.GET("/usage", handleUsage(p.Store))
 
 	v1.POST("/webhooks", handleCreateWebhook(p))
 	v1.GET("/webhooks", handleListWebhooks(p.Webhooks))

@@ -29,6 +29,11 @@ type Store interface {
 	Job(ctx context.Context, tenantID, id string) (*ragpipe.Job, error)
 	Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.SearchResult, error)
 	Collections(ctx context.Context, tenantID string) ([]ragpipe.Collection, error)
+	SaveTurn(ctx context.Context, tenantID, conversationID string, t ragpipe.Turn) (string, error)
+	Conversation(ctx context.Context, tenantID, id string) (*ragpipe.Conversation, error)
+	Conversations(ctx context.Context, tenantID, cursor string, limit int) ([]*ragpipe.Conversation, string, error)
+	DeleteConversation(ctx context.Context, tenantID, id string) error
+	ChatUsage(ctx context.Context, tenantID string, from, to time.Time) ([]ragpipe.UsageTotal, error)
 }
 
 // Ingest accepts, re-ingests and deletes documents (pkg/ingest's Service).

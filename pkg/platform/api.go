@@ -66,7 +66,7 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		}
 		rerankOptions.Reranker = rr
 	}
-	answerer, err := newAnswerer(cfg)
+	answerer, err := newAnswerer(cfg, rdb, log)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -96,8 +96,9 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		SearchWeights:  ragpipe.SearchWeights{Keyword: 1, Vector: vectorWeight},
 		Rerank:         rerankOptions,
-		Ask: httpapi.AskOptions{Answerer: answerer, FirstToken: cfg.ChatFirstTokenTimeout, Idle: cfg.ChatIdleTimeout,
-			MaxQuestionTokens: cfg.AskMaxQuestionTokens},
+		// Each link of the chain bounds its own first token; this bounds them all.
+		Ask: httpapi.AskOptions{Answerer: answerer, FirstToken: answerer.MaxFirstToken() + time.Second, Idle: cfg.ChatIdleTimeout,
+			MaxQuestionTokens: cfg.AskMaxQuestionTokens, BatchMax: cfg.AskBatchMax, BatchConcurrency: cfg.AskBatchConcurrency},
 		OpenAPI:      docs.OpenAPI,
 		Backpressure: &httpapi.Backpressure{Limit: cfg.MaxQueuedJobs, RetryAfter: 30 * time.Second, Count: db.QueuedJobs},
 		Events:       a.events,
@@ -164,10 +165,28 @@ func (a *API) Close() {
 	a.db.Close()
 }
 
-// newAnswerer returns the answerer RAGPIPE_CHAT_PROVIDER names.
-func newAnswerer(cfg config.Config) (answer.Answerer, error) {
-	if cfg.ChatProvider == "openai" {
-		return answer.NewOpenAI(answer.OpenAIConfig{BaseURL: cfg.ChatBaseURL, APIKey: cfg.ChatAPIKey, Model: cfg.ChatModel})
+// newAnswerer returns the chain of answerers RAGPIPE_CHAT_PROVIDER and
+// RAGPIPE_CHAT_FALLBACK name, each remote one behind shared budgets and a
+// breaker (the embedding side's CallGuard, under keys of its own).
+func newAnswerer(cfg config.Config, rdb *redis.Client, log *slog.Logger) (*answer.Chain, error) {
+	var links []answer.Link
+	for _, p := range cfg.ChatProviders() {
+		if p.Name == "extractive" {
+			links = append(links, answer.Link{Name: p.Name, Answerer: answer.Extractive{}})
+			continue
+		}
+		newLLM := map[string]func(answer.ChatConfig) (*answer.LLM, error){
+			"openai": answer.NewOpenAI, "anthropic": answer.NewAnthropic, "ollama": answer.NewOllama}[p.Name]
+		llm, err := newLLM(answer.ChatConfig{BaseURL: p.BaseURL, APIKey: p.APIKey, Model: p.Model})
+		if err != nil {
+			return nil, fmt.Errorf("chat provider %s: %w", p.Name, err)
+		}
+		links = append(links, answer.Link{Name: p.Name, Answerer: llm, Guard: embed.NewCallGuard(embed.GuardOptions{
+			Name: "chat-" + p.Name, Budget: redisBudget{redis_rate.NewLimiter(rdb)},
+			RequestsPerMinute: cfg.ChatRequestsPerMin, TokensPerMinute: cfg.ChatTokensPerMin,
+			BreakerFailures: cfg.ChatBreakerFailures, BreakerCooldown: cfg.ChatBreakerCooldown,
+		})})
 	}
-	return answer.Extractive{}, nil
+	return answer.NewChain(answer.ChainOptions{FirstToken: cfg.ChatFirstTokenTimeout, Retries: cfg.ChatRetries,
+		Backoff: 250 * time.Millisecond, MaxWait: 5 * time.Second, Logger: log}, links...), nil
 }

@@ -144,6 +144,49 @@ func TestAskExtractive(t *testing.T) {
 		t.Errorf("done = %v", done)
 	}
 
+	// Every answer is a turn of a conversation; a follow-up joins the
+	// previous question's terms to its own for retrieval.
+	convID, _ := a.Body["conversation_id"].(string)
+	if len(convID) != 36 || done["conversation_id"] == convID || len(done["conversation_id"].(string)) != 36 {
+		t.Fatalf("conversation ids: JSON %q, stream %v", convID, done["conversation_id"])
+	}
+	follow := s.JSON(t, key, http.MethodPost, "/v1/ask", map[string]any{"question": "And by what means?", "conversation_id": convID})
+	if follow.Status != http.StatusOK || follow.Body["conversation_id"] != convID || !strings.Contains(follow.Body["answer"].(string), "by any means") {
+		t.Errorf("follow-up: %d %s", follow.Status, follow.Raw)
+	}
+	conv := s.JSON(t, key, http.MethodGet, "/v1/conversations/"+convID, nil)
+	turns, _ := conv.Body["turns"].([]any)
+	if conv.Status != http.StatusOK || conv.Body["title"] != question || conv.Body["turn_count"] != 2.0 || len(turns) != 2 ||
+		turns[1].(map[string]any)["question"] != "And by what means?" || turns[0].(map[string]any)["answer"] != ans {
+		t.Errorf("conversation: %d %s", conv.Status, conv.Raw)
+	}
+	if other := s.Key(t, "other"); s.JSON(t, other, http.MethodGet, "/v1/conversations/"+convID, nil).Status != http.StatusNotFound ||
+		s.JSON(t, other, http.MethodPost, "/v1/ask", map[string]any{"question": "x", "conversation_id": convID}).Status != http.StatusNotFound {
+		t.Error("another tenant reached the conversation")
+	}
+	list := s.JSON(t, key, http.MethodGet, "/v1/conversations?limit=1", nil)
+	if convs := list.Body["conversations"].([]any); len(convs) != 1 || list.Body["next_cursor"] == "" {
+		t.Errorf("conversations page: %s", list.Raw)
+	}
+
+	// A batch answers in order; a bad item fails alone.
+	batch := s.JSON(t, key, http.MethodPost, "/v1/ask/batch", map[string]any{"requests": []any{
+		map[string]any{"question": question, "collection": "licences"},
+		map[string]any{"question": "x", "max_tokens": 0},
+		map[string]any{"question": "zebra marmalade quantum"},
+	}})
+	results, _ := batch.Body["results"].([]any)
+	if batch.Status != http.StatusOK || len(results) != 3 {
+		t.Fatalf("batch: %d %s", batch.Status, batch.Raw)
+	}
+	r0, r1, r2 := results[0].(map[string]any), results[1].(map[string]any), results[2].(map[string]any)
+	if r0["answer"] != ans || r1["error"].(map[string]any)["code"] != "invalid_max_tokens" || r2["answer"] != answer.NothingFound {
+		t.Errorf("batch results: %s", batch.Raw)
+	}
+	if r := s.JSON(t, key, http.MethodPost, "/v1/ask/batch", map[string]any{"requests": make([]any, 21)}); r.Status != 422 {
+		t.Errorf("batch of 21: %d %s", r.Status, r.Raw)
+	}
+
 	nothing := s.JSON(t, key, http.MethodPost, "/v1/ask", map[string]any{"question": "zebra marmalade quantum"})
 	if nothing.Status != http.StatusOK || nothing.Body["answer"] != answer.NothingFound || len(nothing.Body["citations"].([]any)) != 0 {
 		t.Errorf("unrelated question: %d %s", nothing.Status, nothing.Raw)
@@ -172,6 +215,24 @@ func TestAskExtractive(t *testing.T) {
 		if tc.code == "token_limit_exceeded" && (e["tokens"] != 1201.0 || e["limit"] != 512.0) {
 			t.Errorf("token limit error %v; want tokens 1201, limit 512", e)
 		}
+	}
+	if r := s.JSON(t, key, http.MethodPost, "/v1/ask", map[string]any{"question": "x", "conversation_id": "0f8e2c1a-6b3d-4f7e-8a9b-1c2d3e4f5a6b"}); r.Status != http.StatusNotFound {
+		t.Errorf("unknown conversation: %d %s", r.Status, r.Raw)
+	}
+
+	// Answers so far: JSON, stream, follow-up, two of the batch, "nothing".
+	spent := s.JSON(t, key, http.MethodGet, "/v1/usage", nil)
+	totals, _ := spent.Body["usage"].([]any)
+	if spent.Status != http.StatusOK || len(totals) != 1 || totals[0].(map[string]any)["requests"] != 6.0 ||
+		totals[0].(map[string]any)["provider"] != "extractive" || totals[0].(map[string]any)["completion_tokens"].(float64) < 30 {
+		t.Errorf("usage: %d %s", spent.Status, spent.Raw)
+	}
+	if r := s.JSON(t, key, http.MethodGet, "/v1/usage?from=2030-01-01T00:00:00Z&to=2020-01-01T00:00:00Z", nil); r.Status != 422 {
+		t.Errorf("usage from after to: %d", r.Status)
+	}
+	if del := s.JSON(t, key, http.MethodDelete, "/v1/conversations/"+convID, nil); del.Status != http.StatusNoContent ||
+		s.JSON(t, key, http.MethodGet, "/v1/conversations/"+convID, nil).Status != http.StatusNotFound {
+		t.Errorf("delete conversation: %d", del.Status)
 	}
 }
 
@@ -214,11 +275,22 @@ func TestAskOpenAIReplay(t *testing.T) {
 	if u := a.Body["usage"].(map[string]any); a.Body["model"] != "gpt-4o-mini" || u["prompt_tokens"] != 812.0 || u["completion_tokens"] != 17.0 {
 		t.Errorf("model %v usage %v", a.Body["model"], u)
 	}
-	sent := replay.LastRequest()
+	seen := replay.Requests()
+	sent := seen[len(seen)-1].Body
 	msgs := sent["messages"].([]any)
 	if sent["stream"] != true || sent["model"] != "gpt-4o-mini" || sent["temperature"] != 0.2 || len(msgs) != 2 ||
 		msgs[0].(map[string]any)["role"] != "system" || !strings.Contains(msgs[1].(map[string]any)["content"].(string), "Question: When may a modified work be distributed?") {
 		t.Errorf("request to the provider: %v", sent)
+	}
+
+	// A follow-up is condensed with the history by the model before retrieval.
+	follow := s.JSON(t, key, http.MethodPost, "/v1/ask", map[string]any{"question": "And unmodified?", "mode": "keyword",
+		"conversation_id": a.Body["conversation_id"]})
+	seen = replay.Requests()
+	condense := seen[len(seen)-2].Body["messages"].([]any)
+	if follow.Status != http.StatusOK || follow.Body["conversation_id"] != a.Body["conversation_id"] ||
+		!strings.Contains(condense[0].(map[string]any)["content"].(string), "Follow-up question: And unmodified?") {
+		t.Errorf("follow-up: %d %s; condense request %v", follow.Status, follow.Raw, condense)
 	}
 
 	status, _, events := askStream(t, s.URL, key, ask)
@@ -306,4 +378,113 @@ func TestAskOpenAIReplay(t *testing.T) {
 			t.Error("the provider's connection stayed open after the client left")
 		}
 	})
+}
+
+// askStackWithNotes starts a stack on Redis db with two short notes
+// ingested, tuned by tune.
+func askStackWithNotes(t *testing.T, db int, tune func(*config.Config)) (*stack, string) {
+	t.Helper()
+	s := startStackOn(t, db, tune)
+	key := s.Key(t, "acme")
+	for i, text := range []string{"Work may be distributed unmodified.", "A modified work must be distributed with a notice of change."} {
+		r := s.Upload(t, key, "note"+strconv.Itoa(i)+".txt", []byte(text), nil)
+		if job := s.WaitJob(t, key, r.Body["job_id"].(string)); job["status"] != "succeeded" {
+			t.Fatalf("job %v", job)
+		}
+	}
+	return s, key
+}
+
+// Anthropic's Messages stream and Ollama's /api/chat NDJSON, replayed,
+// answer through their langchaingo clients with their usage and model.
+func TestAskAnthropicAndOllamaReplay(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		provider, file, model, path string
+		db                          int
+		prompt, completion          float64
+	}{
+		{"anthropic", "anthropic-stream.sse", "claude-3-5-haiku-20241022", "/v1/messages", 13, 640, 12},
+		{"ollama", "ollama-chat.ndjson", "llama3.2:3b", "/api/chat", 14, 523, 9},
+	} {
+		t.Run(tc.provider, func(t *testing.T) {
+			t.Parallel()
+			transcript, err := os.ReadFile("../../internal/fakeopenai/testdata/" + tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			replay := &fakeopenai.ChatReplay{Transcript: transcript, NDJSON: tc.provider == "ollama"}
+			provider := httptest.NewServer(replay)
+			t.Cleanup(provider.Close)
+			s, key := askStackWithNotes(t, tc.db, func(c *config.Config) {
+				c.ChatProvider, c.ChatModel = tc.provider, tc.model
+				c.ChatBaseURL = provider.URL
+				if tc.provider == "anthropic" {
+					c.ChatBaseURL, c.ChatAPIKey = provider.URL+"/v1", "test-anthropic-key"
+				}
+			})
+			ask := map[string]any{"question": "When may a modified work be distributed?", "mode": "keyword"}
+			a := s.JSON(t, key, http.MethodPost, "/v1/ask", ask)
+			u, _ := a.Body["usage"].(map[string]any)
+			if a.Status != http.StatusOK || a.Body["answer"] != "A modified work must say it was changed [1]." ||
+				a.Body["model"] != tc.model || u["prompt_tokens"] != tc.prompt || u["completion_tokens"] != tc.completion {
+				t.Errorf("ask: %d %s", a.Status, a.Raw)
+			}
+			checkCitations(t, a.Body["answer"].(string), a.Body["citations"].([]any))
+			seen := replay.Requests()
+			last := seen[len(seen)-1]
+			if last.Path != tc.path || last.Body["model"] != tc.model || last.Body["stream"] != true {
+				t.Errorf("request: %s %v", last.Path, last.Body)
+			}
+			if tc.provider == "anthropic" && last.Header.Get("X-Api-Key") != "test-anthropic-key" {
+				t.Errorf("x-api-key = %q", last.Header.Get("X-Api-Key"))
+			}
+			status, _, events := askStream(t, s.URL, key, ask)
+			if status != http.StatusOK || len(events) != 4 || events[1].Data["text"] != "A modified work" ||
+				events[2].Data["text"] != " must say it was changed [2]." || events[3].Event != "done" {
+				t.Errorf("stream: %d %v", status, events)
+			}
+		})
+	}
+}
+
+// A 429 with Retry-After is waited out and retried; a provider failing on
+// every retry falls back to the extractive answerer, and after enough
+// failures its breaker opens and it is not called at all.
+func TestAskRetryFallbackBreaker(t *testing.T) {
+	t.Parallel()
+	transcript, err := os.ReadFile("../../internal/fakeopenai/testdata/chat-stream.sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replay := &fakeopenai.ChatReplay{Transcript: transcript}
+	provider := httptest.NewServer(replay)
+	t.Cleanup(provider.Close)
+	s, key := askStackWithNotes(t, 15, func(c *config.Config) {
+		c.ChatProvider, c.ChatBaseURL, c.ChatModel = "openai", provider.URL+"/v1", "gpt-4o-mini"
+		c.ChatFallback = []string{"extractive"}
+		c.ChatBreakerFailures, c.ChatBreakerCooldown, c.ChatRetries = 3, time.Minute, 2
+	})
+	ask := map[string]any{"question": "When may a modified work be distributed?", "mode": "keyword"}
+
+	replay.SetFaults(fakeopenai.Faults{Status: http.StatusTooManyRequests, RetryAfter: 1, Count: 1})
+	start := time.Now()
+	a := s.JSON(t, key, http.MethodPost, "/v1/ask", ask)
+	if took := time.Since(start); a.Status != http.StatusOK || a.Body["model"] != "gpt-4o-mini" || took < time.Second || len(replay.Requests()) != 2 {
+		t.Errorf("after a 429 with Retry-After 1: %d %v in %v after %d requests", a.Status, a.Body["model"], took, len(replay.Requests()))
+	}
+
+	replay.SetFaults(fakeopenai.Faults{Status: http.StatusInternalServerError})
+	a = s.JSON(t, key, http.MethodPost, "/v1/ask", ask)
+	if a.Status != http.StatusOK || a.Body["model"] != "extractive" || !strings.Contains(a.Body["answer"].(string), "[1]") {
+		t.Errorf("failing provider: %d %s; want the extractive fallback", a.Status, a.Raw)
+	}
+	if n := len(replay.Requests()); n != 5 {
+		t.Errorf("%d requests; want 2 + 3 (one try, two retries)", n)
+	}
+	// Three consecutive failures opened the breaker: no call now.
+	a = s.JSON(t, key, http.MethodPost, "/v1/ask", ask)
+	if a.Status != http.StatusOK || a.Body["model"] != "extractive" || len(replay.Requests()) != 5 {
+		t.Errorf("open breaker: %d %v, %d requests", a.Status, a.Body["model"], len(replay.Requests()))
+	}
 }
