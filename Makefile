@@ -41,9 +41,10 @@ chaos: services build
 eval: services
 	RAGPIPE_EVAL=1 $(GO) test -count=1 -timeout 60m -v -run '^TestSciFact$$' ./eval/
 
-## bench: the figures in docs/performance.md and docs/search.md: upsert rows/s,
-## search on 200,000 chunks (about 20 minutes to load), upload-to-ready of a
-## 120-page PDF, chunking and embedding speed, peak memory per format
+## bench: the figures in docs/performance.md, docs/search.md and docs/ask.md:
+## upsert rows/s, search on 200,000 chunks (about 20 minutes to load),
+## upload-to-ready of a 120-page PDF, what /v1/ask adds to a provider's first
+## token, chunking and embedding speed, peak memory per format
 ## (docs/security.md), then PDF pages/s beside
 ## pdftotext's and word recall on Debian's doc PDFs (scripts/extract-bench.sh)
 bench: services

@@ -270,6 +270,24 @@ func TestSciFact(t *testing.T) {
 		fmt.Fprintf(&b, "%-26s %8.3f %10.3f %8s %8s %6s %6s %9.3f\n", mode, m.ndcg, m.recall,
 			m.p50.Round(100*time.Microsecond), m.p95.Round(100*time.Microsecond), floor, goal, m.slice)
 	}
+
+	// Answers: every judged query asked of the extractive answerer,
+	// streamed, timed from the client to the first token and to the end.
+	var first, total []time.Duration
+	cited := 0
+	for _, q := range judged {
+		st := s.AskStream(t, key, map[string]any{"question": q.Text})
+		if st.Status != http.StatusOK || len(st.Events) < 2 || st.Events[len(st.Events)-1].Event != "done" {
+			t.Fatalf("ask %q: %d %v", q.Text, st.Status, st.Events)
+		}
+		first, total = append(first, st.FirstToken), append(total, st.Total)
+		if n, _ := st.Events[len(st.Events)-1].Data["cited"].([]any); len(n) > 0 {
+			cited++
+		}
+	}
+	fmt.Fprintf(&b, "\n/v1/ask, extractive, streamed (%d questions, %d answered with citations): first token p50 %s p95 %s; whole answer p50 %s p95 %s\n",
+		len(judged), cited, percentile(first, 0.5).Round(100*time.Microsecond), percentile(first, 0.95).Round(100*time.Microsecond),
+		percentile(total, 0.5).Round(100*time.Microsecond), percentile(total, 0.95).Round(100*time.Microsecond))
 	fmt.Print(b.String())
 	for mode, f := range floors {
 		if results[mode].ndcg < f {

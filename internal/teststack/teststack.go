@@ -4,6 +4,7 @@
 package teststack
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -213,4 +215,62 @@ func (s *Stack) WaitJob(t testing.TB, key, jobID string) map[string]any {
 	}
 	t.Fatalf("job %s did not end within 90s", jobID)
 	return nil
+}
+
+// Event is a server-sent event, its data decoded.
+type Event struct {
+	Event string
+	Data  map[string]any
+}
+
+// Stream is an answer of server-sent events, read whole: FirstToken is when
+// its first "token" event arrived, Total when it ended, both from the
+// request's start.
+type Stream struct {
+	Status            int
+	Header            http.Header
+	Events            []Event
+	FirstToken, Total time.Duration
+}
+
+// AskStream posts body to /v1/ask asking for events, and reads them all.
+func (s *Stack) AskStream(t testing.TB, key string, body any) Stream {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequest(http.MethodPost, s.URL+"/v1/ask", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := Stream{Status: resp.StatusCode, Header: resp.Header}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	var cur Event
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			cur.Event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &cur.Data); err != nil {
+				t.Fatalf("event data %q: %v", line, err)
+			}
+		case line == "" && cur.Event != "":
+			if cur.Event == "token" && out.FirstToken == 0 {
+				out.FirstToken = time.Since(start)
+			}
+			out.Events = append(out.Events, cur)
+			cur = Event{}
+		}
+	}
+	out.Total = time.Since(start)
+	return out
 }

@@ -249,6 +249,20 @@ func (r *mdRenderer) block(nextPrefix string) {
 	r.prefix = nextPrefix
 }
 
+// listItem is the prefix of a list item in the innermost open list,
+// indented by the lists around it: "- ", or the <ol>'s next number.
+func (r *mdRenderer) listItem() string {
+	indent, marker := "", "- "
+	if k := len(r.lists); k > 0 {
+		indent = strings.Repeat("  ", k-1)
+		if r.lists[k-1] > 0 {
+			marker = strconv.Itoa(r.lists[k-1]) + ". "
+			r.lists[k-1]++
+		}
+	}
+	return indent + marker
+}
+
 func (r *mdRenderer) raw(text string) {
 	r.block("")
 	if strings.TrimSpace(text) == "" {
@@ -307,15 +321,7 @@ func (r *mdRenderer) render(n *html.Node, depth int) {
 		r.lists = r.lists[:len(r.lists)-1]
 		r.block("")
 	case atom.Li:
-		indent, marker := "", "- "
-		if k := len(r.lists); k > 0 {
-			indent = strings.Repeat("  ", k-1)
-			if r.lists[k-1] > 0 {
-				marker = strconv.Itoa(r.lists[k-1]) + ". "
-				r.lists[k-1]++
-			}
-		}
-		r.block(indent + marker)
+		r.block(r.listItem())
 		children()
 		r.block("")
 	case atom.Pre:

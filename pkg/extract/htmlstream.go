@@ -174,15 +174,7 @@ func (s *streamRenderer) start(a atom.Atom, skip bool, olStart int) {
 		s.block("")
 		s.lists = append(s.lists, olStart)
 	case atom.Li:
-		indent, marker := "", "- "
-		if k := len(s.lists); k > 0 {
-			indent = strings.Repeat("  ", k-1)
-			if s.lists[k-1] > 0 {
-				marker = strconv.Itoa(s.lists[k-1]) + ". "
-				s.lists[k-1]++
-			}
-		}
-		s.block(indent + marker)
+		s.block(s.listItem())
 	case atom.Pre:
 		s.endRow()
 		s.block("")

@@ -48,19 +48,10 @@ const (
 )
 
 type askRequest struct {
-	Question      string                     `json:"question"`
-	TopK          int                        `json:"top_k"`
-	Mode          string                     `json:"mode"`
-	Language      string                     `json:"language"`
-	Collection    string                     `json:"collection"`
-	DocumentIDs   []string                   `json:"document_ids"`
-	Metadata      map[string]json.RawMessage `json:"metadata"`
-	CreatedAfter  string                     `json:"created_after"`
-	CreatedBefore string                     `json:"created_before"`
-	Weights       *struct {
-		Keyword *float64 `json:"keyword"`
-		Vector  *float64 `json:"vector"`
-	} `json:"weights"`
+	Question string `json:"question"`
+	TopK     int    `json:"top_k"`
+	Mode     string `json:"mode"`
+	filterRequest
 	MaxTokens      *int     `json:"max_tokens"`
 	Temperature    *float64 `json:"temperature"`
 	Stream         bool     `json:"stream"`
@@ -130,14 +121,12 @@ func (r askRequest) validate(tenant string, weights ragpipe.SearchWeights, maxQu
 			return q, aq, ragpipe.FieldErrorf("conversation_id", "%q is not a conversation ID", r.ConversationID)
 		}
 	}
-	search := searchRequest{Collection: r.Collection, DocumentIDs: r.DocumentIDs, Metadata: r.Metadata, Language: r.Language,
-		CreatedAfter: r.CreatedAfter, CreatedBefore: r.CreatedBefore, Weights: r.Weights}
 	for _, id := range q.DocumentIDs {
 		if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
 			return q, aq, ragpipe.FieldErrorf("document_ids", "%q is not a document ID", id)
 		}
 	}
-	if err := search.validateFilters(&q, weights); err != nil {
+	if err := r.validateFilters(&q, weights); err != nil {
 		return q, aq, err
 	}
 	return q, aq, nil

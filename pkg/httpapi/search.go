@@ -26,9 +26,17 @@ const (
 )
 
 type searchRequest struct {
-	Query         string                     `json:"query"`
-	TopK          int                        `json:"top_k"`
-	Mode          string                     `json:"mode"`
+	Query string `json:"query"`
+	TopK  int    `json:"top_k"`
+	Mode  string `json:"mode"`
+	filterRequest
+	Explain bool  `json:"explain"`
+	Rerank  *bool `json:"rerank"`
+}
+
+// filterRequest is what narrows and weighs a search, in every request that
+// searches (search, ask).
+type filterRequest struct {
 	Language      string                     `json:"language"`
 	Collection    string                     `json:"collection"`
 	DocumentIDs   []string                   `json:"document_ids"`
@@ -39,8 +47,6 @@ type searchRequest struct {
 		Keyword *float64 `json:"keyword"`
 		Vector  *float64 `json:"vector"`
 	} `json:"weights"`
-	Explain bool  `json:"explain"`
-	Rerank  *bool `json:"rerank"`
 }
 
 type searchResultJSON struct {
@@ -224,7 +230,7 @@ func (r searchRequest) validate(tenant string, weights ragpipe.SearchWeights) (r
 
 // validateFilters reads the filters, weights and language of a search
 // (and of anything that searches); a bad one is 422 naming its field.
-func (r searchRequest) validateFilters(q *ragpipe.SearchQuery, weights ragpipe.SearchWeights) error {
+func (r filterRequest) validateFilters(q *ragpipe.SearchQuery, weights ragpipe.SearchWeights) error {
 	if r.Collection != "" && !collectionRe.MatchString(r.Collection) {
 		return ragpipe.FieldErrorf("collection", "not a collection name")
 	}

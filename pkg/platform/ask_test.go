@@ -15,46 +15,16 @@ import (
 	"time"
 
 	"github.com/ragpipe/ragpipe/internal/fakeopenai"
+	"github.com/ragpipe/ragpipe/internal/teststack"
 	"github.com/ragpipe/ragpipe/pkg/answer"
 	"github.com/ragpipe/ragpipe/pkg/config"
 )
 
-type sseMessage struct {
-	Event string
-	Data  map[string]any
-}
-
 // askStream posts body to /v1/ask asking for events and reads them all.
-func askStream(t *testing.T, url, key string, body any) (int, http.Header, []sseMessage) {
+func askStream(t *testing.T, s *stack, key string, body any) (int, http.Header, []teststack.Event) {
 	t.Helper()
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, url+"/v1/ask", bytes.NewReader(b))
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out []sseMessage
-	sc := bufio.NewScanner(resp.Body)
-	var cur sseMessage
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "event: "):
-			cur.Event = strings.TrimPrefix(line, "event: ")
-		case strings.HasPrefix(line, "data: "):
-			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &cur.Data); err != nil {
-				t.Fatalf("event data %q: %v", line, err)
-			}
-		case line == "" && cur.Event != "":
-			out = append(out, cur)
-			cur = sseMessage{}
-		}
-	}
-	return resp.StatusCode, resp.Header, out
+	st := s.AskStream(t, key, body)
+	return st.Status, st.Header, st.Events
 }
 
 var markerRe = regexp.MustCompile(`\[(\d+)\]`)
@@ -120,7 +90,7 @@ func TestAskExtractive(t *testing.T) {
 	}
 
 	// Streamed: citations, then the same answer in deltas, then done.
-	status, header, events := askStream(t, s.URL, key, map[string]any{"question": question, "collection": "licences"})
+	status, header, events := askStream(t, s, key, map[string]any{"question": question, "collection": "licences"})
 	if status != http.StatusOK || header.Get("Content-Type") != "text/event-stream" || len(events) < 3 {
 		t.Fatalf("stream: %d %q %v", status, header.Get("Content-Type"), events)
 	}
@@ -250,17 +220,10 @@ func TestAskOpenAIReplay(t *testing.T) {
 	replay := &fakeopenai.ChatReplay{Transcript: transcript}
 	provider := httptest.NewServer(replay)
 	t.Cleanup(provider.Close)
-	s := startStackOn(t, 12, func(c *config.Config) {
+	s, key := askStackWithNotes(t, 12, func(c *config.Config) {
 		c.ChatProvider, c.ChatBaseURL, c.ChatModel = "openai", provider.URL+"/v1", "gpt-4o-mini"
 		c.ChatFirstTokenTimeout, c.ChatIdleTimeout = 500*time.Millisecond, 500*time.Millisecond
 	})
-	key := s.Key(t, "acme")
-	for i, text := range []string{"Work may be distributed unmodified.", "A modified work must be distributed with a notice of change."} {
-		r := s.Upload(t, key, "note"+string(rune('a'+i))+".txt", []byte(text), nil)
-		if job := s.WaitJob(t, key, r.Body["job_id"].(string)); job["status"] != "succeeded" {
-			t.Fatalf("job %v", job)
-		}
-	}
 	ask := map[string]any{"question": "When may a modified work be distributed?", "mode": "keyword", "temperature": 0.2, "max_tokens": 200}
 
 	a := s.JSON(t, key, http.MethodPost, "/v1/ask", ask)
@@ -293,7 +256,7 @@ func TestAskOpenAIReplay(t *testing.T) {
 		t.Errorf("follow-up: %d %s; condense request %v", follow.Status, follow.Raw, condense)
 	}
 
-	status, _, events := askStream(t, s.URL, key, ask)
+	status, _, events := askStream(t, s, key, ask)
 	var deltas []string
 	for _, e := range events {
 		if e.Event == "token" {
@@ -313,7 +276,7 @@ func TestAskOpenAIReplay(t *testing.T) {
 		defer replay.SetFaults(fakeopenai.Faults{})
 		gone := replay.Gone()
 		start := time.Now()
-		status, header, events := askStream(t, s.URL, key, ask)
+		status, header, events := askStream(t, s, key, ask)
 		if status != http.StatusGatewayTimeout || header.Get("Retry-After") == "" || len(events) != 0 {
 			t.Errorf("stalled provider: %d, Retry-After %q, %d events", status, header.Get("Retry-After"), len(events))
 		}
@@ -329,7 +292,7 @@ func TestAskOpenAIReplay(t *testing.T) {
 	t.Run("stall mid-stream", func(t *testing.T) {
 		replay.SetFaults(fakeopenai.Faults{Hang: 5 * time.Second, HangAfter: 2})
 		defer replay.SetFaults(fakeopenai.Faults{})
-		status, _, events := askStream(t, s.URL, key, ask)
+		status, _, events := askStream(t, s, key, ask)
 		last := events[len(events)-1]
 		if status != http.StatusOK || last.Event != "error" || last.Data["code"] != "provider_timeout" || events[1].Data["text"] != "A modified work" {
 			t.Errorf("stall mid-stream: %d %v", status, events)
@@ -346,37 +309,13 @@ func TestAskOpenAIReplay(t *testing.T) {
 	t.Run("broken stream", func(t *testing.T) {
 		replay.SetFaults(fakeopenai.Faults{BreakAfter: 3})
 		defer replay.SetFaults(fakeopenai.Faults{})
-		status, _, events := askStream(t, s.URL, key, ask)
+		status, _, events := askStream(t, s, key, ask)
 		if last := events[len(events)-1]; status != http.StatusOK || last.Event != "error" || last.Data["code"] != "unavailable" {
 			t.Errorf("broken stream: %d %v", status, events)
 		}
 	})
 	t.Run("client disconnect", func(t *testing.T) {
-		replay.SetFaults(fakeopenai.Faults{Hang: 30 * time.Second, HangAfter: 2})
-		defer replay.SetFaults(fakeopenai.Faults{})
-		gone := replay.Gone()
-		ctx, cancel := context.WithCancel(context.Background())
-		b, _ := json.Marshal(map[string]any{"question": ask["question"], "mode": "keyword", "stream": true})
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/v1/ask", bytes.NewReader(b))
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Read up to the first token, then hang up.
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() && sc.Text() != "event: token" {
-		}
-		cancel()
-		resp.Body.Close()
-		hungUp := time.Now()
-		select {
-		case <-gone:
-			t.Logf("the provider saw the hang-up after %v", time.Since(hungUp))
-		case <-time.After(2 * time.Second):
-			t.Error("the provider's connection stayed open after the client left")
-		}
+		t.Logf("the provider saw the hang-up after %v", hangUp(t, s, key, replay, fakeopenai.Faults{}))
 	})
 }
 
@@ -439,7 +378,7 @@ func TestAskAnthropicAndOllamaReplay(t *testing.T) {
 			if tc.provider == "anthropic" && last.Header.Get("X-Api-Key") != "test-anthropic-key" {
 				t.Errorf("x-api-key = %q", last.Header.Get("X-Api-Key"))
 			}
-			status, _, events := askStream(t, s.URL, key, ask)
+			status, _, events := askStream(t, s, key, ask)
 			if status != http.StatusOK || len(events) != 4 || events[1].Data["text"] != "A modified work" ||
 				events[2].Data["text"] != " must say it was changed [2]." || events[3].Event != "done" {
 				t.Errorf("stream: %d %v", status, events)
@@ -486,5 +425,38 @@ func TestAskRetryFallbackBreaker(t *testing.T) {
 	a = s.JSON(t, key, http.MethodPost, "/v1/ask", ask)
 	if a.Status != http.StatusOK || a.Body["model"] != "extractive" || len(replay.Requests()) != 5 {
 		t.Errorf("open breaker: %d %v, %d requests", a.Status, a.Body["model"], len(replay.Requests()))
+	}
+}
+
+// hangUp streams an answer whose provider stalls after its first event,
+// hangs up after the first token, and returns how long the provider's
+// connection took to close (failing past 2 s), leaving the faults after.
+func hangUp(t testing.TB, s *stack, key string, replay *fakeopenai.ChatReplay, after fakeopenai.Faults) time.Duration {
+	t.Helper()
+	replay.SetFaults(fakeopenai.Faults{Hang: time.Minute, HangAfter: 2})
+	defer replay.SetFaults(after)
+	gone := replay.Gone()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	body, _ := json.Marshal(map[string]any{"question": "May a modified work be distributed?", "mode": "keyword", "stream": true})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/v1/ask", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() && sc.Text() != "event: token" {
+	}
+	cancel()
+	resp.Body.Close()
+	start := time.Now()
+	select {
+	case <-gone:
+		return time.Since(start)
+	case <-time.After(2 * time.Second):
+		t.Fatal("the provider's connection stayed open after the client left")
+		return 0
 	}
 }

@@ -3,10 +3,16 @@ package platform_test
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/ragpipe/ragpipe/internal/fakeopenai"
+	"github.com/ragpipe/ragpipe/pkg/config"
 )
 
 // BenchmarkIngestPDF measures upload-to-ready for a 120-page PDF (the
@@ -43,4 +49,47 @@ func BenchmarkIngestPDF(b *testing.B) {
 	}
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/doc")
 	b.ReportMetric(float64(pages*b.N)/b.Elapsed().Seconds(), "pages/s")
+}
+
+// BenchmarkAskOverhead measures what ragpipe adds to a chat provider's
+// first token: a local server replays OpenAI's stream after a fixed 100 ms,
+// and the client's time to its first token event, less those 100 ms, is the
+// overhead (retrieval included). It also times how long a client's hang-up
+// takes to close the provider's connection. 50 questions per iteration.
+func BenchmarkAskOverhead(b *testing.B) {
+	transcript, err := os.ReadFile("../../internal/fakeopenai/testdata/chat-stream.sse")
+	if err != nil {
+		b.Fatal(err)
+	}
+	const providerFirstToken = 100 * time.Millisecond
+	replay := &fakeopenai.ChatReplay{Transcript: transcript}
+	replay.SetFaults(fakeopenai.Faults{Hang: providerFirstToken})
+	provider := httptest.NewServer(replay)
+	b.Cleanup(provider.Close)
+	s := startStack(b, func(c *config.Config) {
+		c.ChatProvider, c.ChatBaseURL, c.ChatModel = "openai", provider.URL+"/v1", "gpt-4o-mini"
+	})
+	key := s.Key(b, "bench")
+	r := s.Upload(b, key, "lppl.pdf", mustRead(b, "../../testdata/lppl.pdf"), nil)
+	if job := s.WaitJob(b, key, r.Body["job_id"].(string)); job["status"] != "succeeded" {
+		b.Fatalf("job %v", job)
+	}
+	var overhead, hangups []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		for range 50 {
+			st := s.AskStream(b, key, map[string]any{"question": "May a modified work be distributed?"})
+			if st.Status != http.StatusOK || st.FirstToken == 0 {
+				b.Fatalf("ask: %d %v", st.Status, st.Events)
+			}
+			overhead = append(overhead, st.FirstToken-providerFirstToken)
+		}
+		hangups = append(hangups, hangUp(b, s, key, replay, fakeopenai.Faults{Hang: providerFirstToken}))
+	}
+	b.StopTimer()
+	slices.Sort(overhead)
+	slices.Sort(hangups)
+	b.ReportMetric(float64(overhead[len(overhead)/2].Microseconds())/1000, "overhead-p50-ms")
+	b.ReportMetric(float64(overhead[len(overhead)*95/100].Microseconds())/1000, "overhead-p95-ms")
+	b.ReportMetric(float64(hangups[len(hangups)/2].Microseconds())/1000, "hangup-ms")
 }
