@@ -37,7 +37,8 @@ chaos: services build
 	RAGPIPE_CHAOS=1 RAGPIPE_CHAOS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m -v -run '^TestChaos$$' ./chaos/
 
 ## eval: search quality on BEIR SciFact (docs/search.md): ingests the corpus through the
-## API and workers, prints nDCG@10, Recall@100 and latency per mode; fails below the floors
+## API and workers, prints nDCG@10, Recall@100 and latency per mode, then /v1/ask time to
+## first token and to the whole answer (docs/ask.md); fails below the floors
 eval: services
 	RAGPIPE_EVAL=1 $(GO) test -count=1 -timeout 60m -v -run '^TestSciFact$$' ./eval/
 
