@@ -5,22 +5,30 @@
 //	ragctl tasks stats                      queue depth by state
 //	ragctl tasks archived [--queue Q]       tasks given up after their retries
 //	ragctl tasks retry [--queue Q] ID|--all run archived tasks again
+//	ragctl mcp                              an MCP server on stdin/stdout for AI assistants
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/ragpipe/ragpipe/pkg/apikey"
+	"github.com/ragpipe/ragpipe/pkg/client"
 	"github.com/ragpipe/ragpipe/pkg/config"
+	"github.com/ragpipe/ragpipe/pkg/mcpserver"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/queue"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
@@ -33,6 +41,8 @@ const usage = `usage:
   ragctl tasks stats                      queue depth by state
   ragctl tasks archived [--queue Q]       list tasks given up after their retries (queue ingest or webhooks)
   ragctl tasks retry [--queue Q] ID|--all run archived tasks again (their jobs are revived)
+  ragctl mcp                              serve MCP on stdin/stdout, calling the API at RAGPIPE_URL
+                                          with RAGPIPE_API_KEY (for Claude Desktop and other MCP clients)
 `
 
 func main() {
@@ -50,6 +60,9 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errUsage
+	}
+	if args[0] == "mcp" {
+		return runMCP(ctx, environ, os.Stdin, stdout)
 	}
 	cfg, err := config.Load(environ)
 	if err != nil {
@@ -156,3 +169,37 @@ func tasks(ctx context.Context, cfg config.Config, verb string, args []string, s
 	fmt.Fprint(stderr, usage)
 	return errUsage
 }
+
+// apiClient is a client of the API at RAGPIPE_URL (default
+// http://127.0.0.1:8080) with RAGPIPE_API_KEY, which is required.
+func apiClient(environ []string) (*client.Client, error) {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	base := cmp.Or(env["RAGPIPE_URL"], "http://127.0.0.1:8080")
+	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("RAGPIPE_URL: want the API's http(s):// URL, got %q", base)
+	}
+	if env["RAGPIPE_API_KEY"] == "" {
+		return nil, errors.New("RAGPIPE_API_KEY is required: an API key (ragctl admin create-key --tenant NAME)")
+	}
+	return &client.Client{BaseURL: base, Key: env["RAGPIPE_API_KEY"]}, nil
+}
+
+// runMCP serves MCP on in and out until the client closes in, with
+// upload_file reading this machine's files.
+func runMCP(ctx context.Context, environ []string, in io.Reader, out io.Writer) error {
+	c, err := apiClient(environ)
+	if err != nil {
+		return err
+	}
+	return mcpserver.New(c, mcpserver.Options{LocalFiles: true}).Run(ctx,
+		&mcp.IOTransport{Reader: io.NopCloser(in), Writer: nopWriteCloser{out}})
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }

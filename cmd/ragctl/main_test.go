@@ -47,3 +47,21 @@ func TestCreateKey(t *testing.T) {
 		t.Errorf("no arguments: err %v, stderr %q", err, stderr.String())
 	}
 }
+
+// ragctl mcp needs a key and an http(s) URL, and names what is wrong.
+func TestMCPSettings(t *testing.T) {
+	if _, err := apiClient([]string{"RAGPIPE_URL=http://127.0.0.1:8080"}); err == nil || !strings.Contains(err.Error(), "RAGPIPE_API_KEY") {
+		t.Errorf("no key: %v", err)
+	}
+	if _, err := apiClient([]string{"RAGPIPE_URL=localhost:8080", "RAGPIPE_API_KEY=rp_x"}); err == nil || !strings.Contains(err.Error(), "RAGPIPE_URL") {
+		t.Errorf("bad URL: %v", err)
+	}
+	c, err := apiClient([]string{"RAGPIPE_API_KEY=rp_x"})
+	if err != nil || c.BaseURL != "http://127.0.0.1:8080" || c.Key != "rp_x" {
+		t.Errorf("defaults: %+v, %v", c, err)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"mcp"}, []string{"RAGPIPE_URL=http://127.0.0.1:8080"}, &out, &out); err == nil {
+		t.Error("ragctl mcp started without a key")
+	}
+}

@@ -18,6 +18,8 @@ import (
 type ChatReplay struct {
 	Transcript []byte // the body: SSE events separated by blank lines, or NDJSON lines
 	NDJSON     bool   // the transcript is NDJSON (Ollama), one event a line
+	// JSON answers requests that do not ask to stream (testdata/chat-completion.json).
+	JSON []byte
 
 	mu       sync.Mutex
 	faults   Faults
@@ -97,6 +99,18 @@ func (c *ChatReplay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(f.Status)
 		_, _ = w.Write([]byte(`{"error":{"message":"replayed failure","type":"server_error"}}`))
+		return
+	}
+	if body["stream"] != true && c.JSON != nil {
+		if f.Hang > 0 && f.HangAfter == 0 {
+			select {
+			case <-time.After(f.Hang):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(c.JSON)
 		return
 	}
 	events := Events(c.Transcript)

@@ -69,7 +69,7 @@ func (l *LLM) Answer(ctx context.Context, q Question, onText func(string) error)
 		llms.TextParts(llms.ChatMessageTypeSystem, SystemPrompt),
 		llms.TextParts(llms.ChatMessageTypeHuman, Prompt(q)),
 	}
-	_, info, err := l.generate(ctx, msgs, q.MaxTokens, q.Temperature, onText)
+	_, info, err := l.generate(ctx, msgs, q.MaxTokens, q.Temperature, onText, true)
 	if err != nil {
 		return Result{}, err
 	}
@@ -89,7 +89,7 @@ func (l *LLM) Condense(ctx context.Context, history [][2]string, question string
 	}
 	fmt.Fprintf(&b, "\nFollow-up question: %s\n\nRewrite the follow-up question so that it can be understood without the conversation. Answer with the rewritten question only.", question)
 	msgs := []llms.MessageContent{llms.TextParts(llms.ChatMessageTypeHuman, b.String())}
-	text, _, err := l.generate(ctx, msgs, 200, 0, func(string) error { return nil })
+	text, _, err := l.generate(ctx, msgs, 200, 0, func(string) error { return nil }, false)
 	if err != nil {
 		return "", err
 	}
@@ -99,16 +99,17 @@ func (l *LLM) Condense(ctx context.Context, history [][2]string, question string
 	return text, nil
 }
 
-// generate runs one streamed call, recording its HTTP outcome for errors.
+// generate runs one call, streamed or answered whole, recording its HTTP
+// outcome for errors.
 func (l *LLM) generate(ctx context.Context, msgs []llms.MessageContent, maxTokens int, temperature float64,
-	onText func(string) error) (string, map[string]any, error) {
+	onText func(string) error, stream bool) (string, map[string]any, error) {
 	ex := &exchange{}
 	ctx = context.WithValue(ctx, exchangeKey{}, ex)
 	var text strings.Builder
 	var sent atomic.Bool
-	resp, err := l.model.GenerateContent(ctx, msgs,
-		llms.WithMaxTokens(maxTokens), llms.WithTemperature(temperature),
-		llms.WithStreamingFunc(func(_ context.Context, chunk []byte) error {
+	opts := []llms.CallOption{llms.WithMaxTokens(maxTokens), llms.WithTemperature(temperature)}
+	if stream {
+		opts = append(opts, llms.WithStreamingFunc(func(_ context.Context, chunk []byte) error {
 			if len(chunk) == 0 {
 				return nil
 			}
@@ -116,6 +117,8 @@ func (l *LLM) generate(ctx context.Context, msgs []llms.MessageContent, maxToken
 			text.Write(chunk)
 			return onText(string(chunk))
 		}))
+	}
+	resp, err := l.model.GenerateContent(ctx, msgs, opts...)
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 			err = fmt.Errorf("%w: %v", ctx.Err(), err)
@@ -129,7 +132,7 @@ func (l *LLM) generate(ctx context.Context, msgs []llms.MessageContent, maxToken
 	if len(resp.Choices) > 0 {
 		info = resp.Choices[0].GenerationInfo
 		if text.Len() == 0 && resp.Choices[0].Content != "" {
-			// A server that answered whole instead of streaming.
+			// Answered whole: not streamed, or a server that ignored stream.
 			text.WriteString(resp.Choices[0].Content)
 			if err := onText(resp.Choices[0].Content); err != nil {
 				return "", nil, err

@@ -218,14 +218,15 @@ type asker struct {
 type prepared struct {
 	tenant         string
 	conversationID string
-	question       answer.Question
+	asked          string          // the question as asked, for the conversation
+	question       answer.Question // as answered: condensed with the history for a follow-up
 	citations      []ragpipe.Citation
 	retrieval      time.Duration
 }
 
 // prepare validates req, reads its conversation's history and retrieves
 // the passages: for a follow-up, with the question condensed with the
-// history.
+// history, which is also the question the answerer is given.
 func (a *asker) prepare(ctx context.Context, tenant string, req askRequest) (*prepared, error) {
 	q, aq, err := req.validate(tenant, a.weights, a.o.MaxQuestionTokens)
 	if err != nil {
@@ -243,6 +244,8 @@ func (a *asker) prepare(ctx context.Context, tenant string, req askRequest) (*pr
 		}
 		q.Query = a.o.Answerer.Condense(ctx, history, q.Query)
 	}
+	asked := aq.Text
+	aq.Text = q.Query
 	if q.Mode != ragpipe.SearchKeyword {
 		vs, err := a.emb.Embed(ctx, []string{q.Query})
 		if err != nil {
@@ -254,7 +257,7 @@ func (a *asker) prepare(ctx context.Context, tenant string, req askRequest) (*pr
 	if err != nil {
 		return nil, err
 	}
-	p := &prepared{tenant: tenant, conversationID: req.ConversationID, question: aq,
+	p := &prepared{tenant: tenant, conversationID: req.ConversationID, asked: asked, question: aq,
 		citations: make([]ragpipe.Citation, len(results)), retrieval: time.Since(start)}
 	for i, r := range results {
 		p.citations[i] = ragpipe.Citation{N: i + 1, DocumentID: r.DocumentID, ChunkIndex: r.ChunkIndex, PageStart: r.PageStart,
@@ -288,7 +291,7 @@ func (a *asker) save(ctx context.Context, p *prepared, text string, res answer.R
 		citations[k].N = k + 1
 	}
 	id, err := a.s.SaveTurn(context.WithoutCancel(ctx), p.tenant, p.conversationID, ragpipe.Turn{
-		Question: p.question.Text, Answer: answerText, Citations: citations, Provider: res.Provider, Model: res.Model,
+		Question: p.asked, Answer: answerText, Citations: citations, Provider: res.Provider, Model: res.Model,
 		PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens})
 	return id, answerText, citations, err
 }

@@ -27,6 +27,8 @@ func addRoutes(e *echo.Echo, p Params) {
 	admin.POST("/tasks/archived/retry", handleRetryAllArchived(p.Admin))
 	admin.POST("/tasks/archived/:id/retry", handleRetryArchived(p.Admin))
 
+	e.POST("/mcp", handleMCP(p.MCP), authenticate(p.Store), rateLimit(p.Limiter, p.RateLimit))
+
 	v1 := e.Group("/v1", authenticate(p.Store), rateLimit(p.Limiter, p.RateLimit))
 	v1.POST("/documents", handleUpload(p))
 	v1.GET("/documents", handleListDocuments(p.Store))

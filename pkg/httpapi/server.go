@@ -71,6 +71,7 @@ type Params struct {
 	SearchWeights  ragpipe.SearchWeights // of hybrid search, when a request names none
 	Rerank         RerankOptions
 	Ask            AskOptions
+	MCP            http.Handler // the MCP server at /mcp (pkg/mcpserver), behind the API's authentication
 	OpenAPI        []byte
 	Backpressure   *Backpressure
 	Events         Subscriber

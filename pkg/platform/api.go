@@ -19,6 +19,7 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/embed"
 	"github.com/ragpipe/ragpipe/pkg/httpapi"
 	"github.com/ragpipe/ragpipe/pkg/ingest"
+	"github.com/ragpipe/ragpipe/pkg/mcpserver"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/queue"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
@@ -97,6 +98,7 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		SearchWeights:  ragpipe.SearchWeights{Keyword: 1, Vector: vectorWeight},
 		Rerank:         rerankOptions,
 		// Each link of the chain bounds its own first token; this bounds them all.
+		MCP: mcpserver.HTTPHandler(func() http.Handler { return a.handler }),
 		Ask: httpapi.AskOptions{Answerer: answerer, FirstToken: answerer.MaxFirstToken() + time.Second, Idle: cfg.ChatIdleTimeout,
 			MaxQuestionTokens: cfg.AskMaxQuestionTokens, BatchMax: cfg.AskBatchMax, BatchConcurrency: cfg.AskBatchConcurrency},
 		OpenAPI:      docs.OpenAPI,

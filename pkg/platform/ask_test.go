@@ -217,7 +217,11 @@ func TestAskOpenAIReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replay := &fakeopenai.ChatReplay{Transcript: transcript}
+	completion, err := os.ReadFile("../../internal/fakeopenai/testdata/chat-completion.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replay := &fakeopenai.ChatReplay{Transcript: transcript, JSON: completion}
 	provider := httptest.NewServer(replay)
 	t.Cleanup(provider.Close)
 	s, key := askStackWithNotes(t, 12, func(c *config.Config) {
@@ -246,14 +250,21 @@ func TestAskOpenAIReplay(t *testing.T) {
 		t.Errorf("request to the provider: %v", sent)
 	}
 
-	// A follow-up is condensed with the history by the model before retrieval.
+	// A follow-up is condensed with the history by the model (a request
+	// answered whole, in JSON), and the condensed question is retrieved for
+	// and answered; the conversation keeps the question as asked.
 	follow := s.JSON(t, key, http.MethodPost, "/v1/ask", map[string]any{"question": "And unmodified?", "mode": "keyword",
 		"conversation_id": a.Body["conversation_id"]})
 	seen = replay.Requests()
-	condense := seen[len(seen)-2].Body["messages"].([]any)
-	if follow.Status != http.StatusOK || follow.Body["conversation_id"] != a.Body["conversation_id"] ||
-		!strings.Contains(condense[0].(map[string]any)["content"].(string), "Follow-up question: And unmodified?") {
-		t.Errorf("follow-up: %d %s; condense request %v", follow.Status, follow.Raw, condense)
+	condense, answered := seen[len(seen)-2].Body, seen[len(seen)-1].Body
+	if follow.Status != http.StatusOK || follow.Body["conversation_id"] != a.Body["conversation_id"] || condense["stream"] == true ||
+		!strings.Contains(condense["messages"].([]any)[0].(map[string]any)["content"].(string), "Follow-up question: And unmodified?") ||
+		!strings.HasSuffix(answered["messages"].([]any)[1].(map[string]any)["content"].(string), "Question: When may an unmodified work be distributed?") {
+		t.Errorf("follow-up: %d %s; condense %v; answer %v", follow.Status, follow.Raw, condense, answered)
+	}
+	conv := s.JSON(t, key, http.MethodGet, "/v1/conversations/"+a.Body["conversation_id"].(string), nil)
+	if turns := conv.Body["turns"].([]any); len(turns) != 2 || turns[1].(map[string]any)["question"] != "And unmodified?" {
+		t.Errorf("conversation: %s", conv.Raw)
 	}
 
 	status, _, events := askStream(t, s, key, ask)
