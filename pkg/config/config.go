@@ -43,6 +43,7 @@ type Config struct {
 	HTTPWriteTimeout  time.Duration `env:"HTTP_WRITE_TIMEOUT" envDefault:"2m"`
 	MaxUploadBytes    int64         `env:"MAX_UPLOAD_BYTES" envDefault:"104857600"`
 	RateLimitPerMin   int           `env:"RATE_LIMIT_PER_MINUTE" envDefault:"600"`
+	CORSOrigins       []string      `env:"CORS_ALLOWED_ORIGINS" envSeparator:","`
 	ShutdownGrace     time.Duration `env:"SHUTDOWN_GRACE" envDefault:"30s"`
 	WorkerConcurrency int           `env:"WORKER_CONCURRENCY" envDefault:"4"`
 
@@ -212,6 +213,11 @@ func (c Config) problems() []string {
 	}
 	if c.HTTPWriteTimeout < time.Second {
 		bad("HTTP_WRITE_TIMEOUT", "must be at least 1s")
+	}
+	for _, o := range c.CORSOrigins {
+		if u, err := url.Parse(o); o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "") {
+			bad("CORS_ALLOWED_ORIGINS", "want origins such as https://app.example.com (scheme, host, port; no path) or *, got %q", o)
+		}
 	}
 	if c.MaxUploadBytes <= 0 {
 		bad("MAX_UPLOAD_BYTES", "must be positive")

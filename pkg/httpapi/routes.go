@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"net/http"
+
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 )
@@ -10,6 +12,19 @@ import (
 func addRoutes(e *echo.Echo, p Params) {
 	m := newMetrics(p.Admin, p.WaitingJobs)
 	e.Pre(cleanRequestID())
+	e.Pre(responseTime())
+	if len(p.CORSOrigins) > 0 {
+		// Before routing and authentication: a preflight carries no key.
+		e.Pre(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins: p.CORSOrigins,
+			AllowMethods: []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
+			AllowHeaders: []string{echo.HeaderAuthorization, echo.HeaderContentType, echo.HeaderAccept, "Idempotency-Key",
+				echo.HeaderXRequestID, "Last-Event-ID", "Mcp-Protocol-Version"},
+			ExposeHeaders: []string{echo.HeaderXRequestID, "X-Response-Time", "Retry-After", "Location",
+				"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"},
+			MaxAge: 600,
+		}))
+	}
 	e.Use(middleware.RequestID())
 	e.Use(logRequests(p.Logger, m))
 	e.Use(middleware.Recover())

@@ -67,6 +67,7 @@ type Params struct {
 	Unavailable    func(error) bool // whether an error means a backing service is out of reach
 	InvalidInput   func(error) bool // whether an error is the database refusing a value of the request
 	MaxUploadBytes int64
+	CORSOrigins    []string // origins browsers may call the API from; none: no CORS headers
 	Deadlines      Deadlines
 	SearchWeights  ragpipe.SearchWeights // of hybrid search, when a request names none
 	Rerank         RerankOptions

@@ -95,6 +95,7 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		InvalidInput:   postgres.IsInvalidInput,
 		Deadlines:      httpapi.Deadlines{BodyIdle: cfg.HTTPBodyTimeout, Write: cfg.HTTPWriteTimeout},
 		MaxUploadBytes: cfg.MaxUploadBytes,
+		CORSOrigins:    cfg.CORSOrigins,
 		SearchWeights:  ragpipe.SearchWeights{Keyword: 1, Vector: vectorWeight},
 		Rerank:         rerankOptions,
 		// Each link of the chain bounds its own first token; this bounds them all.

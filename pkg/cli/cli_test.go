@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ func TestCreateKey(t *testing.T) {
 	dbURL := testenv.Database(t)
 	env := append(os.Environ(), "RAGPIPE_DATABASE_URL="+dbURL)
 	var stdout, stderr bytes.Buffer
-	if err := run(context.Background(), []string{"admin", "create-key", "--tenant", "acme"}, env, &stdout, &stderr); err != nil {
+	if err := Run(context.Background(), []string{"admin", "create-key", "--tenant", "acme"}, env, nil, &stdout, &stderr); err != nil {
 		t.Fatalf("create-key: %v\n%s", err, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
@@ -34,16 +34,16 @@ func TestCreateKey(t *testing.T) {
 		t.Errorf("printed key does not authenticate: %v", err)
 	}
 	stdout.Reset()
-	if err := run(context.Background(), []string{"tasks", "stats"}, env, &stdout, &stderr); err != nil {
+	if err := Run(context.Background(), []string{"tasks", "stats"}, env, nil, &stdout, &stderr); err != nil {
 		t.Fatalf("tasks stats: %v", err)
 	}
 	if !strings.HasPrefix(stdout.String(), "QUEUE") {
 		t.Errorf("tasks stats printed %q", stdout.String())
 	}
-	if err := run(context.Background(), []string{"admin", "create-key"}, env, &stdout, &stderr); err == nil {
+	if err := Run(context.Background(), []string{"admin", "create-key"}, env, nil, &stdout, &stderr); err == nil {
 		t.Error("create-key without --tenant succeeded")
 	}
-	if err := run(context.Background(), nil, env, &stdout, &stderr); err == nil || !strings.Contains(stderr.String(), "usage") {
+	if err := Run(context.Background(), nil, env, nil, &stdout, &stderr); err == nil || !strings.Contains(stderr.String(), "usage") {
 		t.Errorf("no arguments: err %v, stderr %q", err, stderr.String())
 	}
 }
@@ -61,7 +61,7 @@ func TestMCPSettings(t *testing.T) {
 		t.Errorf("defaults: %+v, %v", c, err)
 	}
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"mcp"}, []string{"RAGPIPE_URL=http://127.0.0.1:8080"}, &out, &out); err == nil {
+	if err := Run(context.Background(), []string{"mcp"}, []string{"RAGPIPE_URL=http://127.0.0.1:8080"}, nil, &out, &out); err == nil {
 		t.Error("ragctl mcp started without a key")
 	}
 }
