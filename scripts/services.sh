@@ -198,6 +198,8 @@ fi
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
 	missing+=(redis-server)
 fi
+# chromium: the web console's tests drive it headless (pkg/platform/console_test.go).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ -z "$(newest_pg_bin || true)" ]; then
 	missing+=(postgresql)
 elif ! command -v psql >/dev/null 2>&1 || ! command -v pg_isready >/dev/null 2>&1; then
@@ -206,7 +208,7 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
 	apt_install "${missing[@]}"
 else
-	say "apt: packages present (poppler-utils, tesseract-ocr, redis, postgresql, curl)"
+	say "apt: packages present (poppler-utils, tesseract-ocr, redis, postgresql, curl, chromium)"
 fi
 
 # -------------------------------------------------------------- PostgreSQL --

@@ -42,6 +42,7 @@ type Config struct {
 	HTTPBodyTimeout   time.Duration `env:"HTTP_BODY_TIMEOUT" envDefault:"30s"`
 	HTTPWriteTimeout  time.Duration `env:"HTTP_WRITE_TIMEOUT" envDefault:"2m"`
 	MaxUploadBytes    int64         `env:"MAX_UPLOAD_BYTES" envDefault:"104857600"`
+	MaxFilesPerUpload int           `env:"MAX_FILES_PER_UPLOAD" envDefault:"10"`
 	RateLimitPerMin   int           `env:"RATE_LIMIT_PER_MINUTE" envDefault:"600"`
 	CORSOrigins       []string      `env:"CORS_ALLOWED_ORIGINS" envSeparator:","`
 	ShutdownGrace     time.Duration `env:"SHUTDOWN_GRACE" envDefault:"30s"`
@@ -218,6 +219,9 @@ func (c Config) problems() []string {
 		if u, err := url.Parse(o); o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "") {
 			bad("CORS_ALLOWED_ORIGINS", "want origins such as https://app.example.com (scheme, host, port; no path) or *, got %q", o)
 		}
+	}
+	if c.MaxFilesPerUpload < 1 || c.MaxFilesPerUpload > 100 {
+		bad("MAX_FILES_PER_UPLOAD", "want 1 to 100, got %d", c.MaxFilesPerUpload)
 	}
 	if c.MaxUploadBytes <= 0 {
 		bad("MAX_UPLOAD_BYTES", "must be positive")

@@ -5,6 +5,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/ragpipe/ragpipe/pkg/webui"
 )
 
 // addRoutes maps the whole API. docs/openapi.yaml describes every route
@@ -34,6 +36,13 @@ func addRoutes(e *echo.Echo, p Params) {
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(p.Checks))
 	e.GET("/openapi.yaml", handleOpenAPI(p.OpenAPI))
+	console := handleAssets(webui.Console(), map[string]string{"Content-Security-Policy": consoleCSP,
+		"Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"})
+	e.GET("/console", console)
+	e.GET("/console/:file", console)
+	docs := handleAssets(webui.Docs(), map[string]string{"Referrer-Policy": "no-referrer"})
+	e.GET("/docs", docs)
+	e.GET("/docs/:file", docs)
 	e.GET("/metrics", m.handler(), metricsAuth(p.MetricsToken))
 
 	admin := e.Group("/admin", adminOnly(p.AdminToken))

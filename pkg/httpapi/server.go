@@ -67,20 +67,22 @@ type Params struct {
 	Unavailable    func(error) bool // whether an error means a backing service is out of reach
 	InvalidInput   func(error) bool // whether an error is the database refusing a value of the request
 	MaxUploadBytes int64
-	CORSOrigins    []string // origins browsers may call the API from; none: no CORS headers
-	Deadlines      Deadlines
-	SearchWeights  ragpipe.SearchWeights // of hybrid search, when a request names none
-	Rerank         RerankOptions
-	Ask            AskOptions
-	MCP            http.Handler // the MCP server at /mcp (pkg/mcpserver), behind the API's authentication
-	OpenAPI        []byte
-	Backpressure   *Backpressure
-	Events         Subscriber
-	Draining       <-chan struct{} // closed when the server shuts down
-	Admin          QueueAdmin
-	AdminToken     string // enables /admin; empty turns it off
-	MetricsToken   string // required by /metrics when set
-	WaitingJobs    func(ctx context.Context) (int, error)
+	// MaxFilesPerUpload is the most "file" parts one upload may have.
+	MaxFilesPerUpload int
+	CORSOrigins       []string // origins browsers may call the API from; none: no CORS headers
+	Deadlines         Deadlines
+	SearchWeights     ragpipe.SearchWeights // of hybrid search, when a request names none
+	Rerank            RerankOptions
+	Ask               AskOptions
+	MCP               http.Handler // the MCP server at /mcp (pkg/mcpserver), behind the API's authentication
+	OpenAPI           []byte
+	Backpressure      *Backpressure
+	Events            Subscriber
+	Draining          <-chan struct{} // closed when the server shuts down
+	Admin             QueueAdmin
+	AdminToken        string // enables /admin; empty turns it off
+	MetricsToken      string // required by /metrics when set
+	WaitingJobs       func(ctx context.Context) (int, error)
 
 	// Webhooks, per-upload callbacks and the targets they may reach.
 	Webhooks             WebhookStore

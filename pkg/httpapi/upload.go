@@ -27,24 +27,42 @@ const (
 
 var collectionRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
-// uploadForm is what the parts of an upload said; file is set once the
-// file part is stored.
+// uploadForm is what the parts of an upload said: its files in order, each
+// stored or refused.
 type uploadForm struct {
-	file        *ingest.File
+	files       []formFile
 	metadata    json.RawMessage
 	collection  string
 	language    string
 	callbackURL string
 }
 
-// handleUpload accepts one document as multipart/form-data. The file streams
-// to the object store through a size cap, after its first bytes are sniffed;
-// nothing is recorded unless every part is valid.
+// formFile is one file part: stored, or refused on its own (err).
+type formFile struct {
+	name string
+	file *ingest.File
+	err  error
+}
+
+// discard removes every stored file of the form.
+func (f *uploadForm) discard(ctx context.Context, in Ingest) {
+	for _, ff := range f.files {
+		if ff.file != nil {
+			in.Discard(ctx, ff.file)
+		}
+	}
+}
+
+// handleUpload accepts documents as multipart/form-data: one "file" part,
+// or up to MaxFilesPerUpload of them. Each file streams to the object store
+// through a size cap, after its first bytes are sniffed; nothing is
+// recorded unless every other part is valid. With several files, each is
+// accepted or refused on its own (see uploadMany).
 func handleUpload(p Params) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		limit := p.MaxUploadBytes
-		if r.ContentLength > limit+formOverhead {
+		if r.ContentLength > int64(max(1, p.MaxFilesPerUpload))*limit+formOverhead {
 			return ingest.TooLarge(limit)
 		}
 		mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
@@ -58,28 +76,35 @@ func handleUpload(p Params) echo.HandlerFunc {
 		if err := p.Backpressure.admit(r.Context(), c); err != nil {
 			return err
 		}
-		r.Body = http.MaxBytesReader(c.Response(), r.Body, limit+formOverhead)
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, int64(max(1, p.MaxFilesPerUpload))*limit+formOverhead)
 		mr, err := r.MultipartReader()
 		if err != nil {
 			return ragpipe.Errorf(ragpipe.EINVALID, "malformed multipart body: %v", err)
 		}
 		ctx, tenant := r.Context(), tenantOf(c)
 		form, err := readForm(ctx, mr, p, tenant, limit)
+		if err == nil && len(form.files) > 1 && idemKey != "" {
+			err = ragpipe.Errorf(ragpipe.EINVALID, "Idempotency-Key applies to uploads of one file")
+		}
 		if err != nil {
-			if form.file != nil {
-				p.Ingest.Discard(ctx, form.file)
-			}
+			form.discard(ctx, p.Ingest)
 			return err
 		}
 		req := ingest.Request{RequestID: requestID(c), Collection: form.collection, Language: form.language, Metadata: form.metadata,
 			CallbackURL: form.callbackURL, Dedupe: c.QueryParam("dedupe") != "false"}
+		if len(form.files) > 1 {
+			return uploadMany(c, p, form, req)
+		}
+		if form.files[0].err != nil {
+			return form.files[0].err
+		}
 		if idemKey != "" {
 			req.Idempotency = &ragpipe.IdempotencyRecord{Key: idemKey, Status: http.StatusAccepted,
 				Body: func(d *ragpipe.Document, j *ragpipe.Job) ([]byte, error) {
 					return json.Marshal(uploadResponse{DocumentID: d.ID, JobID: j.ID, Status: j.Status, Document: d.JSON()})
 				}}
 		}
-		res, err := p.Ingest.Accept(ctx, form.file, req)
+		res, err := p.Ingest.Accept(ctx, form.files[0].file, req)
 		switch {
 		case err != nil:
 			return err
@@ -98,6 +123,47 @@ func handleUpload(p Params) echo.HandlerFunc {
 		return c.JSON(http.StatusAccepted, uploadResponse{DocumentID: res.Document.ID, JobID: res.Job.ID,
 			Status: res.Job.Status, Document: res.Document.JSON()})
 	}
+}
+
+// uploadedJSON is one file of an upload of several.
+type uploadedJSON struct {
+	Filename     string       `json:"filename"`
+	DocumentID   string       `json:"document_id,omitempty"`
+	JobID        string       `json:"job_id,omitempty"`
+	Status       string       `json:"status,omitempty"`
+	Deduplicated bool         `json:"deduplicated,omitempty"`
+	Error        *errorDetail `json:"error,omitempty"`
+}
+
+// uploadMany accepts each stored file of form with req's settings and
+// answers 202 with one entry per file part, in order: its document and job,
+// or the error that refused it, which does not sink the others.
+func uploadMany(c echo.Context, p Params, form *uploadForm, req ingest.Request) error {
+	ctx := c.Request().Context()
+	rid := c.Response().Header().Get(echo.HeaderXRequestID)
+	out := make([]uploadedJSON, len(form.files))
+	for i, ff := range form.files {
+		out[i].Filename = ff.name
+		err := ff.err
+		if err == nil {
+			var res *ingest.Result
+			if res, err = p.Ingest.Accept(ctx, ff.file, req); err == nil {
+				d := res.Document
+				out[i].DocumentID, out[i].Status, out[i].Deduplicated = d.ID, d.Status, res.Deduplicated
+				out[i].JobID = d.LastJobID
+				if res.Job != nil {
+					out[i].JobID, out[i].Status = res.Job.ID, res.Job.Status
+				}
+				continue
+			}
+		}
+		var de *ragpipe.Error
+		if !errors.As(err, &de) {
+			return err // the store is out of reach: the client retries the whole upload
+		}
+		out[i].Error = &errorDetail{Code: de.Code, Message: de.Message, Field: de.Field, RequestID: rid}
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{"documents": out})
 }
 
 // headerIdempotencyKey names the header that makes a retried upload return
@@ -122,8 +188,10 @@ type uploadResponse struct {
 	Document     ragpipe.DocumentJSON `json:"document"`
 }
 
-// readForm reads every part; the file goes to the ingest service, which
-// stores it. On error, form.file (if set) is stored and must be discarded.
+// readForm reads every part; each file goes to the ingest service, which
+// stores it. A file the service refuses for its content (its type, empty)
+// is kept as that file's error and the others go on; a broken body or a
+// file past the size limit fails the whole form. On error, the stored files must be discarded.
 func readForm(ctx context.Context, mr *multipart.Reader, p Params, tenant string, limit int64) (*uploadForm, error) {
 	form := &uploadForm{}
 	for {
@@ -136,14 +204,16 @@ func readForm(ctx context.Context, mr *multipart.Reader, p Params, tenant string
 		}
 		switch part.FormName() {
 		case "file":
-			if form.file != nil {
-				return form, ragpipe.Errorf(ragpipe.EINVALID, "send one \"file\" part per request")
+			if len(form.files) == max(1, p.MaxFilesPerUpload) {
+				return form, ragpipe.FieldErrorf("file", "at most %d files per upload", max(1, p.MaxFilesPerUpload))
 			}
-			f, err := p.Ingest.Upload(ctx, tenant, cleanFilename(part.FileName()), bodyReader{part, limit}, limit)
-			if err != nil {
-				return form, err
+			name := cleanFilename(part.FileName())
+			f, err := p.Ingest.Upload(ctx, tenant, name, bodyReader{part, limit}, limit)
+			var de *ragpipe.Error
+			if err != nil && (!errors.As(err, &de) || de.Code == ragpipe.EINCOMPLETE || de.Code == ragpipe.ETOOLARGE) {
+				return form, err // the body itself: broken, or too large to read on through
 			}
-			form.file = f
+			form.files = append(form.files, formFile{name: name, file: f, err: err})
 		case "metadata":
 			b, err := io.ReadAll(io.LimitReader(part, maxMetadataBytes+1))
 			if err != nil {
@@ -199,7 +269,7 @@ func readForm(ctx context.Context, mr *multipart.Reader, p Params, tenant string
 			}
 		}
 	}
-	if form.file == nil {
+	if len(form.files) == 0 {
 		return form, ragpipe.Errorf(ragpipe.EINVALID, "missing \"file\" part")
 	}
 	return form, nil

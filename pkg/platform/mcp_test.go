@@ -114,6 +114,22 @@ func TestMCP(t *testing.T) {
 	if errText != "" || !strings.HasPrefix(answered["answer"].(string), page4Sentence+" [1]") || len(answered["citations"].([]any)) == 0 {
 		t.Errorf("ask: %v %s", answered, errText)
 	}
+	// Latency of tool calls over HTTP, for the record (docs/ask.md).
+	for _, tool := range []struct {
+		name string
+		args map[string]any
+	}{{"search", map[string]any{"query": "restrictions on aggregating works", "top_k": 5}},
+		{"ask", map[string]any{"question": "May a modified work be distributed?"}},
+		{"list_documents", nil}} {
+		var took []time.Duration
+		for range 20 {
+			start := time.Now()
+			call(t, cs, tool.name, tool.args)
+			took = append(took, time.Since(start))
+		}
+		slices.Sort(took)
+		t.Logf("MCP %s over HTTP: p50 %v, max %v (20 calls)", tool.name, took[10].Round(10*time.Microsecond), took[19].Round(10*time.Microsecond))
+	}
 	if cols, _ := call(t, cs, "list_collections", nil); cols["collections"].([]any)[0].(map[string]any)["name"] != "licences" {
 		t.Errorf("list_collections: %v", cols)
 	}
