@@ -16,7 +16,8 @@ import (
 // TestConsoleInBrowser drives the web console in headless Chromium (make
 // test installs Debian's chromium) against the real stack: sign in, upload a
 // real PDF and watch it reach ready, search, ask with the answer streaming
-// in, and open a citation's chunk. Each step's screenshot goes to
+// in, and open a citation's chunk; then the API docs render the spec. Each
+// step's screenshot goes to
 // .data/screenshots/ (git-ignored); a failing step's too.
 func TestConsoleInBrowser(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
@@ -142,5 +143,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !strings.Contains(strings.Join(strings.Fields(chunk), " "), "aggregating such works") || !strings.Contains(chunk, "pages 4") {
 		t.Errorf("opened chunk %q", chunk)
 	}
+	step("API docs", func() error {
+		if err := chromedp.Do(ctx, chromedp.Navigate(s.URL+"/docs")); err != nil {
+			return err
+		}
+		// RapiDoc renders the spec it fetched from /openapi.yaml in its shadow DOM.
+		return poll(`(document.querySelector("rapi-doc")?.shadowRoot?.textContent || "").includes("Answer a question with citations")`)
+	})
 	t.Logf("screenshots in %s", shots)
 }
