@@ -43,22 +43,31 @@ func (c *Client) http() *http.Client {
 // Do sends body (JSON, none when nil) to path and decodes the answer into
 // out (when not nil).
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	req, err := c.newRequest(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	return c.send(req, out)
+}
+
+// newRequest is a request to path with body as JSON (none when nil).
+func (c *Client) newRequest(ctx context.Context, method, path string, body any) (*http.Request, error) {
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		r = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	return c.send(req, out)
+	return req, nil
 }
 
 // Upload posts content as the file part of a multipart upload to
@@ -131,20 +140,9 @@ func (c *Client) errorOf(resp *http.Response) error {
 // events and hands each event's name and data to fn, in order, until the
 // stream ends, fn fails or ctx is done.
 func (c *Client) Stream(ctx context.Context, method, path string, body any, fn func(event string, data []byte) error) error {
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, r)
+	req, err := c.newRequest(ctx, method, path, body)
 	if err != nil {
 		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	if c.Key != "" {

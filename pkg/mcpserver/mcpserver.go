@@ -105,8 +105,13 @@ type SearchInput struct {
 }
 
 func (t tools) search(ctx context.Context, _ *mcp.CallToolRequest, in SearchInput) (*mcp.CallToolResult, any, error) {
+	return t.call(ctx, http.MethodPost, "/v1/search", in)
+}
+
+// call calls the API and answers with its JSON, or its error as the tool's.
+func (t tools) call(ctx context.Context, method, path string, body any) (*mcp.CallToolResult, any, error) {
 	var out map[string]any
-	if err := t.c.Do(ctx, http.MethodPost, "/v1/search", in, &out); err != nil {
+	if err := t.c.Do(ctx, method, path, body, &out); err != nil {
 		return toolError(err)
 	}
 	return result(out)
@@ -121,19 +126,11 @@ type AskInput struct {
 }
 
 func (t tools) ask(ctx context.Context, _ *mcp.CallToolRequest, in AskInput) (*mcp.CallToolResult, any, error) {
-	var out map[string]any
-	if err := t.c.Do(ctx, http.MethodPost, "/v1/ask", in, &out); err != nil {
-		return toolError(err)
-	}
-	return result(out)
+	return t.call(ctx, http.MethodPost, "/v1/ask", in)
 }
 
 func (t tools) listCollections(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
-	var out map[string]any
-	if err := t.c.Do(ctx, http.MethodGet, "/v1/collections", nil, &out); err != nil {
-		return toolError(err)
-	}
-	return result(out)
+	return t.call(ctx, http.MethodGet, "/v1/collections", nil)
 }
 
 // ListDocumentsInput is the list_documents tool's input.
@@ -154,11 +151,7 @@ func (t tools) listDocuments(ctx context.Context, _ *mcp.CallToolRequest, in Lis
 	if in.Limit != 0 {
 		q.Set("limit", fmt.Sprint(in.Limit))
 	}
-	var out map[string]any
-	if err := t.c.Do(ctx, http.MethodGet, "/v1/documents?"+q.Encode(), nil, &out); err != nil {
-		return toolError(err)
-	}
-	return result(out)
+	return t.call(ctx, http.MethodGet, "/v1/documents?"+q.Encode(), nil)
 }
 
 // IDInput names a document or a job.
@@ -167,19 +160,11 @@ type IDInput struct {
 }
 
 func (t tools) getDocument(ctx context.Context, _ *mcp.CallToolRequest, in IDInput) (*mcp.CallToolResult, any, error) {
-	var out map[string]any
-	if err := t.c.Do(ctx, http.MethodGet, "/v1/documents/"+url.PathEscape(in.ID), nil, &out); err != nil {
-		return toolError(err)
-	}
-	return result(out)
+	return t.call(ctx, http.MethodGet, "/v1/documents/"+url.PathEscape(in.ID), nil)
 }
 
 func (t tools) jobStatus(ctx context.Context, _ *mcp.CallToolRequest, in IDInput) (*mcp.CallToolResult, any, error) {
-	var out map[string]any
-	if err := t.c.Do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(in.ID), nil, &out); err != nil {
-		return toolError(err)
-	}
-	return result(out)
+	return t.call(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(in.ID), nil)
 }
 
 // UploadTextInput is the upload_text tool's input.
