@@ -159,7 +159,11 @@ func uploadMany(c echo.Context, p Params, form *uploadForm, req ingest.Request) 
 		}
 		var de *ragpipe.Error
 		if !errors.As(err, &de) {
-			return err // the store is out of reach: the client retries the whole upload
+			// The store is out of reach: the client retries the whole upload,
+			// so the files not yet accepted go (those accepted dedupe then).
+			rest := &uploadForm{files: form.files[i+1:]}
+			rest.discard(ctx, p.Ingest)
+			return err
 		}
 		out[i].Error = &errorDetail{Code: de.Code, Message: de.Message, Field: de.Field, RequestID: rid}
 	}
