@@ -25,8 +25,9 @@ build:
 run: services build
 	@bash scripts/run.sh
 
-## test: services + every test, with the race detector
-test: services
+## test: services (and Chromium, for the console's browser test) + every test, with the race detector
+test:
+	@RAGPIPE_SERVICES_BROWSER=1 bash scripts/services.sh
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 30m ./...

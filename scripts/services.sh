@@ -12,6 +12,8 @@
 #   RAGPIPE_S3_BUCKET      ragpipe
 #   RAGPIPE_S3_ACCESS_KEY  ragpipe-local
 #   RAGPIPE_S3_SECRET_KEY  ragpipe-local-secret
+#   RAGPIPE_SERVICES_BROWSER=1 also installs Debian's chromium (make test: the
+#                          console's browser test)
 #
 # Stop what this script started with scripts/stop-services.sh.
 set -euo pipefail
@@ -198,8 +200,11 @@ fi
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
 	missing+=(redis-server)
 fi
-# chromium: the web console's tests drive it headless (pkg/platform/console_test.go).
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# chromium: the web console's tests drive it headless (pkg/platform/console_test.go);
+# make test asks for it, make run does not need it.
+if [ "${RAGPIPE_SERVICES_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+	missing+=(chromium)
+fi
 if [ -z "$(newest_pg_bin || true)" ]; then
 	missing+=(postgresql)
 elif ! command -v psql >/dev/null 2>&1 || ! command -v pg_isready >/dev/null 2>&1; then
@@ -208,7 +213,7 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
 	apt_install "${missing[@]}"
 else
-	say "apt: packages present (poppler-utils, tesseract-ocr, redis, postgresql, curl, chromium)"
+	say "apt: packages present (poppler-utils, tesseract-ocr, redis, postgresql, curl${RAGPIPE_SERVICES_BROWSER:+, chromium})"
 fi
 
 # -------------------------------------------------------------- PostgreSQL --
