@@ -104,7 +104,10 @@ func Split(pages []ragpipe.Page, o Options) ([]Chunk, error) {
 	} else if o.Unit != Runes {
 		return nil, ragpipe.Errorf(ragpipe.EINVALID, "unknown chunk size unit %d", o.Unit)
 	}
-	p := packer{opts: o, count: count, chunks: []Chunk{}}
+	p := packer{opts: o, count: count, chunks: []Chunk{}, sepN: map[string]int{}}
+	for _, sep := range []string{"\n\n", " ", "\n"} {
+		p.sepN[sep] = count(sep)
+	}
 	var sections sectionPath
 	for _, pg := range pages {
 		eachBlock(pg.Text, o.Markdown, pg.Headings, func(b block) {
@@ -277,6 +280,7 @@ type piece struct {
 type packer struct {
 	opts   Options
 	count  func(string) int
+	sepN   map[string]int // the size of each separator, counted once
 	chunks []Chunk
 	cur    []piece
 	size   int // units in cur, separators included
@@ -289,14 +293,14 @@ func (p *packer) add(b block) {
 	// A block that does not fit in the room left starts a chunk, rather than
 	// being cut, unless all the chunk has is its heading.
 	n := p.count(b.text)
-	if len(p.cur) > 0 && p.size+p.count("\n\n")+n > p.opts.Size && !p.onlyHeadings() {
+	if len(p.cur) > 0 && p.size+p.sepN["\n\n"]+n > p.opts.Size && !p.onlyHeadings() {
 		p.flush(true)
 	}
-	pieces := []string{b.text}
-	if n > p.opts.Size {
-		pieces = p.cut(b.text, b.kind)
+	if n <= p.opts.Size { // whole: its size is known
+		p.push(piece{text: b.text, n: n, sep: "\n\n", nSep: p.sepN["\n\n"], block: &b})
+		return
 	}
-	for i, text := range pieces {
+	for i, text := range p.cut(b.text, b.kind) {
 		sep := "\n\n"
 		if i > 0 {
 			sep = " "
@@ -304,7 +308,7 @@ func (p *packer) add(b block) {
 				sep = "\n"
 			}
 		}
-		p.push(piece{text: text, n: p.count(text), sep: sep, nSep: p.count(sep), block: &b})
+		p.push(piece{text: text, n: p.count(text), sep: sep, nSep: p.sepN[sep], block: &b})
 	}
 }
 
