@@ -252,13 +252,21 @@ func (c *cli) upload(ctx context.Context, api *client.Client, path string, field
 }
 
 // follow reads a job's event stream until its final event, showing its
-// stage and progress on a terminal, and returns the job as it ended.
+// stage and progress on a terminal (the bar stays, full when the job
+// succeeded, where it stopped otherwise), and returns the job as it ended.
 func (c *cli) follow(ctx context.Context, api *client.Client, name, jobID string) (map[string]any, error) {
 	var bar *progressbar.ProgressBar
+	status := ""
 	if c.terminal() && !c.json {
-		bar = progressbar.NewOptions(100, progressbar.OptionSetWriter(c.stderr), progressbar.OptionSetDescription(name+" queued"),
-			progressbar.OptionClearOnFinish())
-		defer bar.Finish()
+		bar = progressbar.NewOptions(100, progressbar.OptionSetWriter(c.stderr), progressbar.OptionSetDescription(name+" queued"))
+		defer func() {
+			if status == ragpipe.JobSucceeded {
+				_ = bar.Finish()
+			} else {
+				_ = bar.Exit()
+			}
+			fmt.Fprintln(c.stderr) // the bar's line stays
+		}()
 	}
 	err := api.Stream(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(jobID)+"/events", nil, func(event string, data []byte) error {
 		var e struct {
@@ -267,6 +275,7 @@ func (c *cli) follow(ctx context.Context, api *client.Client, name, jobID string
 			Progress float64 `json:"progress"`
 		}
 		_ = json.Unmarshal(data, &e)
+		status = e.Status
 		if bar != nil {
 			bar.Describe(name + " " + strings.TrimSpace(e.Status+" "+e.Stage))
 			_ = bar.Set(int(e.Progress * 100))
