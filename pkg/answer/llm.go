@@ -103,8 +103,7 @@ func (l *LLM) Condense(ctx context.Context, history [][2]string, question string
 // outcome for errors.
 func (l *LLM) generate(ctx context.Context, msgs []llms.MessageContent, maxTokens int, temperature float64,
 	onText func(string) error, stream bool) (string, map[string]any, error) {
-	ex := &exchange{}
-	ctx = context.WithValue(ctx, exchangeKey{}, ex)
+	ctx, ex := embed.WithExchange(ctx)
 	var text strings.Builder
 	var sent atomic.Bool
 	opts := []llms.CallOption{llms.WithMaxTokens(maxTokens), llms.WithTemperature(temperature)}
@@ -123,10 +122,10 @@ func (l *LLM) generate(ctx context.Context, msgs []llms.MessageContent, maxToken
 		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 			err = fmt.Errorf("%w: %v", ctx.Err(), err)
 		}
-		status, wait := ex.get()
-		permanent := status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
-		return "", nil, &embed.ProviderError{StatusCode: status, Permanent: permanent && !sent.Load(), Wait: wait,
-			Provider: "chat provider " + l.provider, Err: err}
+		pe := ex.Classify(err)
+		pe.Provider = "chat provider " + l.provider
+		pe.Permanent = pe.Permanent && !sent.Load() // a refusal mid-stream is the stream's trouble
+		return "", nil, pe
 	}
 	var info map[string]any
 	if len(resp.Choices) > 0 {
@@ -163,7 +162,7 @@ type ChatConfig struct {
 	APIKey     string        // sent as the provider wants it; empty sends none
 	Model      string        // required
 	Timeout    time.Duration // of the whole call; 0 for none (the caller's context bounds it)
-	HTTPClient *http.Client  // nil: http.DefaultTransport
+	HTTPClient *http.Client  // its transport carries the calls; nil: http.DefaultTransport
 }
 
 // NewOpenAI returns an LLM on an OpenAI-compatible chat completions
@@ -171,9 +170,9 @@ type ChatConfig struct {
 func NewOpenAI(c ChatConfig) (*LLM, error) {
 	token := c.APIKey
 	if token == "" {
-		token = "none" // langchaingo insists on a token; the recorder drops the header
+		token = "none" // langchaingo insists on a token; the recording client drops the header
 	}
-	opts := []openai.Option{openai.WithToken(token), openai.WithModel(c.Model), openai.WithHTTPClient(recordingClient(c, "Authorization"))}
+	opts := []openai.Option{openai.WithToken(token), openai.WithModel(c.Model), openai.WithHTTPClient(embed.RecordingClient(c.HTTPClient, c.Timeout, c.APIKey == ""))}
 	if c.BaseURL != "" {
 		opts = append(opts, openai.WithBaseURL(c.BaseURL))
 	}
@@ -188,7 +187,7 @@ func NewOpenAI(c ChatConfig) (*LLM, error) {
 
 // NewAnthropic returns an LLM on Anthropic's Messages API.
 func NewAnthropic(c ChatConfig) (*LLM, error) {
-	opts := []anthropic.Option{anthropic.WithToken(c.APIKey), anthropic.WithModel(c.Model), anthropic.WithHTTPClient(recordingClient(c, "X-Api-Key"))}
+	opts := []anthropic.Option{anthropic.WithToken(c.APIKey), anthropic.WithModel(c.Model), anthropic.WithHTTPClient(embed.RecordingClient(c.HTTPClient, c.Timeout, false))}
 	if c.BaseURL != "" {
 		opts = append(opts, anthropic.WithBaseURL(c.BaseURL))
 	}
@@ -203,7 +202,7 @@ func NewAnthropic(c ChatConfig) (*LLM, error) {
 
 // NewOllama returns an LLM on Ollama's native chat API (/api/chat).
 func NewOllama(c ChatConfig) (*LLM, error) {
-	opts := []ollama.Option{ollama.WithModel(c.Model), ollama.WithHTTPClient(recordingClient(c, ""))}
+	opts := []ollama.Option{ollama.WithModel(c.Model), ollama.WithHTTPClient(embed.RecordingClient(c.HTTPClient, c.Timeout, false))}
 	if c.BaseURL != "" {
 		opts = append(opts, ollama.WithServerURL(c.BaseURL))
 	}
@@ -214,50 +213,4 @@ func NewOllama(c ChatConfig) (*LLM, error) {
 	return &LLM{model: model, provider: "ollama", name: c.Model, usage: func(info map[string]any) (int, int) {
 		return intOf(info["PromptTokens"]), intOf(info["CompletionTokens"])
 	}}, nil
-}
-
-// exchange is the HTTP outcome of one call, which langchaingo's errors
-// carry only as text.
-type exchange struct {
-	status atomic.Int64
-	wait   atomic.Int64
-}
-
-func (e *exchange) get() (int, time.Duration) {
-	return int(e.status.Load()), time.Duration(e.wait.Load())
-}
-
-type exchangeKey struct{}
-
-// recordingClient is c's HTTP client behind a transport that records each
-// answer's status and Retry-After in the call's exchange, bounds the call
-// by c.Timeout, and drops the authHeader when c has no key.
-func recordingClient(c ChatConfig, authHeader string) *http.Client {
-	rt := http.DefaultTransport
-	if c.HTTPClient != nil && c.HTTPClient.Transport != nil {
-		rt = c.HTTPClient.Transport
-	}
-	drop := ""
-	if c.APIKey == "" {
-		drop = authHeader
-	}
-	return &http.Client{Transport: recorder{next: rt, drop: drop}, Timeout: c.Timeout}
-}
-
-type recorder struct {
-	next http.RoundTripper
-	drop string
-}
-
-func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	if r.drop != "" {
-		req = req.Clone(req.Context())
-		req.Header.Del(r.drop)
-	}
-	resp, err := r.next.RoundTrip(req)
-	if ex, _ := req.Context().Value(exchangeKey{}).(*exchange); ex != nil && err == nil {
-		ex.status.Store(int64(resp.StatusCode))
-		ex.wait.Store(int64(embed.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())))
-	}
-	return resp, err
 }

@@ -1,6 +1,7 @@
 package embed
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -41,7 +42,7 @@ func NewOllama(cfg OllamaConfig) (*Ollama, error) {
 		return nil, err
 	}
 	llm, err := ollama.New(ollama.WithServerURL(cfg.BaseURL), ollama.WithModel(cfg.Model),
-		ollama.WithHTTPClient(recordingClient(cfg.HTTPClient, cfg.Timeout, true)))
+		ollama.WithHTTPClient(RecordingClient(cfg.HTTPClient, cmp.Or(cfg.Timeout, DefaultOpenAITimeout), true)))
 	if err != nil {
 		return nil, fmt.Errorf("ollama client: %w", err)
 	}

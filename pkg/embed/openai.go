@@ -78,7 +78,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if batch == 0 {
 		batch = DefaultOpenAIBatchSize
 	}
-	client := recordingClient(cfg.HTTPClient, cfg.Timeout, cfg.APIKey == "")
+	client := RecordingClient(cfg.HTTPClient, cmp.Or(cfg.Timeout, DefaultOpenAITimeout), cfg.APIKey == "")
 	token := cfg.APIKey
 	if token == "" {
 		token = "none" // langchaingo insists on a token; doer drops the header
@@ -136,13 +136,13 @@ func embedRemote(ctx context.Context, texts []string, dim int, embed func(contex
 	if len(texts) == 0 {
 		return [][]float32{}, nil
 	}
-	var ex exchange
-	vecs, err := embed(context.WithValue(ctx, exchangeKey{}, &ex), texts)
+	ectx, ex := WithExchange(ctx)
+	vecs, err := embed(ectx, texts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("embedding: %w", context.Cause(ctx))
 		}
-		return nil, ex.classify(err)
+		return nil, ex.Classify(err)
 	}
 	if len(vecs) != len(texts) {
 		return nil, &ProviderError{StatusCode: ex.status,
@@ -203,12 +203,12 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &pe) && pe.Permanent
 }
 
-// exchange records the outcome of the latest HTTP request of one Embed call.
-// langchaingo flattens status codes and transport errors into strings
-// ("network error: failed to reach API server"); this keeps them for
-// classification. Requests of one call run one after another, so it needs no
-// lock.
-type exchange struct {
+// Exchange records the outcome of the latest HTTP request of one provider
+// call made through a RecordingClient. langchaingo flattens status codes
+// and transport errors into strings ("network error: failed to reach API
+// server"); this keeps them for classification. Requests of one call run
+// one after another, so it needs no lock.
+type Exchange struct {
 	status int
 	err    error         // transport error, while sending or reading the body
 	wait   time.Duration // the answer's Retry-After, if any
@@ -216,7 +216,17 @@ type exchange struct {
 
 type exchangeKey struct{}
 
-func (ex *exchange) classify(err error) *ProviderError {
+// WithExchange returns ctx carrying a fresh Exchange that a
+// RecordingClient's requests made with it fill in.
+func WithExchange(ctx context.Context) (context.Context, *Exchange) {
+	ex := &Exchange{}
+	return context.WithValue(ctx, exchangeKey{}, ex), ex
+}
+
+// Classify turns err, the failure of a call the exchange recorded, into a
+// *ProviderError: the transport's error when there was one, else permanent
+// for a 4xx other than 408 and 429, with the answer's Retry-After.
+func (ex *Exchange) Classify(err error) *ProviderError {
 	if ex.err != nil {
 		return &ProviderError{StatusCode: ex.status, Err: ex.err, Wait: ex.wait}
 	}
@@ -225,18 +235,16 @@ func (ex *exchange) classify(err error) *ProviderError {
 	return &ProviderError{StatusCode: s, Permanent: permanent, Err: err, Wait: ex.wait}
 }
 
-// recordingClient returns the HTTP client handed to langchaingo: base's
+// RecordingClient returns the HTTP client handed to langchaingo: base's
 // transport (http.DefaultTransport when base or its transport is nil) behind
-// one that applies the per-request timeout (DefaultOpenAITimeout when 0),
-// drops the placeholder Authorization header when noAuth, and records each
-// request's outcome in the exchange found in its context.
-func recordingClient(base *http.Client, timeout time.Duration, noAuth bool) *http.Client {
+// one that applies the per-request timeout (none when 0; the request lasts
+// until its body is closed), drops the placeholder Authorization header
+// when noAuth, and records each request's outcome in the Exchange found in
+// its context (see WithExchange).
+func RecordingClient(base *http.Client, timeout time.Duration, noAuth bool) *http.Client {
 	rt := http.DefaultTransport
 	if base != nil && base.Transport != nil {
 		rt = base.Transport
-	}
-	if timeout == 0 {
-		timeout = DefaultOpenAITimeout
 	}
 	return &http.Client{Transport: &recorder{base: rt, timeout: timeout, noAuth: noAuth}}
 }
@@ -248,12 +256,15 @@ type recorder struct {
 }
 
 func (d *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	ex, _ := req.Context().Value(exchangeKey{}).(*exchange)
+	ex, _ := req.Context().Value(exchangeKey{}).(*Exchange)
 	if ex == nil {
-		ex = new(exchange)
+		ex = new(Exchange)
 	}
-	*ex = exchange{}
-	ctx, cancel := context.WithTimeout(req.Context(), d.timeout)
+	*ex = Exchange{}
+	ctx, cancel := req.Context(), context.CancelFunc(func() {})
+	if d.timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, d.timeout)
+	}
 	req = req.Clone(ctx)
 	if d.noAuth {
 		req.Header.Del("Authorization")
@@ -265,7 +276,7 @@ func (d *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	ex.status = resp.StatusCode
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 		ex.wait = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	resp.Body = &recordingBody{ReadCloser: resp.Body, cancel: cancel, ex: ex}
@@ -277,7 +288,7 @@ func (d *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 type recordingBody struct {
 	io.ReadCloser
 	cancel context.CancelFunc
-	ex     *exchange
+	ex     *Exchange
 }
 
 func (b *recordingBody) Read(p []byte) (int, error) {
