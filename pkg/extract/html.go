@@ -196,11 +196,16 @@ func skipElement(n *html.Node) bool {
 	if n.Namespace == "svg" || n.Namespace == "math" {
 		return true
 	}
-	switch attr(n, "role") {
+	return skippedRole(attr(n, "role")) || hasAttr(n, "hidden") || attr(n, "aria-hidden") == "true"
+}
+
+// skippedRole reports whether an element of ARIA role holds no main text.
+func skippedRole(role string) bool {
+	switch role {
 	case "navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar", "dialog":
 		return true
 	}
-	return hasAttr(n, "hidden") || attr(n, "aria-hidden") == "true"
+	return false
 }
 
 // mdRenderer turns an HTML tree into Markdown blocks.
@@ -303,8 +308,7 @@ func (r *mdRenderer) render(n *html.Node, depth int) {
 	}
 	switch n.DataAtom {
 	case atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6:
-		level := int(n.Data[1] - '0')
-		r.block(strings.Repeat("#", level) + " ")
+		r.block(strings.Repeat("#", headingLevel(n.DataAtom)) + " ")
 		children()
 		r.block("")
 	case atom.Ul, atom.Ol:
@@ -343,15 +347,33 @@ func (r *mdRenderer) render(n *html.Node, depth int) {
 		if alt := strings.TrimSpace(attr(n, "alt")); alt != "" {
 			r.inline(" " + alt + " ")
 		}
-	case atom.P, atom.Div, atom.Section, atom.Article, atom.Main, atom.Blockquote, atom.Figure,
-		atom.Figcaption, atom.Dl, atom.Dt, atom.Dd, atom.Address, atom.Table, atom.Caption,
-		atom.Hr, atom.Details, atom.Summary, atom.Body, atom.Center:
-		r.block("")
-		children()
-		r.block("")
 	default:
+		if blockElements[n.DataAtom] {
+			r.block("")
+			children()
+			r.block("")
+			return
+		}
 		children()
 	}
+}
+
+// headingLevel is 1 to 6 for <h1> to <h6>, else 0.
+func headingLevel(a atom.Atom) int {
+	switch a {
+	case atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6:
+		return int(a.String()[1] - '0')
+	}
+	return 0
+}
+
+// blockElements are the elements, besides headings, lists, <pre> and
+// table rows, that start and end a block of text.
+var blockElements = map[atom.Atom]bool{
+	atom.P: true, atom.Div: true, atom.Section: true, atom.Article: true, atom.Main: true, atom.Blockquote: true,
+	atom.Figure: true, atom.Figcaption: true, atom.Dl: true, atom.Dt: true, atom.Dd: true, atom.Address: true,
+	atom.Table: true, atom.Caption: true, atom.Hr: true, atom.Details: true, atom.Summary: true, atom.Body: true,
+	atom.Center: true,
 }
 
 // rawText is the text of n with its white space kept, for <pre>.

@@ -108,14 +108,6 @@ func streamHTML(r io.Reader, max int64) (string, error) {
 	}
 }
 
-func skippedRole(role string) bool {
-	switch role {
-	case "navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar", "dialog":
-		return true
-	}
-	return false
-}
-
 // voidElement reports whether a never has content or an end tag.
 func voidElement(a atom.Atom) bool {
 	switch a {
@@ -166,7 +158,7 @@ func (s *streamRenderer) start(a atom.Atom, skip bool, olStart int) {
 	}
 	switch a {
 	case atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6:
-		s.block(strings.Repeat("#", int(a.String()[1]-'0')) + " ")
+		s.block(strings.Repeat("#", headingLevel(a)) + " ")
 	case atom.Ul:
 		s.block("")
 		s.lists = append(s.lists, 0)
@@ -188,10 +180,8 @@ func (s *streamRenderer) start(a atom.Atom, skip bool, olStart int) {
 			s.endCell()
 			s.cell = &mdRenderer{}
 		}
-	case atom.P, atom.Div, atom.Section, atom.Article, atom.Main, atom.Blockquote, atom.Figure,
-		atom.Figcaption, atom.Dl, atom.Dt, atom.Dd, atom.Address, atom.Table, atom.Caption,
-		atom.Details, atom.Summary, atom.Body, atom.Center:
-		if s.cell == nil {
+	default:
+		if blockElements[a] && s.cell == nil {
 			s.block("")
 		}
 	}
@@ -234,11 +224,8 @@ func (s *streamRenderer) close(a atom.Atom) {
 		s.endCell()
 	case atom.Tr, atom.Table:
 		s.endRow()
-	case atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6, atom.Li,
-		atom.P, atom.Div, atom.Section, atom.Article, atom.Main, atom.Blockquote, atom.Figure,
-		atom.Figcaption, atom.Dl, atom.Dt, atom.Dd, atom.Address, atom.Caption,
-		atom.Details, atom.Summary, atom.Body, atom.Center:
-		if s.cell == nil {
+	default:
+		if (blockElements[a] || a == atom.Li || headingLevel(a) > 0) && s.cell == nil {
 			s.block("")
 		}
 	}
