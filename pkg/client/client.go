@@ -103,17 +103,11 @@ func (c *Client) Upload(ctx context.Context, filename string, content io.Reader,
 }
 
 func (c *Client) send(req *http.Request, out any) error {
-	if c.Key != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Key)
-	}
-	resp, err := c.http().Do(req)
+	resp, err := c.open(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return c.errorOf(resp)
-	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
@@ -124,8 +118,25 @@ func (c *Client) send(req *http.Request, out any) error {
 	return json.Unmarshal(raw, out)
 }
 
+// open sends req with the key and returns a successful answer, or the
+// error answer as an *APIError.
+func (c *Client) open(req *http.Request) (*http.Response, error) {
+	if c.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Key)
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		return nil, errorOf(resp)
+	}
+	return resp, nil
+}
+
 // errorOf reads an error answer into an *APIError.
-func (c *Client) errorOf(resp *http.Response) error {
+func errorOf(resp *http.Response) error {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var e struct {
 		Error struct{ Code, Message string } `json:"error"`
@@ -145,17 +156,11 @@ func (c *Client) Stream(ctx context.Context, method, path string, body any, fn f
 		return err
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	if c.Key != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Key)
-	}
-	resp, err := c.http().Do(req)
+	resp, err := c.open(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return c.errorOf(resp)
-	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 8<<20)
 	event, data := "", []byte(nil)
