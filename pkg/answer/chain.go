@@ -126,15 +126,20 @@ func (c *Chain) once(ctx context.Context, l Link, q Question, emit func(string) 
 		}
 		return err
 	}
-	if l.Guard == nil {
-		return r, call()
-	}
-	tokens := q.MaxTokens
+	tokens := q.MaxTokens + len(q.Text)/4
 	for _, p := range q.Passages {
 		tokens += len(p.Text) / 4
 	}
-	err := l.Guard.Do(actx, tokens+len(q.Text)/4, call)
-	return r, err
+	return r, l.guarded(actx, tokens, call)
+}
+
+// guarded runs call through the link's guard (its budgets and breaker),
+// charged tokens, or straight when it has none.
+func (l Link) guarded(ctx context.Context, tokens int, call func() error) error {
+	if l.Guard == nil {
+		return call()
+	}
+	return l.Guard.Do(ctx, tokens, call)
 }
 
 // Condenser rewrites a follow-up question, given the conversation before
@@ -162,12 +167,7 @@ func (c *Chain) Condense(ctx context.Context, history [][2]string, question stri
 			condensed, err = cond.Condense(cctx, history, question)
 			return err
 		}
-		var err error
-		if l.Guard != nil {
-			err = l.Guard.Do(cctx, 300, call)
-		} else {
-			err = call()
-		}
+		err := l.guarded(cctx, 300, call)
 		cancel()
 		if err == nil {
 			return condensed

@@ -18,14 +18,16 @@ const NothingFound = "I found nothing about this in the documents searched."
 
 // Extractive answers offline, with the passages' own words: the sentences
 // that hold most of the question's terms (weighted by how rare each is
-// among the passages' sentences), best first, at most MaxSentences and
+// among the passages' sentences), best first, at most maxSentences and
 // within the question's MaxTokens, each followed by its passage's marker.
-// A sentence must hold at least MinCoverage of the question's terms (and
+// A sentence must hold at least minCoverage of the question's terms (and
 // one at least), or the answer is NothingFound without markers.
-type Extractive struct {
-	MaxSentences int     // 0: 3
-	MinCoverage  float64 // 0: 0.3
-}
+type Extractive struct{}
+
+const (
+	maxSentences = 3
+	minCoverage  = 0.3
+)
 
 type sentence struct {
 	text    string
@@ -37,8 +39,7 @@ type sentence struct {
 }
 
 // Answer picks the sentences and hands each to onText with its marker.
-func (x Extractive) Answer(ctx context.Context, q Question, onText func(string) error) (Result, error) {
-	maxSentences, minCoverage := cmp.Or(x.MaxSentences, 3), cmp.Or(x.MinCoverage, 0.3)
+func (Extractive) Answer(ctx context.Context, q Question, onText func(string) error) (Result, error) {
 	asked := Terms(q.Text)
 	var all []*sentence
 	df := map[string]int{}

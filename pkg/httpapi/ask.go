@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -234,13 +235,9 @@ func (a *asker) prepare(ctx context.Context, tenant string, req askRequest) (*pr
 	}
 	start := time.Now()
 	if req.ConversationID != "" {
-		conv, err := a.s.Conversation(ctx, tenant, req.ConversationID)
+		history, err := a.s.ConversationHistory(ctx, tenant, req.ConversationID, maxHistoryTurns)
 		if err != nil {
 			return nil, err
-		}
-		var history [][2]string
-		for _, t := range conv.Turns[max(0, len(conv.Turns)-maxHistoryTurns):] {
-			history = append(history, [2]string{t.Question, t.Answer})
 		}
 		q.Query = a.o.Answerer.Condense(ctx, history, q.Query)
 	}
@@ -281,19 +278,30 @@ type askResponse struct {
 	ConversationID string             `json:"conversation_id"`
 }
 
-// save stores the turn, the answer's markers renumbered and only the
-// passages cited kept, and returns the conversation's ID.
-func (a *asker) save(ctx context.Context, p *prepared, text string, res answer.Result) (string, string, []ragpipe.Citation, error) {
-	answerText, cited := answer.Cite(text, len(p.citations))
-	citations := make([]ragpipe.Citation, len(cited))
-	for k, n := range cited {
-		citations[k] = p.citations[n-1]
-		citations[k].N = k + 1
+// saved is an answer as stored.
+type saved struct {
+	conversationID string
+	answer         string             // its markers renumbered in order of appearance
+	citations      []ragpipe.Citation // the passages cited, renumbered so
+	cited          []int              // their numbers among the passages given
+}
+
+// finish counts a finished answer in the metrics and stores its turn, with
+// the markers renumbered and only the passages cited kept.
+func (a *asker) finish(ctx context.Context, p *prepared, text string, res answer.Result, firstToken, total time.Duration) (saved, error) {
+	a.metrics.observe(res, firstToken, total)
+	s := saved{}
+	s.answer, s.cited = answer.Cite(text, len(p.citations))
+	s.citations = make([]ragpipe.Citation, len(s.cited))
+	for k, n := range s.cited {
+		s.citations[k] = p.citations[n-1]
+		s.citations[k].N = k + 1
 	}
-	id, err := a.s.SaveTurn(context.WithoutCancel(ctx), p.tenant, p.conversationID, ragpipe.Turn{
-		Question: p.asked, Answer: answerText, Citations: citations, Provider: res.Provider, Model: res.Model,
+	var err error
+	s.conversationID, err = a.s.SaveTurn(context.WithoutCancel(ctx), p.tenant, p.conversationID, ragpipe.Turn{
+		Question: p.asked, Answer: s.answer, Citations: s.citations, Provider: res.Provider, Model: res.Model,
 		PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens})
-	return id, answerText, citations, err
+	return s, err
 }
 
 // answer runs the answerer to its end and stores the turn. A failure of
@@ -316,15 +324,14 @@ func (a *asker) answer(ctx context.Context, p *prepared) (*askResponse, time.Dur
 				e, retry := chatError(end.err)
 				return nil, retry, e
 			}
-			a.metrics.observe(end.result, firstToken, time.Since(genStart))
-			id, answerText, citations, err := a.save(ctx, p, text.String(), end.result)
+			s, err := a.finish(ctx, p, text.String(), end.result, firstToken, time.Since(genStart))
 			if err != nil {
 				return nil, 0, err
 			}
-			return &askResponse{Answer: answerText, Citations: citations, Model: end.result.Model,
+			return &askResponse{Answer: s.answer, Citations: s.citations, Model: end.result.Model,
 				Usage:          usageJSON{end.result.PromptTokens, end.result.CompletionTokens},
 				Timings:        timingsJSON{RetrievalMS: ms(p.retrieval), GenerationMS: ms(time.Since(genStart))},
-				ConversationID: id}, 0, nil
+				ConversationID: s.conversationID}, 0, nil
 		}
 		if text.Len() == 0 {
 			firstToken = time.Since(genStart)
@@ -430,20 +437,18 @@ func (a *asker) stream(c echo.Context, p *prepared) error {
 		_ = send("error", map[string]string{"code": code, "message": msg})
 		return nil
 	}
-	a.metrics.observe(end.result, firstToken, time.Since(genStart))
-	id, _, _, err := a.save(ctx, p, text.String(), end.result)
+	s, err := a.finish(ctx, p, text.String(), end.result, firstToken, time.Since(genStart))
 	if err != nil {
 		a.log.Error("ask: store the conversation turn", "err", err)
 		_ = send("error", map[string]string{"code": ragpipe.EUNAVAILABLE, "message": "the answer could not be stored"})
 		return nil
 	}
-	_, cited := answer.Cite(text.String(), len(p.citations))
 	_ = send("done", map[string]any{
 		"model":           end.result.Model,
 		"usage":           usageJSON{end.result.PromptTokens, end.result.CompletionTokens},
 		"timings":         timingsJSON{RetrievalMS: ms(p.retrieval), GenerationMS: ms(time.Since(genStart))},
-		"cited":           nonNil(cited),
-		"conversation_id": id,
+		"cited":           nonNil(s.cited),
+		"conversation_id": s.conversationID,
 	})
 	return nil
 }
@@ -456,3 +461,74 @@ func nonNil(ns []int) []int {
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d.Microseconds())/10) / 100 }
+
+// batchItem is one result of a batch: an answer or an error.
+type batchItem struct {
+	*askResponse
+	Error *errorDetail `json:"error,omitempty"`
+}
+
+// handleAskBatch answers up to BatchMax questions, BatchConcurrency at a
+// time, in request order; one failing never fails the others.
+func handleAskBatch(a *asker) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var req struct {
+			Requests []askRequest `json:"requests"`
+		}
+		if err := c.Bind(&req); err != nil {
+			return ragpipe.Errorf(ragpipe.EINVALID, "body must be a JSON object with \"requests\"")
+		}
+		if len(req.Requests) == 0 || len(req.Requests) > a.o.BatchMax {
+			return ragpipe.FieldErrorf("requests", "must hold 1 to %d questions", a.o.BatchMax)
+		}
+		ctx, tenant := c.Request().Context(), tenantOf(c)
+		results := make([]batchItem, len(req.Requests))
+		slots := make(chan struct{}, a.o.BatchConcurrency)
+		var wg sync.WaitGroup
+		for i, r := range req.Requests {
+			if r.Stream {
+				results[i].Error = &errorDetail{Code: "invalid_stream", Field: "stream", Message: "stream: a batch answers as JSON"}
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				defer func() { <-slots }()
+				results[i] = a.batchAnswer(ctx, tenant, r)
+			}()
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return nil // the client left
+		}
+		rid := c.Response().Header().Get(echo.HeaderXRequestID)
+		for i := range results {
+			if results[i].Error != nil {
+				results[i].Error.RequestID = rid
+			}
+		}
+		return c.JSON(http.StatusOK, map[string]any{"results": results})
+	}
+}
+
+func (a *asker) batchAnswer(ctx context.Context, tenant string, r askRequest) batchItem {
+	p, err := a.prepare(ctx, tenant, r)
+	var out *askResponse
+	if err == nil {
+		out, _, err = a.answer(ctx, p)
+	}
+	if err == nil {
+		return batchItem{askResponse: out}
+	}
+	var de *ragpipe.Error
+	if errors.As(err, &de) {
+		return batchItem{Error: &errorDetail{Code: de.Code, Message: de.Message, Field: de.Field, Details: de.Details}}
+	}
+	a.log.Error("ask batch: item failed", "err", err)
+	return batchItem{Error: &errorDetail{Code: ragpipe.EINTERNAL, Message: "internal error"}}
+}

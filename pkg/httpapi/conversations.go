@@ -1,10 +1,7 @@
 package httpapi
 
 import (
-	"context"
-	"errors"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -125,75 +122,4 @@ func handleUsage(s Store) echo.HandlerFunc {
 		}
 		return c.JSON(http.StatusOK, out)
 	}
-}
-
-// batchItem is one result of a batch: an answer or an error.
-type batchItem struct {
-	*askResponse
-	Error *errorDetail `json:"error,omitempty"`
-}
-
-// handleAskBatch answers up to BatchMax questions, BatchConcurrency at a
-// time, in request order; one failing never fails the others.
-func handleAskBatch(a *asker) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		var req struct {
-			Requests []askRequest `json:"requests"`
-		}
-		if err := c.Bind(&req); err != nil {
-			return ragpipe.Errorf(ragpipe.EINVALID, "body must be a JSON object with \"requests\"")
-		}
-		if len(req.Requests) == 0 || len(req.Requests) > a.o.BatchMax {
-			return ragpipe.FieldErrorf("requests", "must hold 1 to %d questions", a.o.BatchMax)
-		}
-		ctx, tenant := c.Request().Context(), tenantOf(c)
-		results := make([]batchItem, len(req.Requests))
-		slots := make(chan struct{}, a.o.BatchConcurrency)
-		var wg sync.WaitGroup
-		for i, r := range req.Requests {
-			if r.Stream {
-				results[i].Error = &errorDetail{Code: "invalid_stream", Field: "stream", Message: "stream: a batch answers as JSON"}
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				select {
-				case slots <- struct{}{}:
-				case <-ctx.Done():
-					return
-				}
-				defer func() { <-slots }()
-				results[i] = a.batchAnswer(ctx, tenant, r)
-			}()
-		}
-		wg.Wait()
-		if ctx.Err() != nil {
-			return nil // the client left
-		}
-		rid := c.Response().Header().Get(echo.HeaderXRequestID)
-		for i := range results {
-			if results[i].Error != nil {
-				results[i].Error.RequestID = rid
-			}
-		}
-		return c.JSON(http.StatusOK, map[string]any{"results": results})
-	}
-}
-
-func (a *asker) batchAnswer(ctx context.Context, tenant string, r askRequest) batchItem {
-	p, err := a.prepare(ctx, tenant, r)
-	var out *askResponse
-	if err == nil {
-		out, _, err = a.answer(ctx, p)
-	}
-	if err == nil {
-		return batchItem{askResponse: out}
-	}
-	var de *ragpipe.Error
-	if errors.As(err, &de) {
-		return batchItem{Error: &errorDetail{Code: de.Code, Message: de.Message, Field: de.Field, Details: de.Details}}
-	}
-	a.log.Error("ask batch: item failed", "err", err)
-	return batchItem{Error: &errorDetail{Code: ragpipe.EINTERNAL, Message: "internal error"}}
 }

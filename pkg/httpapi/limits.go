@@ -57,9 +57,7 @@ func deadlines(d Deadlines) echo.MiddlewareFunc {
 				_ = rc.SetReadDeadline(time.Now().Add(d.BodyIdle)) // unsupported writers (tests' recorders) only lose the bound
 				c.Request().Body = &idleBody{ReadCloser: c.Request().Body, rc: rc, idle: d.BodyIdle}
 			}
-			upload := c.Request().Method == http.MethodPost && c.Path() == "/v1/documents"
-			// Event streams and answers (bounded by AskOptions' timeouts) run longer.
-			if d.Write > 0 && !upload && c.Path() != "/v1/jobs/:id/events" && c.Path() != "/v1/ask" && c.Path() != "/v1/ask/batch" {
+			if d.Write > 0 && !unboundedWrites[c.Request().Method+" "+c.Path()] {
 				_ = rc.SetWriteDeadline(time.Now().Add(d.Write))
 			}
 			// The read deadline stays: after the handler the server may read
@@ -134,6 +132,16 @@ func methodLabel(m string) string {
 		return m
 	}
 	return "OTHER"
+}
+
+// unboundedWrites are the routes without the write deadline: uploads (the
+// body deadline bounds them), event streams (their own keep-alive) and
+// answers (bounded by AskOptions' timeouts).
+var unboundedWrites = map[string]bool{
+	"POST /v1/documents":      true,
+	"GET /v1/jobs/:id/events": true,
+	"POST /v1/ask":            true,
+	"POST /v1/ask/batch":      true,
 }
 
 // responseTime sets X-Response-Time on every response: the time from the

@@ -31,6 +31,7 @@ type Store interface {
 	Collections(ctx context.Context, tenantID string) ([]ragpipe.Collection, error)
 	SaveTurn(ctx context.Context, tenantID, conversationID string, t ragpipe.Turn) (string, error)
 	Conversation(ctx context.Context, tenantID, id string) (*ragpipe.Conversation, error)
+	ConversationHistory(ctx context.Context, tenantID, id string, n int) ([][2]string, error)
 	Conversations(ctx context.Context, tenantID, cursor string, limit int) ([]*ragpipe.Conversation, string, error)
 	DeleteConversation(ctx context.Context, tenantID, id string) error
 	ChatUsage(ctx context.Context, tenantID string, from, to time.Time) ([]ragpipe.UsageTotal, error)

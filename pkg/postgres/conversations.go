@@ -91,6 +91,32 @@ func (db *DB) Conversation(ctx context.Context, tenantID, id string) (*ragpipe.C
 	return c, err
 }
 
+// ConversationHistory returns the question and answer of the last n turns
+// of the tenant's conversation id, oldest first; an unknown conversation is
+// ENOTFOUND.
+func (db *DB) ConversationHistory(ctx context.Context, tenantID, id string, n int) ([][2]string, error) {
+	if !validUUID(id) {
+		return nil, ragpipe.Errorf(ragpipe.ENOTFOUND, "conversation not found")
+	}
+	var exists bool
+	if err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM conversations WHERE tenant_id = $1 AND id = $2)`,
+		tenantID, id).Scan(&exists); err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, ragpipe.Errorf(ragpipe.ENOTFOUND, "conversation not found")
+	}
+	rows, err := db.pool.Query(ctx, `SELECT question, answer FROM (SELECT n, question, answer FROM conversation_turns
+		WHERE conversation_id = $1 ORDER BY n DESC LIMIT $2) last ORDER BY n`, id, n)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+		var t [2]string
+		return t, r.Scan(&t[0], &t[1])
+	})
+}
+
 // Conversations lists the tenant's conversations, newest first, limit at a
 // time, without their turns; cursor is "" or the page before's next cursor.
 func (db *DB) Conversations(ctx context.Context, tenantID, cursor string, limit int) ([]*ragpipe.Conversation, string, error) {
