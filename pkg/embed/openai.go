@@ -172,7 +172,7 @@ type ProviderError struct {
 	// errors.Is works with context.DeadlineExceeded or syscall.ECONNREFUSED.
 	Err error
 	// Wait is how long the provider asked callers to wait (its Retry-After
-	// header on a 429 or 503), 0 if it did not say.
+	// header on a 429 or a 5xx), 0 if it did not say.
 	Wait time.Duration
 	// Provider names the provider in the message; "" is "embedding provider".
 	Provider string
