@@ -244,11 +244,10 @@ func (a *asker) prepare(ctx context.Context, tenant string, req askRequest) (*pr
 	asked := aq.Text
 	aq.Text = q.Query
 	if q.Mode != ragpipe.SearchKeyword {
-		vs, err := a.emb.Embed(ctx, []string{q.Query})
-		if err != nil {
+		var err error
+		if q.Vector, q.Space, err = a.emb.EmbedQuery(ctx, q.TenantID, q.Query); err != nil {
 			return nil, err
 		}
-		q.Vector = vs[0]
 	}
 	results, err := a.s.Search(ctx, q)
 	if err != nil {

@@ -65,6 +65,7 @@ func addRoutes(e *echo.Echo, p Params) {
 	v1.POST("/jobs/:id/cancel", handleCancelJob(p.Store))
 	v1.POST("/search", handleSearch(p.Store, p.Embedder, p.SearchWeights, p.Rerank, p.Logger))
 	v1.GET("/collections", handleListCollections(p.Store))
+	v1.GET("/embedding", handleEmbeddingStatus(p.Store))
 	ask := &asker{s: p.Store, emb: p.Embedder, weights: p.SearchWeights, o: p.Ask, log: p.Logger, metrics: m.chat}
 	v1.POST("/ask", handleAsk(ask))
 	v1.POST("/ask/batch", handleAskBatch(ask))

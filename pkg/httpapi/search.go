@@ -134,11 +134,10 @@ func handleSearch(s Store, emb QueryEmbedder, weights ragpipe.SearchWeights, ro 
 		}
 		ctx := c.Request().Context()
 		if q.Mode != ragpipe.SearchKeyword {
-			vs, err := emb.Embed(ctx, []string{q.Query})
-			if err != nil {
+			var err error
+			if q.Vector, q.Space, err = emb.EmbedQuery(ctx, q.TenantID, q.Query); err != nil {
 				return providerError(c, err)
 			}
-			q.Vector = vs[0]
 		}
 		results, err := s.Search(ctx, q)
 		if err != nil {

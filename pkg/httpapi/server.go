@@ -29,6 +29,7 @@ type Store interface {
 	Job(ctx context.Context, tenantID, id string) (*ragpipe.Job, error)
 	Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.SearchResult, error)
 	Collections(ctx context.Context, tenantID string) ([]ragpipe.Collection, error)
+	EmbeddingStatus(ctx context.Context, tenantID string) (*ragpipe.EmbeddingStatus, error)
 	SaveTurn(ctx context.Context, tenantID, conversationID string, t ragpipe.Turn) (string, error)
 	Conversation(ctx context.Context, tenantID, id string) (*ragpipe.Conversation, error)
 	ConversationHistory(ctx context.Context, tenantID, id string, n int) ([][2]string, error)
@@ -48,9 +49,10 @@ type Ingest interface {
 	Handoff(ctx context.Context, t ragpipe.Task)
 }
 
-// QueryEmbedder turns a search query into a vector.
+// QueryEmbedder turns a search query into a vector of the embedding space
+// the tenant's chunks are in, and names that space.
 type QueryEmbedder interface {
-	Embed(ctx context.Context, texts []string) ([][]float32, error)
+	EmbedQuery(ctx context.Context, tenantID, query string) (vector []float32, space int, err error)
 }
 
 // Check reports whether one dependency is reachable.

@@ -17,6 +17,7 @@ type ReaperStore interface {
 	MarkRecovered(ctx context.Context, jobID string, tasks []string) error
 	FailJob(ctx context.Context, jobID, code, message string) error
 	StaleDeliveries(ctx context.Context, age time.Duration, limit int) ([]ragpipe.Task, error)
+	StaleReembeds(ctx context.Context, age time.Duration) ([]ragpipe.Task, error)
 }
 
 // TaskKeeper keeps tasks going in the queue (pkg/queue's Keeper).
@@ -76,10 +77,11 @@ func (r *Reaper) expected(ctx context.Context, j *ragpipe.Job) ([]ragpipe.Task, 
 	}
 }
 
-// Sweep checks every stale job, pending webhook delivery and stuck deletion
+// Sweep checks every stale job, pending webhook delivery, stopped
+// re-embedding and stuck deletion
 // once and returns how many it re-enqueued.
 func (r *Reaper) Sweep(ctx context.Context) (int, error) {
-	recovered, err := r.sweepDeliveries(ctx)
+	recovered, err := r.sweepTasks(ctx)
 	if err != nil {
 		return recovered, err
 	}
@@ -175,22 +177,27 @@ func (r *Reaper) check(ctx context.Context, j *ragpipe.Job, stranded map[string]
 	return true, r.Store.MarkRecovered(ctx, j.ID, append(requeued, rescued...))
 }
 
-// sweepDeliveries re-enqueues pending webhook deliveries whose task is gone.
-// A delivery waiting out its retry schedule has its task in the queue's
-// retry or scheduled set and is left alone.
-func (r *Reaper) sweepDeliveries(ctx context.Context) (int, error) {
-	tasks, err := r.Store.StaleDeliveries(ctx, r.StaleAge, 200)
+// sweepTasks re-enqueues pending webhook deliveries whose task is gone,
+// and the tasks of re-embeddings that stopped. A delivery waiting out its
+// retry schedule has its task in the queue's retry or scheduled set and is
+// left alone.
+func (r *Reaper) sweepTasks(ctx context.Context) (int, error) {
+	deliveries, err := r.Store.StaleDeliveries(ctx, r.StaleAge, 200)
+	if err != nil {
+		return 0, err
+	}
+	reembeds, err := r.Store.StaleReembeds(ctx, r.StaleAge)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, t := range tasks {
+	for _, t := range append(deliveries, reembeds...) {
 		ok, err := r.Tasks.Ensure(ctx, t)
 		if err != nil {
 			return n, err
 		}
 		if ok {
-			r.Logger.Warn("reaper re-enqueued webhook delivery", "task", t.ID)
+			r.Logger.Warn("reaper re-enqueued", "task", t.ID)
 			n++
 		}
 	}

@@ -36,6 +36,10 @@ func (s *reaperStore) FailJob(_ context.Context, _, code, _ string) error {
 	s.failed = code
 	return nil
 }
+func (s *reaperStore) StaleReembeds(context.Context, time.Duration) ([]ragpipe.Task, error) {
+	return nil, nil
+}
+
 func (s *reaperStore) StaleDeliveries(context.Context, time.Duration, int) ([]ragpipe.Task, error) {
 	return nil, nil
 }

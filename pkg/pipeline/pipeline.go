@@ -61,7 +61,8 @@ type Params struct {
 	Store     Store
 	Blobs     Blobs
 	Extractor Extractor
-	Embedder  embed.Embedder
+	Embedder  embed.Embedder // of chunks, in the configured embedding space
+	Space     int            // the ID of Embedder's space, recorded with each batch of vectors
 	Queue     Enqueuer
 	Logger    *slog.Logger
 	BatchSize int    // chunks per embed task
@@ -400,7 +401,7 @@ func (pl *Pipeline) embed(ctx context.Context, log *slog.Logger, p ragpipe.TaskP
 	if len(vecs) != len(texts) {
 		return fmt.Errorf("embedder returned %d vectors for %d texts", len(vecs), len(texts))
 	}
-	if err := pl.p.Blobs.Put(ctx, artifactKey(j, fmt.Sprintf("batches/%d.vec", p.Batch)), encodeVectors(vecs)); err != nil {
+	if err := pl.p.Blobs.Put(ctx, artifactKey(j, fmt.Sprintf("batches/%d.vec", p.Batch)), encodeVectors(pl.p.Space, vecs)); err != nil {
 		return unavailable(err, "object store")
 	}
 	done, err := pl.p.Store.CompleteBatch(ctx, j.ID, p.Batch)
@@ -449,9 +450,20 @@ func (pl *Pipeline) upsert(ctx context.Context, log *slog.Logger, _ ragpipe.Task
 		if err != nil {
 			return unavailable(err, "object store")
 		}
-		vs, err := decodeVectors(b, pl.p.Embedder.Dimensions())
-		if err != nil || len(vs) != len(cs) {
-			return fmt.Errorf("batch %d: %d chunks, %d vectors: %v", batch, len(cs), len(vs), err)
+		space, vs := decodeVectors(b, pl.p.Embedder.Dimensions())
+		if space != pl.p.Space {
+			// Embedded before the configured space changed: embed it again.
+			log.Info("embedding again a batch of another embedding space", "batch", batch, "space", space)
+			texts := make([]string, len(cs))
+			for i, c := range cs {
+				texts[i] = c.Text
+			}
+			if vs, err = pl.p.Embedder.Embed(ctx, texts); err != nil {
+				return err
+			}
+		}
+		if len(vs) != len(cs) {
+			return fmt.Errorf("batch %d: %d chunks, %d vectors", batch, len(cs), len(vs))
 		}
 		for _, c := range cs {
 			chunks = append(chunks, ragpipe.Chunk{DocumentID: j.DocumentID, Index: c.Index, Text: c.Text,
@@ -474,13 +486,19 @@ func unavailable(err error, what string) error {
 	return ragpipe.Wrap(err, ragpipe.EUNAVAILABLE, what+" unavailable")
 }
 
-// encodeVectors packs vectors as little-endian float32s, one after another.
-func encodeVectors(vs [][]float32) []byte {
+// vectorsMagic starts a batch's vector artifact, followed by the ID of the
+// embedding space the vectors are in.
+const vectorsMagic = "RPV1"
+
+// encodeVectors packs the vectors of space as little-endian float32s, one
+// after another, after the magic and the space.
+func encodeVectors(space int, vs [][]float32) []byte {
 	var n int
 	for _, v := range vs {
 		n += len(v)
 	}
-	b := make([]byte, 0, 4*n)
+	b := make([]byte, 0, 8+4*n)
+	b = binary.LittleEndian.AppendUint32(append(b, vectorsMagic...), uint32(space))
 	for _, v := range vs {
 		for _, x := range v {
 			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
@@ -489,11 +507,19 @@ func encodeVectors(vs [][]float32) []byte {
 	return b
 }
 
-func decodeVectors(b []byte, dim int) ([][]float32, error) {
-	if dim <= 0 || len(b)%(4*dim) != 0 {
-		return nil, fmt.Errorf("vector artifact of %d bytes does not hold %d-dimensional vectors", len(b), dim)
+// decodeVectors unpacks what encodeVectors packed, of dim dimensions. It
+// reports space -1 for an artifact that holds no such vectors (of another
+// size, or written before spaces were recorded), for the caller to embed
+// the batch again.
+func decodeVectors(b []byte, dim int) (space int, vs [][]float32) {
+	if len(b) < 8 || string(b[:4]) != vectorsMagic {
+		return -1, nil
 	}
-	vs := make([][]float32, len(b)/(4*dim))
+	space, b = int(binary.LittleEndian.Uint32(b[4:])), b[8:]
+	if dim <= 0 || len(b)%(4*dim) != 0 {
+		return -1, nil
+	}
+	vs = make([][]float32, len(b)/(4*dim))
 	for i := range vs {
 		v := make([]float32, dim)
 		for k := range v {
@@ -501,5 +527,5 @@ func decodeVectors(b []byte, dim int) ([][]float32, error) {
 		}
 		vs[i] = v
 	}
-	return vs, nil
+	return space, vs
 }

@@ -46,13 +46,15 @@ type API struct {
 // NewAPI connects to every dependency (migrating the schema when
 // RAGPIPE_AUTO_MIGRATE is on) and builds the handler.
 func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, error) {
-	db, err := openDB(ctx, cfg, cfg.AutoMigrate)
+	db, space, err := openDB(ctx, cfg, cfg.AutoMigrate)
 	if err != nil {
 		return nil, err
 	}
 	rdb := newRedis(cfg)
-	emb, err := newEmbedder(cfg, rdb)
-	if err != nil {
+	spaces := newSpaces(cfg, rdb, db)
+	// The configured space's embedder is built now, so a bad setting stops
+	// the start rather than the first search.
+	if _, err := spaces.embedder(space); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -82,7 +84,7 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		Store: db,
 		Ingest: ingest.New(ingest.Params{Store: db, Blobs: a.blobs, Queue: a.queue, Logger: log,
 			NewSecret: webhook.NewSecret, ChunkSize: cfg.ChunkSize, ChunkOverlap: cfg.ChunkOverlap}),
-		Embedder:  embed.WithPrefix(emb, cfg.EmbedQueryPrefix),
+		Embedder:  spaces,
 		Limiter:   redis_rate.NewLimiter(a.rdb),
 		RateLimit: redis_rate.PerMinute(cfg.RateLimitPerMin),
 		Logger:    log,

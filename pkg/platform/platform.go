@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -20,6 +19,7 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/embed"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/queue"
+	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 	"github.com/ragpipe/ragpipe/pkg/webhook"
 )
 
@@ -32,33 +32,6 @@ func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// newEmbedder returns the embedder the configuration names. A remote
-// provider is guarded by shared rate limits (counted in rdb) and a circuit
-// breaker.
-func newEmbedder(cfg config.Config, rdb *redis.Client) (embed.Embedder, error) {
-	switch cfg.EmbedProvider {
-	case "openai":
-		p, err := embed.NewOpenAI(embed.OpenAIConfig{
-			BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey, Model: cfg.OpenAIModel,
-			Dimensions: cfg.EmbedDimensions, BatchSize: cfg.EmbedBatchSize, Timeout: cfg.EmbedTimeout,
-			HTTPClient: &http.Client{},
-		})
-		if err != nil {
-			return nil, err
-		}
-		return guard(cfg, rdb, "openai", p), nil
-	case "ollama":
-		p, err := embed.NewOllama(embed.OllamaConfig{BaseURL: cfg.OllamaBaseURL, Model: cfg.OllamaModel,
-			Dimensions: cfg.EmbedDimensions, Timeout: cfg.EmbedTimeout, HTTPClient: &http.Client{}})
-		if err != nil {
-			return nil, err
-		}
-		return guard(cfg, rdb, "ollama", p), nil
-	default:
-		return embed.NewHashing(cfg.EmbedDimensions), nil
-	}
 }
 
 // guard wraps a remote provider in the shared rate limits and a breaker.
@@ -98,23 +71,29 @@ func newBlobs(cfg config.Config) *blob.Store {
 		AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey})
 }
 
-// openDB connects to Postgres, migrating first when asked, and makes the
-// vector column match the embedder.
-func openDB(ctx context.Context, cfg config.Config, migrate bool) (*postgres.DB, error) {
+// openDB connects to Postgres, migrating first when asked, and registers
+// the configured embedding space, which it returns.
+func openDB(ctx context.Context, cfg config.Config, migrate bool) (*postgres.DB, ragpipe.EmbeddingSpace, error) {
+	space := configuredSpace(cfg)
 	if migrate {
 		if err := waitForDB(ctx, func() error { return postgres.Migrate(ctx, cfg.DatabaseURL) }); err != nil {
-			return nil, fmt.Errorf("%w (is Postgres with pgvector running? `make services` starts it)", err)
+			return nil, space, fmt.Errorf("%w (is Postgres with pgvector running? `make services` starts it)", err)
 		}
 	}
 	db, err := postgres.Open(ctx, cfg.DatabaseURL, webhook.EncodeEvent)
 	if err != nil {
-		return nil, err
+		return nil, space, err
 	}
-	if err := waitForDB(ctx, func() error { return db.EnsureEmbeddingDimensions(ctx, cfg.EmbedDimensions) }); err != nil {
+	err = waitForDB(ctx, func() error {
+		var err error
+		space, err = db.RegisterSpace(ctx, space)
+		return err
+	})
+	if err != nil {
 		db.Close()
-		return nil, err
+		return nil, space, err
 	}
-	return db, nil
+	return db, space, nil
 }
 
 // dbStartWait is how long a starting process waits for an unreachable

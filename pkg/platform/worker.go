@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ragpipe/ragpipe/pkg/config"
-	"github.com/ragpipe/ragpipe/pkg/embed"
 	"github.com/ragpipe/ragpipe/pkg/extract"
 	"github.com/ragpipe/ragpipe/pkg/pipeline"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
@@ -28,6 +27,9 @@ const (
 	relayMinAge      = 2 * time.Second
 	dispatchInterval = 100 * time.Millisecond
 	idempotencyTTL   = 24 * time.Hour
+	// reembedSlice is how long one re-embedding task runs before it hands
+	// over to its successor (within the task's 5-minute timeout).
+	reembedSlice = time.Minute
 )
 
 // Worker is the pipeline worker process.
@@ -35,7 +37,8 @@ type Worker struct {
 	cfg    config.Config
 	log    *slog.Logger
 	db     *postgres.DB
-	rdb    *redis.Client // provider rate limits and the health check before locked rounds
+	rdb    *redis.Client          // provider rate limits and the health check before locked rounds
+	space  ragpipe.EmbeddingSpace // the configured one, which chunks are embedded into
 	queue  *queue.Client
 	srv    *asynq.Server
 	mux    *asynq.ServeMux
@@ -54,22 +57,27 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worke
 		return nil, err
 	}
 	rdb := newRedis(cfg)
-	emb, err := newEmbedder(cfg, rdb)
+	db, space, err := openDB(ctx, cfg, cfg.AutoMigrate)
 	if err != nil {
 		rdb.Close()
 		return nil, err
 	}
-	db, err := openDB(ctx, cfg, cfg.AutoMigrate)
+	spaces := newSpaces(cfg, rdb, db)
+	emb, err := spaces.passages(space)
 	if err != nil {
+		db.Close()
 		rdb.Close()
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, log: log, db: db, rdb: rdb, queue: queue.NewClient(redisOpt(cfg))}
+	w := &Worker{cfg: cfg, log: log, db: db, rdb: rdb, queue: queue.NewClient(redisOpt(cfg)), space: space}
 	pl := pipeline.New(pipeline.Params{
-		Store: db, Blobs: newBlobs(cfg), Extractor: ex, Embedder: embed.WithPrefix(emb, cfg.EmbedPassagePrefix), Queue: w.queue,
+		Store: db, Blobs: newBlobs(cfg), Extractor: ex, Embedder: emb, Space: space.ID, Queue: w.queue,
 		Logger: log, BatchSize: cfg.EmbedBatchSize, TempDir: cfg.TempDir, MemoryBudget: cfg.WorkerMemoryLimit / 2,
 	})
-	w.mux = queue.NewMux(pl.Handlers())
+	handlers := pl.Handlers()
+	handlers[ragpipe.TaskReembed] = (&pipeline.Reembedder{Store: db, Embedders: spaces.passages, Queue: w.queue,
+		Logger: log.With("component", "reembed"), BatchSize: cfg.EmbedBatchSize, Slice: reembedSlice}).Handle
+	w.mux = queue.NewMux(handlers)
 	w.keeper = queue.NewKeeper(redisOpt(cfg), w.queue)
 	w.reaper = &pipeline.Reaper{Store: db, Tasks: w.keeper, Logger: log, StaleAge: cfg.ReaperStaleAfter}
 	w.hooks = newWebhookRunner(cfg, log, db, w.queue)
@@ -99,6 +107,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("start webhook worker: %w", err)
 	}
 	w.log.Info("worker running", "concurrency", w.cfg.WorkerConcurrency)
+	w.startReembeds(ctx)
 	// The loops end with ctx, before the servers drain.
 	var wg sync.WaitGroup
 	wg.Go(func() { w.every(ctx, "outbox relay", relayInterval, w.relay) })
@@ -114,6 +123,25 @@ func (w *Worker) Run(ctx context.Context) error {
 	sd.Go(w.hooks.shutdown)
 	sd.Wait()
 	return nil
+}
+
+// startReembeds begins re-embedding every tenant whose chunks are in
+// another space than the configured one; the reaper keeps the tasks going.
+func (w *Worker) startReembeds(ctx context.Context) {
+	tasks, err := w.db.StartReembeds(ctx, w.space.ID)
+	if err != nil {
+		w.log.Error("could not start re-embedding into the configured embedding space", "err", err)
+		return
+	}
+	for _, t := range tasks {
+		if err := w.queue.Enqueue(ctx, t); err != nil {
+			w.log.Warn("could not enqueue re-embedding; the reaper will", "task", t.ID, "err", err)
+		}
+	}
+	if len(tasks) > 0 {
+		w.log.Info("re-embedding into the configured embedding space", "tenants", len(tasks),
+			"provider", w.space.Provider, "model", w.space.Model, "dimensions", w.space.Dimensions)
+	}
 }
 
 // relay moves tasks the API recorded but could not enqueue (Redis down, a

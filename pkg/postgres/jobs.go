@@ -178,9 +178,9 @@ func (db *DB) CompleteBatch(ctx context.Context, jobID string, batch int) (allDo
 }
 
 // FinishJob replaces the document's chunks with chunks (vectors[i] belongs to
-// chunks[i]) in one transaction, marks the document ready and the job
-// succeeded. A search sees the old chunks or the new ones, never a mix. A job
-// that already ended is left alone and ok is false.
+// chunks[i], in the registered space) in one transaction, marks the document
+// ready and the job succeeded. A search sees the old chunks or the new ones,
+// never a mix. A job that already ended is left alone and ok is false.
 func (db *DB) FinishJob(ctx context.Context, jobID string, chunks []ragpipe.Chunk, vectors [][]float32) (ok bool, err error) {
 	if len(chunks) != len(vectors) {
 		return false, fmt.Errorf("finish job: %d chunks but %d vectors", len(chunks), len(vectors))
@@ -198,14 +198,20 @@ func (db *DB) FinishJob(ctx context.Context, jobID string, chunks []ragpipe.Chun
 			return err
 		}
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"chunks"},
-			[]string{"tenant_id", "document_id", "collection", "chunk_index", "text", "page_start", "page_end", "section", "ocr", "embedding"},
+			[]string{"tenant_id", "document_id", "collection", "chunk_index", "text", "page_start", "page_end", "section", "ocr",
+				"embedding", "space_id"},
 			pgx.CopyFromSlice(len(chunks), func(i int) ([]any, error) {
 				c := chunks[i]
 				return []any{j.TenantID, j.DocumentID, collection, c.Index, c.Text, c.PageStart, c.PageEnd, c.Section, c.OCR,
-					pgvector.NewVector(vectors[i])}, nil
+					pgvector.NewVector(vectors[i]), db.space}, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("copy chunks: %w", err)
+		}
+		// A tenant's first chunks decide the space its searches use.
+		if _, err := tx.Exec(ctx, `UPDATE tenants SET embedding_space_id = $2 WHERE id = $1 AND embedding_space_id IS NULL`,
+			j.TenantID, db.space); err != nil {
+			return err
 		}
 		if err := reindexTerms(ctx, tx, j.TenantID, j.DocumentID); err != nil {
 			return err

@@ -28,6 +28,10 @@ import (
 type DB struct {
 	pool        *pgxpool.Pool
 	encodeEvent ragpipe.EncodeEvent
+	// space is the embedding space of the vectors FinishJob stores: the
+	// configured one, set by RegisterSpace (0, the space of chunks stored
+	// before spaces were recorded, until then).
+	space int
 }
 
 // Open connects to the database at url and registers the vector type.
@@ -85,43 +89,6 @@ func Migrate(ctx context.Context, url string) error {
 		return fmt.Errorf("apply migrations: %w", err)
 	}
 	return nil
-}
-
-// EnsureEmbeddingDimensions makes the chunks' vector column hold dim values.
-// The column can change only while no chunk is stored; otherwise a mismatch
-// is an error, since vectors of different sizes cannot be compared.
-func (db *DB) EnsureEmbeddingDimensions(ctx context.Context, dim int) error {
-	const dimSQL = `SELECT atttypmod FROM pg_attribute WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'`
-	var current int
-	if err := db.pool.QueryRow(ctx, dimSQL).Scan(&current); err != nil {
-		return fmt.Errorf("read embedding dimensions: %w", err)
-	}
-	if current == dim {
-		return nil // the usual case, without the exclusive lock below
-	}
-	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `LOCK TABLE chunks IN ACCESS EXCLUSIVE MODE`); err != nil {
-			return err
-		}
-		if err := tx.QueryRow(ctx, dimSQL).Scan(&current); err != nil {
-			return fmt.Errorf("read embedding dimensions: %w", err)
-		}
-		if current == dim {
-			return nil
-		}
-		var stored bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM chunks)`).Scan(&stored); err != nil {
-			return err
-		}
-		if stored {
-			return fmt.Errorf("stored chunks have %d-dimensional embeddings but RAGPIPE_EMBED_DIMENSIONS is %d; delete the documents or keep the old setting", current, dim)
-		}
-		_, err := tx.Exec(ctx, fmt.Sprintf(`DROP INDEX IF EXISTS chunks_embedding_idx;
-			ALTER TABLE chunks ALTER COLUMN embedding TYPE vector(%d);
-			ALTER TABLE chunks ALTER COLUMN embedding SET STORAGE PLAIN;
-			CREATE INDEX chunks_embedding_idx ON chunks USING hnsw (embedding vector_cosine_ops);`, dim))
-		return err
-	})
 }
 
 // notFound turns pgx.ErrNoRows into a domain not-found error naming what.

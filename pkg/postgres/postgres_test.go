@@ -291,24 +291,6 @@ func TestBeginStageNeverGoesBack(t *testing.T) {
 	}
 }
 
-func TestEmbeddingDimensions(t *testing.T) {
-	t.Parallel()
-	db, _ := testenv.DB(t)
-	ctx := context.Background()
-	if err := db.EnsureEmbeddingDimensions(ctx, 8); err != nil {
-		t.Fatal(err)
-	}
-	tenant := newTenant(t, db, "d")
-	_, j := newDocJob(t, db, tenant, "")
-	if _, err := db.FinishJob(ctx, j.ID, []ragpipe.Chunk{{Text: "x", PageStart: 1, PageEnd: 1}}, [][]float32{unit(8, 0)}); err != nil {
-		t.Fatal(err)
-	}
-	err := db.EnsureEmbeddingDimensions(ctx, 384)
-	if err == nil || !strings.Contains(err.Error(), "8-dimensional") {
-		t.Errorf("changing dimensions with chunks stored: err = %v", err)
-	}
-}
-
 // TestSearchModesAndPlans loads enough chunks for the planner to prefer the
 // indexes, then checks results of each mode and that the plans use the HNSW
 // index and the postings' primary key (or compare every candidate, exactly).
@@ -399,11 +381,11 @@ func TestSearchModesAndPlans(t *testing.T) {
 		indexes []string
 		not     string
 	}{
-		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchVector, Vector: target, TopK: 10}, false, []string{"chunks_embedding_idx"}, ""},
-		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchVector, Vector: target, TopK: 10}, true, nil, "chunks_embedding_idx"},
+		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchVector, Vector: target, TopK: 10}, false, []string{"chunks_embedding_space0_idx"}, ""},
+		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchVector, Vector: target, TopK: 10}, true, nil, "chunks_embedding_space0_idx"},
 		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchKeyword, Query: "zebra crossing", TopK: 10}, false, []string{"chunk_terms_pkey"}, ""},
 		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchHybrid, Query: "zebra crossing", Vector: target, TopK: 10}, false,
-			[]string{"chunks_embedding_idx", "chunk_terms_pkey"}, ""},
+			[]string{"chunks_embedding_space0_idx", "chunk_terms_pkey"}, ""},
 	}
 	if err := pgxvec.RegisterTypes(ctx, conn); err != nil {
 		t.Fatal(err)

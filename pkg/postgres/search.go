@@ -165,15 +165,19 @@ const statsCTE = `stats AS (SELECT chunks::float8 AS n, total_len::float8 / grea
 	FROM tenant_term_stats WHERE tenant_id = $1)`
 
 // vectorLeg returns the tenant's chunks nearest to the query vector, at
-// most limit, walking the HNSW index unless exact.
+// most limit, walking the HNSW index unless exact. Only chunks of the query
+// vector's space are compared; the space and its dimensions are written into
+// the statement, as the planner must see them to use the space's partial
+// index over the cast vectors.
 func vectorLeg(q ragpipe.SearchQuery, args *sqlArgs, chunk, limit string, exact bool) string {
 	v := args.add(pgvector.NewVector(q.Vector))
-	order := "c.embedding <=> " + v
+	dist := fmt.Sprintf("c.embedding::vector(%d) <=> %s", len(q.Vector), v)
+	order := dist
 	if exact {
 		order = "(" + order + ") + 0" // not the indexed expression: every candidate is compared
 	}
-	return fmt.Sprintf(`SELECT c.document_id, c.chunk_index, 1 - (c.embedding <=> %s) AS score
-		FROM chunks c WHERE %s ORDER BY %s LIMIT %s`, v, chunk, order, limit)
+	return fmt.Sprintf(`SELECT c.document_id, c.chunk_index, 1 - (%s) AS score
+		FROM chunks c WHERE %s AND c.space_id = %d ORDER BY %s LIMIT %s`, dist, chunk, q.Space, order, limit)
 }
 
 const resultColumns = `c.document_id, c.chunk_index, c.text, c.page_start, c.page_end, c.section, c.ocr`

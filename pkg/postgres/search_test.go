@@ -27,7 +27,7 @@ import (
 func db8(t *testing.T) (*postgres.DB, string) {
 	t.Helper()
 	db, dbURL := testenv.DB(t)
-	if err := db.EnsureEmbeddingDimensions(context.Background(), 8); err != nil {
+	if _, err := db.RegisterSpace(context.Background(), ragpipe.EmbeddingSpace{Provider: "test", Dimensions: 8}); err != nil {
 		t.Fatal(err)
 	}
 	return db, dbURL

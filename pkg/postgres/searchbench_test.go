@@ -68,7 +68,7 @@ func loadBenchCorpus(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `DROP INDEX chunks_embedding_idx`); err != nil {
+	if _, err := conn.Exec(ctx, `DROP INDEX chunks_embedding_space0_idx`); err != nil {
 		b.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(3, 4))
@@ -107,7 +107,7 @@ func loadBenchCorpus(b *testing.B) {
 	}
 	load := time.Since(start)
 	start = time.Now()
-	if _, err := conn.Exec(ctx, `CREATE INDEX chunks_embedding_idx ON chunks USING hnsw (embedding vector_cosine_ops)`); err != nil {
+	if _, err := conn.Exec(ctx, `CREATE INDEX chunks_embedding_space0_idx ON chunks USING hnsw ((embedding::vector(384)) vector_cosine_ops) WHERE space_id = 0`); err != nil {
 		b.Fatal(err)
 	}
 	build := time.Since(start)

@@ -38,6 +38,8 @@ var Policies = map[ragpipe.TaskType]Policy{
 	// A ceiling: the webhook deliverer follows its own schedule (about three
 	// days) and gives up by itself when that is spent.
 	ragpipe.TaskWebhookDeliver: {MaxRetry: 100, Timeout: 2 * time.Minute},
+	// Each run embeds for at most a minute, then hands over to its successor.
+	ragpipe.TaskReembed: {MaxRetry: 25, Timeout: 5 * time.Minute},
 }
 
 // retention keeps finished task records (and so their IDs) for a day, so a

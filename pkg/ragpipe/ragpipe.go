@@ -160,6 +160,7 @@ type SearchQuery struct {
 	TenantID string
 	Query    string
 	Vector   []float32 // embedding of Query; unused in keyword mode
+	Space    int       // the embedding space of Vector: the vector leg compares it with that space's chunks only
 	TopK     int
 	Mode     string
 	Language string // text search configuration the query is analysed with; DefaultLanguage when empty

@@ -26,6 +26,9 @@ const (
 	TaskSweep TaskType = "doc:sweep"
 	// TaskWebhookDeliver delivers one webhook event to one target.
 	TaskWebhookDeliver TaskType = "webhook:deliver"
+	// TaskReembed re-embeds part of a tenant's chunks into the configured
+	// embedding space, then enqueues its successor until all are.
+	TaskReembed TaskType = "embed:reembed"
 )
 
 // Queues. Webhook deliveries run on their own, served by their own workers,
@@ -64,9 +67,10 @@ func (t TaskType) Next() TaskType {
 type TaskPayload struct {
 	JobID      string `json:"job_id,omitempty"`
 	DocumentID string `json:"document_id,omitempty"` // TaskDelete and TaskSweep
-	TenantID   string `json:"tenant_id,omitempty"`   // TaskSweep
+	TenantID   string `json:"tenant_id,omitempty"`   // TaskSweep and TaskReembed
 	DeliveryID string `json:"delivery_id,omitempty"` // TaskWebhookDeliver
-	Batch      int    `json:"batch,omitempty"`
+	Batch      int    `json:"batch,omitempty"`       // TaskEmbed; for TaskReembed, the chunks embedded before it
+	Migration  int64  `json:"migration,omitempty"`   // TaskReembed
 	RequestID  string `json:"request_id,omitempty"`
 }
 
@@ -95,6 +99,8 @@ func TaskID(typ TaskType, p TaskPayload) string {
 		return string(typ) + ":" + p.DocumentID
 	case TaskWebhookDeliver:
 		return string(typ) + ":" + p.DeliveryID
+	case TaskReembed:
+		return fmt.Sprintf("%s:%s:%d:%d", typ, p.TenantID, p.Migration, p.Batch)
 	}
 	return string(typ) + ":" + p.JobID
 }
@@ -114,7 +120,9 @@ func DecodeTask(typ TaskType, b []byte) (TaskPayload, error) {
 	switch {
 	case typ == TaskWebhookDeliver && p.DeliveryID == "":
 		return p, Permanent(fmt.Errorf("%s payload without delivery_id", typ))
-	case typ != TaskWebhookDeliver && p.JobID == "" && p.DocumentID == "":
+	case typ == TaskReembed && p.TenantID == "":
+		return p, Permanent(fmt.Errorf("%s payload without tenant_id", typ))
+	case typ != TaskWebhookDeliver && typ != TaskReembed && p.JobID == "" && p.DocumentID == "":
 		return p, Permanent(fmt.Errorf("%s payload without job_id or document_id", typ))
 	}
 	return p, nil
