@@ -206,14 +206,15 @@ func (r *Reaper) sweepTasks(ctx context.Context) (int, error) {
 
 // DispatchStore hands out waiting jobs fairly.
 type DispatchStore interface {
-	DispatchQueued(ctx context.Context, perTenant, limit int, send func(ctx context.Context, jobID, requestID string) error) (int, error)
+	DispatchQueued(ctx context.Context, perTenant, capacity, limit int, send func(ctx context.Context, jobID, requestID string) error) (int, error)
 }
 
-// Dispatch moves waiting jobs to the queue: at most perTenant of each
-// tenant's jobs are in the queue at once, so one tenant's flood cannot starve
-// another's single document.
-func Dispatch(ctx context.Context, s DispatchStore, q Enqueuer, perTenant, limit int) (int, error) {
-	return s.DispatchQueued(ctx, perTenant, limit, func(ctx context.Context, jobID, requestID string) error {
+// Dispatch moves waiting jobs to the queue, up to capacity jobs in flight
+// shared evenly by the tenants that have work, and always up to perTenant of
+// each tenant's: one tenant's flood cannot starve another's single
+// document, and a tenant alone uses every worker.
+func Dispatch(ctx context.Context, s DispatchStore, q Enqueuer, perTenant, capacity, limit int) (int, error) {
+	return s.DispatchQueued(ctx, perTenant, capacity, limit, func(ctx context.Context, jobID, requestID string) error {
 		return q.Enqueue(ctx, ragpipe.NewTask(ragpipe.TaskExtract, ragpipe.TaskPayload{JobID: jobID, RequestID: requestID}))
 	})
 }

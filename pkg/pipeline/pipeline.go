@@ -65,8 +65,13 @@ type Params struct {
 	Space     int            // the ID of Embedder's space, recorded with each batch of vectors
 	Queue     Enqueuer
 	Logger    *slog.Logger
-	BatchSize int    // chunks per embed task
-	TempDir   string // where raw files are staged for extraction; "" for the OS default
+	BatchSize int // chunks per embed task
+	// InlineText is the most text a document may have for its extract task
+	// to chunk, embed and store it too (0: never): a small document's chunks
+	// fit one embed batch, and three more tasks with their artifacts would
+	// cost more than the work itself. A crash repeats the whole task.
+	InlineText int
+	TempDir    string // where raw files are staged for extraction; "" for the OS default
 	// MemoryBudget bounds the memory the chunk and upsert stages of all
 	// jobs hold at once, by estimate (see hold); 0 for no bound. Those
 	// stages hold a document whole, so without it a worker running four
@@ -280,13 +285,6 @@ func (pl *Pipeline) extract(ctx context.Context, log *slog.Logger, p ragpipe.Tas
 	if text == 0 {
 		return ragpipe.Errorf(ragpipe.CodeNoText, "the document contains no extractable text")
 	}
-	b, err := json.Marshal(pages)
-	if err != nil {
-		return err
-	}
-	if err := pl.p.Blobs.Put(ctx, artifactKey(j, "pages.json"), b); err != nil {
-		return unavailable(err, "object store")
-	}
 	n := 0
 	for _, pg := range pages {
 		n = max(n, pg.Number)
@@ -295,7 +293,51 @@ func (pl *Pipeline) extract(ctx context.Context, log *slog.Logger, p ragpipe.Tas
 		return err
 	}
 	log.Info("extracted", "pages", n, "bytes", text)
+	if text <= pl.p.InlineText {
+		return pl.index(ctx, log, p, j, d, pages)
+	}
+	b, err := json.Marshal(pages)
+	if err != nil {
+		return err
+	}
+	if err := pl.p.Blobs.Put(ctx, artifactKey(j, "pages.json"), b); err != nil {
+		return unavailable(err, "object store")
+	}
 	return pl.next(ctx, ragpipe.TaskChunk, ragpipe.TaskPayload{JobID: j.ID, RequestID: p.RequestID})
+}
+
+// index chunks the extracted pages of a small document; when the chunks fit
+// one embed batch it embeds and stores them at once, otherwise it hands them
+// to embed tasks as the chunk stage does.
+func (pl *Pipeline) index(ctx context.Context, log *slog.Logger, p ragpipe.TaskPayload, j *ragpipe.Job, d *ragpipe.Document, pages []ragpipe.Page) error {
+	chunks, err := pl.split(j, d, pages)
+	if err != nil {
+		return err
+	}
+	if len(chunks) > pl.p.BatchSize {
+		return pl.batch(ctx, log, p, j, chunks)
+	}
+	texts := make([]string, len(chunks))
+	for i, c := range chunks {
+		texts[i] = c.Text
+	}
+	vecs, err := pl.embedTexts(ctx, texts)
+	if err != nil {
+		return err
+	}
+	if err := pl.p.Store.PrepareEmbed(ctx, j.ID, []int{len(chunks)}); err != nil {
+		return err
+	}
+	out := make([]ragpipe.Chunk, len(chunks))
+	for i, c := range chunks {
+		out[i] = ragpipe.Chunk{DocumentID: j.DocumentID, Index: c.Index, Text: c.Text, PageStart: c.PageStart, PageEnd: c.PageEnd,
+			Section: c.Section, OCR: c.OCR}
+	}
+	ok, err := pl.p.Store.FinishJob(ctx, j.ID, out, vecs)
+	if ok {
+		log.Info("document ready", "document_id", j.DocumentID, "chunks", len(out), "inline", true)
+	}
+	return err
 }
 
 // stageRaw copies the raw upload to a local file for the extractor.
@@ -346,14 +388,29 @@ func (pl *Pipeline) chunk(ctx context.Context, log *slog.Logger, p ragpipe.TaskP
 	if err := json.Unmarshal(b, &pages); err != nil {
 		return fmt.Errorf("decode pages artifact: %w", err)
 	}
-	chunks, err := chunk.Split(pages, chunk.Options{Size: j.ChunkSize, Overlap: j.ChunkOverlap, Unit: chunk.Tokens,
-		Markdown: extract.Format(d.Format).Markdown()})
+	chunks, err := pl.split(j, d, pages)
 	if err != nil {
 		return err
 	}
-	if len(chunks) == 0 {
-		return ragpipe.Errorf(ragpipe.CodeNoText, "the document contains no text to index")
+	return pl.batch(ctx, log, p, j, chunks)
+}
+
+// split chunks a document's pages with its job's settings.
+func (pl *Pipeline) split(j *ragpipe.Job, d *ragpipe.Document, pages []ragpipe.Page) ([]chunk.Chunk, error) {
+	chunks, err := chunk.Split(pages, chunk.Options{Size: j.ChunkSize, Overlap: j.ChunkOverlap, Unit: chunk.Tokens,
+		Markdown: extract.Format(d.Format).Markdown()})
+	if err != nil {
+		return nil, err
 	}
+	if len(chunks) == 0 {
+		return nil, ragpipe.Errorf(ragpipe.CodeNoText, "the document contains no text to index")
+	}
+	return chunks, nil
+}
+
+// batch stores the chunks in embed batches, records them and enqueues a
+// task per batch.
+func (pl *Pipeline) batch(ctx context.Context, log *slog.Logger, p ragpipe.TaskPayload, j *ragpipe.Job, chunks []chunk.Chunk) error {
 	var sizes []int
 	for start := 0; start < len(chunks); start += pl.p.BatchSize {
 		batch := chunks[start:min(start+pl.p.BatchSize, len(chunks))]
@@ -382,6 +439,22 @@ func (pl *Pipeline) chunk(ctx context.Context, log *slog.Logger, p ragpipe.TaskP
 	return nil
 }
 
+// embedTexts embeds chunk texts in the configured space; a request the
+// provider refuses is the document's failure.
+func (pl *Pipeline) embedTexts(ctx context.Context, texts []string) ([][]float32, error) {
+	vecs, err := pl.p.Embedder.Embed(ctx, texts)
+	if err != nil {
+		if embed.IsPermanent(err) {
+			return nil, ragpipe.Wrap(err, ragpipe.CodeEmbedRejected, "the embedding provider rejected the request")
+		}
+		return nil, err
+	}
+	if len(vecs) != len(texts) {
+		return nil, fmt.Errorf("embedder returned %d vectors for %d texts", len(vecs), len(texts))
+	}
+	return vecs, nil
+}
+
 func (pl *Pipeline) embed(ctx context.Context, log *slog.Logger, p ragpipe.TaskPayload, j *ragpipe.Job, _ *ragpipe.Document) error {
 	chunks, err := pl.readBatch(ctx, j, p.Batch)
 	if err != nil {
@@ -391,15 +464,9 @@ func (pl *Pipeline) embed(ctx context.Context, log *slog.Logger, p ragpipe.TaskP
 	for i, c := range chunks {
 		texts[i] = c.Text
 	}
-	vecs, err := pl.p.Embedder.Embed(ctx, texts)
+	vecs, err := pl.embedTexts(ctx, texts)
 	if err != nil {
-		if embed.IsPermanent(err) {
-			return ragpipe.Wrap(err, ragpipe.CodeEmbedRejected, "the embedding provider rejected the request")
-		}
 		return err
-	}
-	if len(vecs) != len(texts) {
-		return fmt.Errorf("embedder returned %d vectors for %d texts", len(vecs), len(texts))
 	}
 	if err := pl.p.Blobs.Put(ctx, artifactKey(j, fmt.Sprintf("batches/%d.vec", p.Batch)), encodeVectors(pl.p.Space, vecs)); err != nil {
 		return unavailable(err, "object store")

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,7 +42,9 @@ type fixture struct {
 	tenant    string
 }
 
-func newFixture(t *testing.T, batchSize int) *fixture {
+// newFixture runs the pipeline with batchSize chunks per embed task, and
+// inline (Params.InlineText) 0 unless given.
+func newFixture(t *testing.T, batchSize int, inline ...int) *fixture {
 	t.Helper()
 	db, _ := testenv.DB(t)
 	testenv.Redis(t, redisDB)
@@ -56,6 +59,12 @@ func newFixture(t *testing.T, batchSize int) *fixture {
 		Store: db, Blobs: blobs, Extractor: extract.New(extract.Limits{}), Embedder: embed.NewHashing(384),
 		Queue: q, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BatchSize: batchSize,
 	})
+	if len(inline) > 0 {
+		pl = pipeline.New(pipeline.Params{
+			Store: db, Blobs: blobs, Extractor: extract.New(extract.Limits{}), Embedder: embed.NewHashing(384),
+			Queue: q, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BatchSize: batchSize, InlineText: inline[0],
+		})
+	}
 	_, hash := apikey.New()
 	tenant, err := db.CreateKey(context.Background(), "t", "rp_x", hash)
 	if err != nil {
@@ -208,6 +217,53 @@ func TestStagesTwice(t *testing.T) {
 	}
 	if after := f.job(t, j.ID); after.Status != ragpipe.JobSucceeded || after.Stage != ragpipe.StageUpsert {
 		t.Errorf("after a late extract: %s/%s", after.Status, after.Stage)
+	}
+}
+
+// TestInlineSmallDocument runs the extract task of a small document twice:
+// it chunks, embeds and stores the document itself, once, and enqueues
+// nothing; a document with more chunks than a batch goes on to embed tasks.
+func TestInlineSmallDocument(t *testing.T) {
+	f := newFixture(t, 64, 32<<10)
+	text := []byte(strings.Repeat("Small documents are indexed by their extract task alone. ", 150))
+	j := f.newJob(t, "text", text)
+	for range 2 {
+		if err := f.run(t, ragpipe.TaskExtract, ragpipe.TaskPayload{JobID: j.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := f.pending(t); len(p) != 0 {
+		t.Errorf("tasks enqueued by an inline extract: %v", p)
+	}
+	got := f.job(t, j.ID)
+	chunks, err := f.db.Chunks(context.Background(), f.tenant, j.DocumentID, -1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != ragpipe.JobSucceeded || got.TotalChunks != len(chunks) || got.EmbeddedChunks != len(chunks) || len(chunks) < 2 {
+		t.Errorf("job %s with %d/%d chunks embedded; %d stored", got.Status, got.EmbeddedChunks, got.TotalChunks, len(chunks))
+	}
+	events, err := f.db.JobEvents(context.Background(), f.tenant, j.ID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range events {
+		if e.Type != ragpipe.JobProgressEvent {
+			types = append(types, string(e.Type))
+		}
+	}
+	if diff := cmp.Diff([]string{"job.queued", "job.stage", "job.stage", "job.succeeded"}, types); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+
+	small := newFixture(t, 2, 32<<10)
+	j = small.newJob(t, "text", text)
+	if err := small.run(t, ragpipe.TaskExtract, ragpipe.TaskPayload{JobID: j.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if p := small.pending(t); len(p) < 2 || !strings.HasPrefix(p[0], "doc:embed:") {
+		t.Errorf("a document of more than one batch: pending %v, want its embed tasks", p)
 	}
 }
 

@@ -27,6 +27,14 @@ const (
 	relayMinAge      = 2 * time.Second
 	dispatchInterval = 100 * time.Millisecond
 	idempotencyTTL   = 24 * time.Hour
+	// dispatchPerSlot is how many jobs the dispatcher keeps in flight per
+	// worker slot: one running and one waiting in the queue keeps every slot
+	// busy through the hand-offs between stages.
+	dispatchPerSlot = 2
+	// inlineText is the most text of a document that its extract task
+	// chunks, embeds and stores itself (pipeline.Params.InlineText): about
+	// 8,000 tokens, a page or two of dense text.
+	inlineText = 32 << 10
 	// reembedSlice is how long one re-embedding task runs before it hands
 	// over to its successor (within the task's 5-minute timeout).
 	reembedSlice = time.Minute
@@ -44,7 +52,9 @@ type Worker struct {
 	mux    *asynq.ServeMux
 	hooks  *webhookRunner
 	keeper *queue.Keeper
-	reaper *pipeline.Reaper
+	// capacity counts the workers' slots, which the dispatcher fills.
+	capacity *queue.Capacity
+	reaper   *pipeline.Reaper
 }
 
 // NewWorker connects to every dependency and checks the extraction tools.
@@ -72,13 +82,15 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worke
 	w := &Worker{cfg: cfg, log: log, db: db, rdb: rdb, queue: queue.NewClient(redisOpt(cfg)), space: space}
 	pl := pipeline.New(pipeline.Params{
 		Store: db, Blobs: newBlobs(cfg), Extractor: ex, Embedder: emb, Space: space.ID, Queue: w.queue,
-		Logger: log, BatchSize: cfg.EmbedBatchSize, TempDir: cfg.TempDir, MemoryBudget: cfg.WorkerMemoryLimit / 2,
+		Logger: log, BatchSize: cfg.EmbedBatchSize, InlineText: inlineText, TempDir: cfg.TempDir,
+		MemoryBudget: cfg.WorkerMemoryLimit / 2,
 	})
 	handlers := pl.Handlers()
 	handlers[ragpipe.TaskReembed] = (&pipeline.Reembedder{Store: db, Embedders: spaces.passages, Queue: w.queue,
 		Logger: log.With("component", "reembed"), BatchSize: cfg.EmbedBatchSize, Slice: reembedSlice}).Handle
 	w.mux = queue.NewMux(handlers)
 	w.keeper = queue.NewKeeper(redisOpt(cfg), w.queue)
+	w.capacity = queue.NewCapacity(redisOpt(cfg))
 	w.reaper = &pipeline.Reaper{Store: db, Tasks: w.keeper, Logger: log, StaleAge: cfg.ReaperStaleAfter}
 	w.hooks = newWebhookRunner(cfg, log, db, w.queue)
 	w.srv = asynq.NewServer(redisOpt(cfg), asynq.Config{
@@ -189,7 +201,11 @@ func (w *Worker) dispatch(ctx context.Context) error {
 	if err := w.redisReachable(ctx); err != nil {
 		return err
 	}
-	_, err := pipeline.Dispatch(ctx, w.db, w.queue, w.cfg.TenantMaxInflight, 500)
+	slots, err := w.capacity.Slots()
+	if err != nil || slots == 0 {
+		slots = w.cfg.WorkerConcurrency // this worker, before its first heartbeat
+	}
+	_, err = pipeline.Dispatch(ctx, w.db, w.queue, w.cfg.TenantMaxInflight, dispatchPerSlot*slots, 500)
 	return err
 }
 
@@ -216,6 +232,7 @@ const reaperLock = 0x7261677069706532 // "ragpipe2"
 func (w *Worker) Close() {
 	w.rdb.Close()
 	w.keeper.Close()
+	w.capacity.Close()
 	w.queue.Close()
 	w.db.Close()
 }

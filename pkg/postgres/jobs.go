@@ -221,8 +221,9 @@ func (db *DB) FinishJob(ctx context.Context, jobID string, chunks []ragpipe.Chun
 			return err
 		}
 		j.Status, j.Stage, j.Progress = ragpipe.JobSucceeded, ragpipe.StageUpsert, 1
-		if _, err := tx.Exec(ctx, `UPDATE jobs SET status = $2, stage = $3, progress = 1, finished_at = now(),
-			updated_at = now() WHERE id = $1`, jobID, j.Status, j.Stage); err != nil {
+		j.EmbeddedChunks = len(chunks)
+		if _, err := tx.Exec(ctx, `UPDATE jobs SET status = $2, stage = $3, progress = 1, embedded_chunks = $4, finished_at = now(),
+			updated_at = now() WHERE id = $1`, jobID, j.Status, j.Stage, len(chunks)); err != nil {
 			return err
 		}
 		ok = true

@@ -56,11 +56,16 @@ func (db *DB) QueuedJobs(ctx context.Context) (int, error) {
 const dispatchLock = 0x7261677069706531 // "ragpipe1"
 
 // DispatchQueued hands waiting jobs to send (which enqueues their first
-// task), fairly across tenants: each round takes the oldest waiting job of
-// every tenant with fewer than perTenant jobs in flight, tenants with the
-// fewest in flight first. It stops after limit jobs. Only one caller across
-// all processes dispatches at a time; the others return at once.
-func (db *DB) DispatchQueued(ctx context.Context, perTenant, limit int, send func(ctx context.Context, jobID, requestID string) error) (int, error) {
+// task), fairly across tenants and without leaving capacity idle: each round
+// takes the oldest waiting job of every tenant below its share, tenants with
+// the fewest jobs in flight first. A tenant's share is perTenant, or its
+// fair part of capacity (the jobs the workers can hold in flight) when that
+// is more: a tenant alone gets all of capacity, and tenants waiting side by
+// side split it evenly. Past capacity only tenants below perTenant get more,
+// so a newcomer's document never waits for another tenant's flood. It stops
+// after limit jobs. Only one caller across all processes dispatches at a
+// time; the others return at once.
+func (db *DB) DispatchQueued(ctx context.Context, perTenant, capacity, limit int, send func(ctx context.Context, jobID, requestID string) error) (int, error) {
 	sent := 0
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var locked bool
@@ -75,10 +80,14 @@ func (db *DB) DispatchQueued(ctx context.Context, perTenant, limit int, send fun
 					SELECT DISTINCT ON (tenant_id) id, tenant_id, request_id, created_at FROM jobs
 					WHERE dispatched_at IS NULL AND status = 'queued'
 					ORDER BY tenant_id, created_at, id
+				), load AS (
+					SELECT (SELECT coalesce(sum(n), 0) FROM inflight) AS total,
+						(SELECT count(*) FROM (SELECT tenant_id FROM inflight UNION SELECT tenant_id FROM heads) t) AS tenants
 				)
-				SELECT h.id, h.request_id FROM heads h LEFT JOIN inflight i USING (tenant_id)
+				SELECT h.id, h.request_id FROM heads h LEFT JOIN inflight i USING (tenant_id), load l
 				WHERE coalesce(i.n, 0) < $1
-				ORDER BY coalesce(i.n, 0), h.created_at LIMIT $2`, perTenant, limit-sent)
+					OR (l.total < $3 AND coalesce(i.n, 0) < ceil($3::float8 / greatest(l.tenants, 1)))
+				ORDER BY coalesce(i.n, 0), h.created_at LIMIT $2`, perTenant, limit-sent, capacity)
 			if err != nil {
 				return err
 			}
