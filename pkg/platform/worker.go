@@ -26,6 +26,9 @@ const (
 	relayInterval    = time.Second
 	relayMinAge      = 2 * time.Second
 	dispatchInterval = 100 * time.Millisecond
+	// minGap is the least time between two dispatches that ending tasks
+	// asked for, so a busy worker does not dispatch after every task.
+	minGap = 10 * time.Millisecond
 	idempotencyTTL   = 24 * time.Hour
 	// dispatchPerSlot is how many jobs the dispatcher keeps in flight per
 	// worker slot: one running and one waiting in the queue keeps every slot
@@ -54,6 +57,8 @@ type Worker struct {
 	keeper *queue.Keeper
 	// capacity counts the workers' slots, which the dispatcher fills.
 	capacity *queue.Capacity
+	// ended receives (without blocking) when a task of this worker ends.
+	ended chan struct{}
 	reaper   *pipeline.Reaper
 }
 
@@ -85,7 +90,16 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worke
 		Logger: log, BatchSize: cfg.EmbedBatchSize, InlineText: inlineText, TempDir: cfg.TempDir,
 		MemoryBudget: cfg.WorkerMemoryLimit / 2,
 	})
+	w.ended = make(chan struct{}, 1)
 	handlers := pl.Handlers()
+	for typ, h := range handlers {
+		// A task's end may free a slot of its tenant's share: dispatch at
+		// once rather than at the next tick.
+		handlers[typ] = func(ctx context.Context, t ragpipe.TaskRun) error {
+			defer w.nudge()
+			return h(ctx, t)
+		}
+	}
 	handlers[ragpipe.TaskReembed] = (&pipeline.Reembedder{Store: db, Embedders: spaces.passages, Queue: w.queue,
 		Logger: log.With("component", "reembed"), BatchSize: cfg.EmbedBatchSize, Slice: reembedSlice}).Handle
 	w.mux = queue.NewMux(handlers)
@@ -100,8 +114,8 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worke
 		ErrorHandler:    queue.ErrorHandler(pl.HandleError),
 		ShutdownTimeout: cfg.ShutdownGrace,
 		// Each stage enqueues the next; a short idle poll keeps the hand-off
-		// fast (Asynq's default is 1s per stage) at ~5 Redis calls/s per idle worker.
-		TaskCheckInterval: 200 * time.Millisecond,
+		// fast (Asynq's default is 1s per stage) at ~20 Redis calls/s per idle worker.
+		TaskCheckInterval: 50 * time.Millisecond,
 		Logger:            asynqLogger{log.With("component", "asynq")},
 		LogLevel:          asynq.WarnLevel,
 	})
@@ -122,10 +136,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.startReembeds(ctx)
 	// The loops end with ctx, before the servers drain.
 	var wg sync.WaitGroup
-	wg.Go(func() { w.every(ctx, "outbox relay", relayInterval, w.relay) })
-	wg.Go(func() { w.every(ctx, "dispatch", dispatchInterval, w.dispatch) })
-	wg.Go(func() { w.every(ctx, "reaper", w.cfg.ReaperInterval, w.reap) })
-	wg.Go(func() { w.every(ctx, "webhook relay", webhookRelayInterval, w.hooks.relay) })
+	wg.Go(func() { w.every(ctx, "outbox relay", relayInterval, nil, w.relay) })
+	wg.Go(func() { w.every(ctx, "dispatch", dispatchInterval, w.ended, w.dispatch) })
+	wg.Go(func() { w.every(ctx, "reaper", w.cfg.ReaperInterval, nil, w.reap) })
+	wg.Go(func() { w.every(ctx, "webhook relay", webhookRelayInterval, nil, w.hooks.relay) })
 	<-ctx.Done()
 	w.log.Info("worker shutting down", "grace", w.cfg.ShutdownGrace)
 	wg.Wait()
@@ -135,6 +149,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	sd.Go(w.hooks.shutdown)
 	sd.Wait()
 	return nil
+}
+
+// nudge tells the dispatcher that a task ended.
+func (w *Worker) nudge() {
+	select {
+	case w.ended <- struct{}{}:
+	default:
+	}
 }
 
 // startReembeds begins re-embedding every tenant whose chunks are in
@@ -166,8 +188,9 @@ func (w *Worker) relay(ctx context.Context) error {
 	return err
 }
 
-// every runs fn each interval until ctx ends, logging its failures.
-func (w *Worker) every(ctx context.Context, name string, interval time.Duration, fn func(context.Context) error) {
+// every runs fn each interval, and after a send on kick (at most every
+// minGap; a nil kick never sends), until ctx ends, logging its failures.
+func (w *Worker) every(ctx context.Context, name string, interval time.Duration, kick <-chan struct{}, fn func(context.Context) error) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -175,9 +198,17 @@ func (w *Worker) every(ctx context.Context, name string, interval time.Duration,
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-kick:
 		}
 		if err := fn(ctx); err != nil && ctx.Err() == nil {
 			w.log.Warn(name+" failed", "err", err)
+		}
+		if kick != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(minGap):
+			}
 		}
 	}
 }

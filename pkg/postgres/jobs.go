@@ -57,7 +57,7 @@ func lockJob(ctx context.Context, tx pgx.Tx, jobID string) (*ragpipe.Job, error)
 // the job as it was; a terminal job is left alone and the caller should stop.
 func (db *DB) BeginStage(ctx context.Context, jobID, stage string, attempt int) (*ragpipe.Job, error) {
 	var out *ragpipe.Job
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	err := db.lazily(ctx, func(tx pgx.Tx) error {
 		j, err := lockJob(ctx, tx, jobID)
 		if err != nil {
 			return err
@@ -90,14 +90,16 @@ func (db *DB) BeginStage(ctx context.Context, jobID, stage string, attempt int) 
 
 // SetPages records how many pages extraction found.
 func (db *DB) SetPages(ctx context.Context, documentID string, pages int) error {
-	_, err := db.pool.Exec(ctx, `UPDATE documents SET pages = $2, updated_at = now() WHERE id = $1`, documentID, pages)
-	return err
+	return db.lazily(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE documents SET pages = $2, updated_at = now() WHERE id = $1`, documentID, pages)
+		return err
+	})
 }
 
 // SetProgress records how far the job's current stage has come (0..1) and
 // appends a job.progress event. Callers throttle it.
 func (db *DB) SetProgress(ctx context.Context, jobID string, progress float64) error {
-	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	return db.lazily(ctx, func(tx pgx.Tx) error {
 		j, err := lockJob(ctx, tx, jobID)
 		if err != nil || j.Status != ragpipe.JobRunning {
 			return err
@@ -117,7 +119,7 @@ func (db *DB) PrepareEmbed(ctx context.Context, jobID string, batchSizes []int) 
 	for _, n := range batchSizes {
 		total += n
 	}
-	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	return db.lazily(ctx, func(tx pgx.Tx) error {
 		j, err := lockJob(ctx, tx, jobID)
 		if err != nil || j.Terminal() || j.TotalBatches > 0 {
 			return err
@@ -140,7 +142,7 @@ func (db *DB) PrepareEmbed(ctx context.Context, jobID string, batchSizes []int) 
 // CompleteBatch marks one embed batch done and reports whether every batch of
 // the job is now done. Completing a batch twice counts it once.
 func (db *DB) CompleteBatch(ctx context.Context, jobID string, batch int) (allDone bool, err error) {
-	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	err = db.lazily(ctx, func(tx pgx.Tx) error {
 		j, err := lockJob(ctx, tx, jobID)
 		if err != nil || j.Terminal() {
 			return err
