@@ -264,7 +264,7 @@ func (pl *Pipeline) extract(ctx context.Context, log *slog.Logger, p ragpipe.Tas
 		}
 		defer release()
 	}
-	var last time.Time
+	last := time.Now() // a document extracted within a second reports no progress
 	pages, err := pl.p.Extractor.ExtractProgress(ctx, extract.Format(d.Format), path, func(done, total int) {
 		// At most one write a second: progress is for people and the reaper.
 		if total == 0 || time.Since(last) < time.Second {

@@ -33,7 +33,7 @@ import (
 // are the hashing embedder's, so results do not depend on the provider's
 // mood. Before answering it calls before, which may answer instead (and
 // returns true) to stall, fail or gate the request. It returns the base URL.
-func fakeProvider(t *testing.T, before func(w http.ResponseWriter, r *http.Request) bool) string {
+func fakeProvider(t testing.TB, before func(w http.ResponseWriter, r *http.Request) bool) string {
 	t.Helper()
 	h := embed.NewHashing(384)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -90,3 +90,62 @@ func BenchmarkSmallDocuments(b *testing.B) {
 	b.ReportMetric(float64(server[len(server)/2].Microseconds())/1000, "upload-p50-ms")
 	b.ReportMetric(float64(server[len(server)*99/100].Microseconds())/1000, "upload-p99-ms")
 }
+
+// BenchmarkScaleOut measures how ingestion scales with worker processes
+// when the embedding provider takes a fixed 50 ms per request (a local fake
+// of OpenAI's API): 400 small documents are uploaded first, then 1, 2 and 4
+// workers (each its own Worker, as a separate process would be, with the
+// default concurrency) work through them. It reports documents/s for each
+// and the speed-ups over one worker.
+func BenchmarkScaleOut(b *testing.B) {
+	const docs = 400
+	provider := fakeProvider(b, func(http.ResponseWriter, *http.Request) bool {
+		time.Sleep(50 * time.Millisecond)
+		return false
+	})
+	rate := map[int]float64{}
+	for range b.N {
+		for _, workers := range []int{1, 2, 4} {
+			s := startStack(b, func(c *config.Config) {
+				useProvider(c, provider)
+				c.RateLimitPerMin = 1_000_000
+			})
+			s.stopWorker()
+			key := s.Key(b, "bulk")
+			for n := range docs {
+				if r := s.UploadTo(b, key, "/v1/documents?dedupe=false", fmt.Sprintf("d%d.txt", n), smallDoc(n), nil, nil); r.Status != http.StatusAccepted {
+					b.Fatalf("upload: %d %s", r.Status, r.Raw)
+				}
+			}
+			conn, err := pgx.Connect(context.Background(), s.Config.DatabaseURL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			var stops []func()
+			for range workers {
+				stops = append(stops, s.StartWorker(b))
+			}
+			for {
+				var pending int
+				if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')`).Scan(&pending); err != nil {
+					b.Fatal(err)
+				}
+				if pending == 0 {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			rate[workers] = docs / time.Since(start).Seconds()
+			conn.Close(context.Background())
+			for _, stop := range stops {
+				stop()
+			}
+		}
+	}
+	b.ReportMetric(rate[1], "docs/s-1w")
+	b.ReportMetric(rate[2], "docs/s-2w")
+	b.ReportMetric(rate[4], "docs/s-4w")
+	b.ReportMetric(rate[2]/rate[1], "x-2w")
+	b.ReportMetric(rate[4]/rate[1], "x-4w")
+}

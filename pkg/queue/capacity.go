@@ -10,7 +10,7 @@ import (
 )
 
 // capacityTTL is how long Capacity trusts its last count of workers.
-const capacityTTL = 5 * time.Second
+const capacityTTL = time.Second
 
 // Capacity counts the ingest task slots of the running workers (the sum of
 // their concurrency), from the heartbeats Asynq servers keep in Redis.
