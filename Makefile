@@ -1,6 +1,7 @@
 # ragpipe's entry points. `make run` starts everything locally; `make test`
 # runs every test against real services. Both install what is missing.
 
+SHELL     := /bin/bash
 GO        ?= go
 BIN       := bin
 export PATH := $(PATH):/usr/local/go/bin:$(shell $(GO) env GOPATH 2>/dev/null)/bin
@@ -47,13 +48,17 @@ eval: services
 ## upsert rows/s, search on 200,000 chunks (about 20 minutes to load),
 ## upload-to-ready of a 120-page PDF, what /v1/ask adds to a provider's first
 ## token, chunking and embedding speed, peak memory per format
-## (docs/security.md), then PDF pages/s beside
-## pdftotext's and word recall on Debian's doc PDFs (scripts/extract-bench.sh)
+## (docs/security.md), PDF pages/s beside pdftotext's and word recall on
+## Debian's doc PDFs (scripts/extract-bench.sh), small-document throughput
+## and worker scale-out; last, the issues' figures beside their goals
+## (scripts/benchtable)
 bench: services
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 90m ./pkg/postgres ./pkg/platform
-	$(GO) test -run '^$$' -bench . ./pkg/chunk ./pkg/embed
+	@mkdir -p .data
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 3x -timeout 90m ./pkg/postgres ./pkg/platform | tee .data/bench.out
+	set -o pipefail; $(GO) test -run '^$$' -bench . ./pkg/chunk ./pkg/embed | tee -a .data/bench.out
 	RAGPIPE_MEMORY_TABLE=1 $(GO) test -count=1 -v -run '^TestExtractMemoryTable$$' ./pkg/extract
 	bash scripts/extract-bench.sh
+	@$(GO) run ./scripts/benchtable < .data/bench.out
 
 clean:
 	rm -rf $(BIN)
