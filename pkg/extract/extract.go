@@ -101,12 +101,25 @@ func WithRangePages(n int) Option {
 	}
 }
 
+// WithParallel lets the Extractor run up to n pdftotext processes at once,
+// over all the documents it extracts: a PDF of more than one page range has
+// its further ranges extracted side by side (and merged in page order), so
+// one large PDF alone uses all n, and several share them. Without it (or
+// with n < 2) each PDF's ranges run one after another.
+func WithParallel(n int) Option {
+	return func(e *Extractor) {
+		if n > 1 {
+			e.slots = make(chan struct{}, n)
+		}
+	}
+}
+
 // WithTempDir sets where page images for OCR are written (default os.TempDir()).
 func WithTempDir(dir string) Option { return func(e *Extractor) { e.tempDir = dir } }
 
 // Progress is told how many pages of a PDF are done and how many there are
-// in all, from the goroutine that called ExtractProgress, in order, done
-// never decreasing. It is called at least once, at the end, with done ==
+// in all, from the goroutine that called ExtractProgress, done never
+// decreasing. It is called at least once, at the end, with done ==
 // total; for PDFs of more than one page range it is called about once per
 // page as text arrives. It must be quick: extraction waits for it.
 type Progress func(done, total int)
@@ -118,6 +131,7 @@ type Extractor struct {
 	ocrLang    string
 	rangePages int
 	tempDir    string
+	slots      chan struct{} // one per pdftotext process allowed at once; nil for ranges in sequence
 	// Commands run for PDFs; tests replace them with fakes.
 	pdftotext, pdfinfo, pdftohtml, pdftoppm, pdfimages, tesseract, prlimit string
 }

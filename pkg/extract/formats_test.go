@@ -48,6 +48,42 @@ func TestExtractPDFRangesAndProgress(t *testing.T) {
 	}
 }
 
+// Ranges extracted side by side give the pages of one run, in order, with
+// progress rising to the end, and count text against one limit.
+func TestExtractPDFParallelRanges(t *testing.T) {
+	whole, err := New(Limits{}).Extract(context.Background(), PDF, testdata("lppl.pdf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(Limits{}, WithRangePages(2), WithParallel(3))
+	for range 3 { // the same Extractor, its slots given back each time
+		last := 0
+		got, err := e.ExtractProgress(context.Background(), PDF, testdata("lppl.pdf"), func(done, total int) {
+			if done < last || total != lpplPages {
+				t.Errorf("progress %d/%d after %d", done, total, last)
+			}
+			last = done
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(whole, got); diff != "" {
+			t.Errorf("pages of parallel ranges differ from one run (-one +parallel):\n%s", diff)
+		}
+		if last != lpplPages {
+			t.Errorf("progress ended at %d", last)
+		}
+	}
+	text := 0
+	for _, p := range whole {
+		text += len(p.Text)
+	}
+	_, err = New(Limits{MaxTextBytes: int64(text) * 3 / 4}, WithRangePages(2), WithParallel(3)).Extract(context.Background(), PDF, testdata("lppl.pdf"))
+	if code := errorCode(t, err); code != ragpipe.CodeLimitExceeded {
+		t.Errorf("text limit across parallel ranges: %v", err)
+	}
+}
+
 func TestExtractPDFExactPageCountInRanges(t *testing.T) {
 	for _, rng := range []int{1, 4, 7, 8, 9} {
 		pages, err := New(Limits{}, WithRangePages(rng)).Extract(context.Background(), PDF, testdata("lppl.pdf"))

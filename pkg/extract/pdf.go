@@ -12,8 +12,11 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
@@ -81,6 +84,14 @@ func (e *Extractor) extractPDF(ctx context.Context, path string, progress Progre
 		if total > 0 {
 			last = min(last, total)
 		}
+		if first > 1 && e.slots != nil {
+			more, err := e.parallelRanges(ctx, path, first, total, &textBytes, func(done int) { progress(len(texts)+done, total) })
+			if err != nil {
+				return nil, err
+			}
+			texts = append(texts, more...)
+			break
+		}
 		n, err := e.pdftotextRange(ctx, path, first, last, onPage)
 		if err != nil {
 			return nil, err
@@ -147,6 +158,64 @@ func (e *Extractor) extractPDF(ctx context.Context, path string, progress Progre
 	return pages, nil
 }
 
+// minParallelRange is the fewest pages a range of parallelRanges holds:
+// each pdftotext run reads the document's structure afresh.
+const minParallelRange = 20
+
+// parallelRanges extracts pages first to total in ranges side by side, as
+// many at once as e.slots allows, and returns their texts in page order.
+// textBytes counts the text of the whole document against the limit;
+// progress is told, from the calling goroutine, how many of these pages are
+// done.
+func (e *Extractor) parallelRanges(ctx context.Context, path string, first, total int, textBytes *int64,
+	progress func(done int)) ([]string, error) {
+	size := min(e.rangePages, max(minParallelRange, (total-first+cap(e.slots))/cap(e.slots)))
+	type part struct {
+		first, last int
+		texts       []string
+	}
+	var parts []*part
+	for f := first; f <= total; f += size {
+		parts = append(parts, &part{first: f, last: min(f+size-1, total)})
+	}
+	var seen atomic.Int64 // text bytes of the whole document so far
+	seen.Store(*textBytes)
+	pages := make(chan struct{}, 64)
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range parts {
+		g.Go(func() error {
+			_, err := e.pdftotextRange(gctx, path, p.first, p.last, func(text string) error {
+				if seen.Add(int64(len(text))) > e.limits.MaxTextBytes {
+					return errTooMuchText
+				}
+				p.texts = append(p.texts, normalize(text))
+				pages <- struct{}{}
+				return nil
+			})
+			return err
+		})
+	}
+	waited := make(chan error, 1)
+	go func() {
+		waited <- g.Wait()
+		close(pages)
+	}()
+	done := 0
+	for range pages {
+		done++
+		progress(done)
+	}
+	if err := <-waited; err != nil {
+		return nil, err
+	}
+	*textBytes = seen.Load()
+	var texts []string
+	for _, p := range parts {
+		texts = append(texts, p.texts...)
+	}
+	return texts, nil
+}
+
 // lightestPage returns the number of the first page with the least text.
 func lightestPage(texts []string) int {
 	n := 0
@@ -192,6 +261,14 @@ func (e *Extractor) limitedCommand(ctx context.Context, name string, args ...str
 // onPage as it arrives, and returns how many pages there were (fewer than
 // asked when the document ends before last).
 func (e *Extractor) pdftotextRange(ctx context.Context, path string, first, last int, onPage func(string) error) (int, error) {
+	if e.slots != nil {
+		select {
+		case e.slots <- struct{}{}:
+			defer func() { <-e.slots }()
+		case <-ctx.Done():
+			return 0, e.pdfFailure(ctx, context.Cause(ctx), false, "")
+		}
+	}
 	cmd := e.limitedCommand(ctx, e.pdftotext, "-enc", "UTF-8", "-eol", "unix",
 		"-f", strconv.Itoa(first), "-l", strconv.Itoa(last), path, "-")
 	stderr := &capBuffer{max: stderrMax}

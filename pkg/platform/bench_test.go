@@ -51,6 +51,62 @@ func BenchmarkIngestPDF(b *testing.B) {
 	b.ReportMetric(float64(pages*b.N)/b.Elapsed().Seconds(), "pages/s")
 }
 
+// BenchmarkPDFsVsPdftotext uploads eight PDFs at once (testdata/lppl.pdf
+// joined 15 to 130 times with pdfunite, 2,480 pages, one of 1,040) and times
+// them to ready, through the API and one worker with the defaults, beside
+// pdftotext alone on the same files one after another. It reports both
+// rates and their ratio (ragpipe's pages/s over pdftotext's).
+func BenchmarkPDFsVsPdftotext(b *testing.B) {
+	dir := b.TempDir()
+	var files []string
+	pages := 0
+	for i, copies := range []int{15, 30, 30, 45, 15, 30, 130, 15} {
+		var parts []string
+		for range copies {
+			parts = append(parts, "../../testdata/lppl.pdf")
+		}
+		f := filepath.Join(dir, fmt.Sprintf("doc%d.pdf", i))
+		if out, err := exec.Command("pdfunite", append(parts, f)...).CombinedOutput(); err != nil {
+			b.Skipf("pdfunite (poppler-utils) unavailable: %v %s", err, out)
+		}
+		files, pages = append(files, f), pages+8*copies
+	}
+	s := startStack(b, nil)
+	key := s.Key(b, "bench")
+	var ours, theirs time.Duration
+	for i := range b.N {
+		start := time.Now()
+		for _, f := range files {
+			if out, err := exec.Command("pdftotext", f, "-").Output(); err != nil || len(out) == 0 {
+				b.Fatalf("pdftotext %s: %v", f, err)
+			}
+		}
+		theirs += time.Since(start)
+		start = time.Now()
+		var jobs []string
+		for k, f := range files {
+			content, err := os.ReadFile(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := s.UploadTo(b, key, "/v1/documents?dedupe=false", fmt.Sprintf("r%d-%d.pdf", i, k), content, nil, nil)
+			if r.Status != http.StatusAccepted {
+				b.Fatalf("upload: %d %s", r.Status, r.Raw)
+			}
+			jobs = append(jobs, r.Body["job_id"].(string))
+		}
+		for _, id := range jobs {
+			if job := s.WaitJob(b, key, id); job["status"] != "succeeded" {
+				b.Fatalf("job: %v", job)
+			}
+		}
+		ours += time.Since(start)
+	}
+	b.ReportMetric(float64(pages*b.N)/ours.Seconds(), "pages/s")
+	b.ReportMetric(float64(pages*b.N)/theirs.Seconds(), "pdftotext-pages/s")
+	b.ReportMetric(theirs.Seconds()/ours.Seconds(), "x-pdftotext")
+}
+
 // BenchmarkAskOverhead measures what ragpipe adds to a chat provider's
 // first token: a local server replays OpenAI's stream after a fixed 100 ms,
 // and the client's time to its first token event, less those 100 ms, is the

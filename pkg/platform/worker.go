@@ -67,7 +67,8 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worke
 	ocr := map[string]extract.OCRMode{"auto": extract.OCRAuto, "on": extract.OCROn, "off": extract.OCROff}[cfg.OCR]
 	ex := extract.New(extract.Limits{Timeout: cfg.ExtractTimeout, MaxMemoryBytes: cfg.ExtractMaxMemory, MaxPages: cfg.ExtractMaxPages,
 		MaxTextBytes: cfg.ExtractMaxText},
-		extract.WithOCR(ocr), extract.WithOCRLanguage(cfg.OCRLanguage), extract.WithTempDir(cfg.TempDir))
+		extract.WithOCR(ocr), extract.WithOCRLanguage(cfg.OCRLanguage), extract.WithTempDir(cfg.TempDir),
+		extract.WithParallel(cfg.WorkerConcurrency))
 	if err := ex.Check(); err != nil {
 		return nil, err
 	}
