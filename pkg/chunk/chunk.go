@@ -100,10 +100,15 @@ func Split(pages []ragpipe.Page, o Options) ([]Chunk, error) {
 		if err != nil {
 			return nil, ragpipe.Wrap(err, ragpipe.EINTERNAL, "loading the tokenizer")
 		}
-		count = func(s string) int { return len(enc.EncodeOrdinary(s)) }
+		count = enc.count
 	} else if o.Unit != Runes {
 		return nil, ragpipe.Errorf(ragpipe.EINVALID, "unknown chunk size unit %d", o.Unit)
 	}
+	return split(pages, o, count), nil
+}
+
+// split is Split with valid options, counting units with count.
+func split(pages []ragpipe.Page, o Options, count func(string) int) []Chunk {
 	p := packer{opts: o, count: count, chunks: []Chunk{}, sepN: map[string]int{}}
 	for _, sep := range []string{"\n\n", " ", "\n"} {
 		p.sepN[sep] = count(sep)
@@ -122,7 +127,7 @@ func Split(pages []ragpipe.Page, o Options) ([]Chunk, error) {
 		})
 	}
 	p.flush(false)
-	return p.chunks, nil
+	return p.chunks
 }
 
 func runeCount(s string) int { return utf8.RuneCountInString(s) }

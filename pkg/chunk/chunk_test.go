@@ -2,6 +2,7 @@ package chunk
 
 import (
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -181,24 +182,6 @@ func TestSplit(t *testing.T) {
 	}
 }
 
-func TestTokenCount(t *testing.T) {
-	t.Parallel()
-	enc, err := cl100k()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Reference values from OpenAI's tiktoken (cl100k_base).
-	for text, want := range map[string]int{
-		"hello world":                     2,
-		"Hello world. Hello again world.": 7,
-		"tiktoken is great!":              6,
-	} {
-		if got := len(enc.EncodeOrdinary(text)); got != want {
-			t.Errorf("tokens(%q) = %d; want %d", text, got, want)
-		}
-	}
-}
-
 func TestSplitInvalidOptions(t *testing.T) {
 	t.Parallel()
 	for _, o := range []Options{{Size: 0}, {Size: -5}, {Size: 10, Overlap: -1}, {Size: 10, Overlap: 10}, {Size: 10, Overlap: 11}, {Size: 10, Unit: 7}} {
@@ -217,10 +200,7 @@ func TestSplitInvalidOptions(t *testing.T) {
 // section, and come out the same twice.
 func TestSplitDocumentProperties(t *testing.T) {
 	t.Parallel()
-	enc, err := cl100k()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := tiktokenCount(t)
 	pages := benchPages(30)
 	for _, o := range []Options{
 		{Size: DefaultSize, Overlap: DefaultOverlap},
@@ -229,7 +209,7 @@ func TestSplitDocumentProperties(t *testing.T) {
 		t.Run(fmt.Sprint(o.Unit), func(t *testing.T) {
 			count := runeCount
 			if o.Unit == Tokens {
-				count = func(s string) int { return len(enc.EncodeOrdinary(s)) }
+				count = tokens
 			}
 			chunks, err := Split(pages, o)
 			if err != nil {
@@ -368,20 +348,57 @@ func benchPages(n int) []ragpipe.Page {
 	return pages
 }
 
-// BenchmarkSplit splits a 200-page document (about 400,000 characters).
+// benchDocument returns the pages the benchmarks split: benchPages(200)
+// (about 400,000 characters of prose of a few dozen words), or with
+// RAGPIPE_CHUNK_BENCH_TEXT=file the text of file in pages of about 2,000
+// bytes cut at line ends, for text of a real vocabulary (a book, a manual).
+func benchDocument(b *testing.B) []ragpipe.Page {
+	b.Helper()
+	name := os.Getenv("RAGPIPE_CHUNK_BENCH_TEXT")
+	if name == "" {
+		return benchPages(200)
+	}
+	text, err := os.ReadFile(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pages []ragpipe.Page
+	for rest := string(text); rest != ""; {
+		end := len(rest)
+		if end > 2000 {
+			if i := strings.IndexByte(rest[2000:], '\n'); i >= 0 {
+				end = 2000 + i + 1
+			}
+		}
+		pages = append(pages, ragpipe.Page{Number: len(pages) + 1, Text: rest[:end]})
+		rest = rest[end:]
+	}
+	return pages
+}
+
+// BenchmarkSplit splits a document (see benchDocument) in characters and
+// in tokens, counted by the tokenizer and, as before it, by tiktoken-go.
 func BenchmarkSplit(b *testing.B) {
-	pages := benchPages(200)
-	for _, o := range []Options{
-		{Size: DefaultSize, Overlap: DefaultOverlap},
-		{Size: DefaultTokenSize, Overlap: DefaultTokenOverlap, Unit: Tokens},
+	pages := benchDocument(b)
+	enc, err := cl100k()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name  string
+		opts  Options
+		count func(string) int
+	}{
+		{"runes", Options{Size: DefaultSize, Overlap: DefaultOverlap}, runeCount},
+		{"tokens", Options{Size: DefaultTokenSize, Overlap: DefaultTokenOverlap, Unit: Tokens}, enc.count},
+		{"tokens-tiktoken-go", Options{Size: DefaultTokenSize, Overlap: DefaultTokenOverlap, Unit: Tokens}, tiktokenCount(b)},
 	} {
-		b.Run(fmt.Sprint(o.Unit), func(b *testing.B) {
+		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := Split(pages, o); err != nil {
-					b.Fatal(err)
-				}
+				split(pages, bc.opts, bc.count)
 			}
+			b.ReportMetric(float64(len(pages)*b.N)/b.Elapsed().Seconds(), "pages/s")
 		})
 	}
 }
