@@ -28,8 +28,8 @@ const (
 	dispatchInterval = 100 * time.Millisecond
 	// minGap is the least time between two dispatches that ending tasks
 	// asked for, so a busy worker does not dispatch after every task.
-	minGap = 10 * time.Millisecond
-	idempotencyTTL   = 24 * time.Hour
+	minGap         = 10 * time.Millisecond
+	idempotencyTTL = 24 * time.Hour
 	// dispatchPerSlot is how many jobs the dispatcher keeps in flight per
 	// worker slot: one running and one waiting in the queue keeps every slot
 	// busy through the hand-offs between stages.
@@ -58,8 +58,8 @@ type Worker struct {
 	// capacity counts the workers' slots, which the dispatcher fills.
 	capacity *queue.Capacity
 	// ended receives (without blocking) when a task of this worker ends.
-	ended chan struct{}
-	reaper   *pipeline.Reaper
+	ended  chan struct{}
+	reaper *pipeline.Reaper
 }
 
 // NewWorker connects to every dependency and checks the extraction tools.
