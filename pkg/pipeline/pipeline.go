@@ -308,7 +308,8 @@ func (pl *Pipeline) extract(ctx context.Context, log *slog.Logger, p ragpipe.Tas
 
 // index chunks the extracted pages of a small document; when the chunks fit
 // one embed batch it embeds and stores them at once, otherwise it hands them
-// to embed tasks as the chunk stage does.
+// to embed tasks as the chunk stage does. So does a passing failure of the
+// embedding provider: the embed task's retries outlast an outage.
 func (pl *Pipeline) index(ctx context.Context, log *slog.Logger, p ragpipe.TaskPayload, j *ragpipe.Job, d *ragpipe.Document, pages []ragpipe.Page) error {
 	chunks, err := pl.split(j, d, pages)
 	if err != nil {
@@ -322,6 +323,10 @@ func (pl *Pipeline) index(ctx context.Context, log *slog.Logger, p ragpipe.TaskP
 		texts[i] = c.Text
 	}
 	vecs, err := pl.embedTexts(ctx, texts)
+	if err != nil && !permanent(err) && ctx.Err() == nil {
+		log.Warn("embedding failed; handing the chunks to an embed task", "err", err)
+		return pl.batch(ctx, log, p, j, chunks)
+	}
 	if err != nil {
 		return err
 	}

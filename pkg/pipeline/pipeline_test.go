@@ -42,9 +42,9 @@ type fixture struct {
 	tenant    string
 }
 
-// newFixture runs the pipeline with batchSize chunks per embed task, and
-// inline (Params.InlineText) 0 unless given.
-func newFixture(t *testing.T, batchSize int, inline ...int) *fixture {
+// newFixture runs the pipeline with batchSize chunks per embed task and
+// its other parameters changed by tune.
+func newFixture(t *testing.T, batchSize int, tune ...func(*pipeline.Params)) *fixture {
 	t.Helper()
 	db, _ := testenv.DB(t)
 	testenv.Redis(t, redisDB)
@@ -55,16 +55,14 @@ func newFixture(t *testing.T, batchSize int, inline ...int) *fixture {
 	t.Cleanup(func() { q.Close() })
 	ins := asynq.NewInspector(opt)
 	t.Cleanup(func() { ins.Close() })
-	pl := pipeline.New(pipeline.Params{
+	params := pipeline.Params{
 		Store: db, Blobs: blobs, Extractor: extract.New(extract.Limits{}), Embedder: embed.NewHashing(384),
 		Queue: q, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BatchSize: batchSize,
-	})
-	if len(inline) > 0 {
-		pl = pipeline.New(pipeline.Params{
-			Store: db, Blobs: blobs, Extractor: extract.New(extract.Limits{}), Embedder: embed.NewHashing(384),
-			Queue: q, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BatchSize: batchSize, InlineText: inline[0],
-		})
 	}
+	for _, fn := range tune {
+		fn(&params)
+	}
+	pl := pipeline.New(params)
 	_, hash := apikey.New()
 	tenant, err := db.CreateKey(context.Background(), "t", "rp_x", hash)
 	if err != nil {
@@ -220,11 +218,22 @@ func TestStagesTwice(t *testing.T) {
 	}
 }
 
+// failingEmbedder fails every call, as a provider having an outage does.
+type failingEmbedder struct{ embed.Embedder }
+
+func (failingEmbedder) Embed(context.Context, []string) ([][]float32, error) {
+	return nil, errors.New("provider overloaded")
+}
+
+// inline has the extract task index documents of up to 32 KiB of text.
+func inline(p *pipeline.Params) { p.InlineText = 32 << 10 }
+
 // TestInlineSmallDocument runs the extract task of a small document twice:
 // it chunks, embeds and stores the document itself, once, and enqueues
-// nothing; a document with more chunks than a batch goes on to embed tasks.
+// nothing. A document with more chunks than a batch, or whose embedding
+// fails for a while, goes on to embed tasks.
 func TestInlineSmallDocument(t *testing.T) {
-	f := newFixture(t, 64, 32<<10)
+	f := newFixture(t, 64, inline)
 	text := []byte(strings.Repeat("Small documents are indexed by their extract task alone. ", 150))
 	j := f.newJob(t, "text", text)
 	for range 2 {
@@ -257,13 +266,25 @@ func TestInlineSmallDocument(t *testing.T) {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 
-	small := newFixture(t, 2, 32<<10)
+	small := newFixture(t, 2, inline)
 	j = small.newJob(t, "text", text)
 	if err := small.run(t, ragpipe.TaskExtract, ragpipe.TaskPayload{JobID: j.ID}); err != nil {
 		t.Fatal(err)
 	}
 	if p := small.pending(t); len(p) < 2 || !strings.HasPrefix(p[0], "doc:embed:") {
 		t.Errorf("a document of more than one batch: pending %v, want its embed tasks", p)
+	}
+
+	down := newFixture(t, 64, inline, func(p *pipeline.Params) { p.Embedder = failingEmbedder{p.Embedder} })
+	j = down.newJob(t, "text", text)
+	if err := down.run(t, ragpipe.TaskExtract, ragpipe.TaskPayload{JobID: j.ID}); err != nil {
+		t.Fatalf("extract with the provider down: %v", err)
+	}
+	if p := down.pending(t); len(p) != 1 || p[0] != "doc:embed:"+j.ID+":0" {
+		t.Errorf("with the provider down: pending %v, want the embed task", p)
+	}
+	if got := down.job(t, j.ID); got.Stage != ragpipe.StageEmbed || got.TotalBatches != 1 {
+		t.Errorf("with the provider down: job in %s with %d batches", got.Stage, got.TotalBatches)
 	}
 }
 

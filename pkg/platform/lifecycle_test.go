@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -122,6 +123,12 @@ func (s *stack) subscribe(t *testing.T, key string, events ...string) <-chan map
 func textDoc(n int) []byte {
 	return fmt.Appendf(nil, "# Document %d\n\nThe quick brown fox number %d jumps over the lazy dog. "+
 		"Striped zebras graze near acacia trees in document %d.\n", n, n, n)
+}
+
+// largeDoc is a document with more text than a worker embeds in its extract
+// task, so that it passes through every stage's task.
+func largeDoc(n int) []byte {
+	return bytes.Repeat(textDoc(n), 300)
 }
 
 func TestDedupeAndIdempotency(t *testing.T) {
@@ -391,7 +398,7 @@ func TestJobEventsStream(t *testing.T) {
 	g := newGatedProvider(t)
 	s := startStack(t, g.tune)
 	key := s.Key(t, "acme")
-	r := s.Upload(t, key, "a.md", textDoc(3), nil)
+	r := s.Upload(t, key, "a.md", largeDoc(3), nil)
 	jobID := r.Body["job_id"].(string)
 	got := make(chan []sseEvent)
 	go func() { got <- s.readEvents(t, key, jobID, 0) }()
@@ -535,7 +542,7 @@ func TestArchivedTaskRetry(t *testing.T) {
 		c.AdminToken = "operator-secret"
 	})
 	key := s.Key(t, "acme")
-	r := s.Upload(t, key, "a.md", textDoc(4), nil)
+	r := s.Upload(t, key, "a.md", largeDoc(4), nil)
 	jobID := r.Body["job_id"].(string)
 	job := s.WaitJob(t, key, jobID)
 	if e, _ := job["error"].(map[string]any); job["status"] != "failed" || e["code"] != "retries_exhausted" {
