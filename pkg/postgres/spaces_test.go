@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -172,6 +173,15 @@ func TestReembed(t *testing.T) {
 	n, over, err := db.Reembed(ctx, tenant, mig, 3, embed)
 	if err != nil || over || n != 3 {
 		t.Fatalf("first step: %d, %v, %v", n, over, err)
+	}
+	// A migration that stops moving is the reaper's: its next task.
+	stale, err := db.StaleReembeds(ctx, 0)
+	want := ragpipe.NewTask(ragpipe.TaskReembed, ragpipe.TaskPayload{TenantID: tenant, Migration: mig, Batch: 3})
+	if err != nil || !slices.ContainsFunc(stale, func(t ragpipe.Task) bool { return t.ID == want.ID }) {
+		t.Errorf("StaleReembeds = %v, %v; want %s among them", stale, err, want.ID)
+	}
+	if fresh, err := db.StaleReembeds(ctx, time.Hour); err != nil || len(fresh) != 0 {
+		t.Errorf("StaleReembeds(1h) = %v, %v", fresh, err)
 	}
 	oldSearch()
 	// Meanwhile a document arrives (in the new space), one goes, and a
