@@ -530,7 +530,7 @@ func (pl *Pipeline) upsert(ctx context.Context, log *slog.Logger, _ ragpipe.Task
 			for i, c := range cs {
 				texts[i] = c.Text
 			}
-			if vs, err = pl.p.Embedder.Embed(ctx, texts); err != nil {
+			if vs, err = pl.embedTexts(ctx, texts); err != nil {
 				return err
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -285,6 +286,53 @@ func TestInlineSmallDocument(t *testing.T) {
 	}
 	if got := down.job(t, j.ID); got.Stage != ragpipe.StageEmbed || got.TotalBatches != 1 {
 		t.Errorf("with the provider down: job in %s with %d batches", got.Stage, got.TotalBatches)
+	}
+}
+
+// countingEmbedder counts the texts it embeds.
+type countingEmbedder struct {
+	embed.Embedder
+	texts atomic.Int64
+}
+
+func (c *countingEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	c.texts.Add(int64(len(texts)))
+	return c.Embedder.Embed(ctx, texts)
+}
+
+// TestUpsertEmbedsAgainAnotherSpace finishes a job whose batches were
+// embedded before the configured embedding space changed: the upsert embeds
+// them again, in the space it is configured with.
+func TestUpsertEmbedsAgainAnotherSpace(t *testing.T) {
+	f := newFixture(t, 4)
+	pdf, err := os.ReadFile("../../testdata/lppl.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := f.newJob(t, "pdf", pdf)
+	p := ragpipe.TaskPayload{JobID: j.ID}
+	for _, typ := range []ragpipe.TaskType{ragpipe.TaskExtract, ragpipe.TaskChunk} {
+		if err := f.run(t, typ, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batches := f.job(t, j.ID).TotalBatches
+	for b := range batches {
+		if err := f.run(t, ragpipe.TaskEmbed, ragpipe.TaskPayload{JobID: j.ID, Batch: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counter := &countingEmbedder{Embedder: embed.NewHashing(384)}
+	moved := pipeline.New(pipeline.Params{Store: f.db, Blobs: f.blobs, Extractor: extract.New(extract.Limits{}),
+		Embedder: counter, Space: 7, Queue: f.queue, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), BatchSize: 4})
+	upsert := moved.Handlers()[ragpipe.TaskUpsert]
+	task := ragpipe.NewTask(ragpipe.TaskUpsert, p)
+	if err := upsert(context.Background(), ragpipe.TaskRun{Type: task.Type, ID: task.ID, Payload: task.Payload}); err != nil {
+		t.Fatal(err)
+	}
+	got := f.job(t, j.ID)
+	if got.Status != ragpipe.JobSucceeded || counter.texts.Load() != int64(got.TotalChunks) {
+		t.Errorf("job %s; %d texts embedded again for %d chunks", got.Status, counter.texts.Load(), got.TotalChunks)
 	}
 }
 
