@@ -34,6 +34,21 @@ func smallDoc(n int) []byte {
 	return []byte(b.String())
 }
 
+// waitIdle waits until no job is queued or running.
+func waitIdle(b *testing.B, conn *pgx.Conn) {
+	b.Helper()
+	for {
+		var pending int
+		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')`).Scan(&pending); err != nil {
+			b.Fatal(err)
+		}
+		if pending == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // BenchmarkSmallDocuments measures ingestion of small text documents as a
 // bulk client sees it: 8 client threads upload 1-2 KB texts to one tenant
 // (the per-key rate limit raised), one worker with the defaults; from the
@@ -70,16 +85,7 @@ func BenchmarkSmallDocuments(b *testing.B) {
 			})
 		}
 		wg.Wait()
-		for {
-			var pending int
-			if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')`).Scan(&pending); err != nil {
-				b.Fatal(err)
-			}
-			if pending == 0 {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitIdle(b, conn)
 		b.ReportMetric(float64(docs)/time.Since(start).Seconds(), "docs/s")
 	}
 	var failed int
@@ -126,16 +132,7 @@ func BenchmarkScaleOut(b *testing.B) {
 			for range workers {
 				stops = append(stops, s.StartWorker(b))
 			}
-			for {
-				var pending int
-				if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')`).Scan(&pending); err != nil {
-					b.Fatal(err)
-				}
-				if pending == 0 {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			waitIdle(b, conn)
 			rate[workers] = docs / time.Since(start).Seconds()
 			conn.Close(context.Background())
 			for _, stop := range stops {
