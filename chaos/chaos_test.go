@@ -32,7 +32,7 @@ type options struct {
 func loadOptions(t *testing.T) options {
 	o := options{
 		seed: uint64(time.Now().UnixNano()), duration: 150 * time.Second, drain: 5 * time.Minute,
-		textDocs: 52, bigDocs: 4, pdfDocs: 8, workers: 3, src: "..", faults: map[string]bool{},
+		textDocs: 40, bigDocs: 16, pdfDocs: 8, workers: 3, src: "..", faults: map[string]bool{},
 	}
 	get := func(name string, parse func(string) error) {
 		if v := os.Getenv("RAGPIPE_CHAOS_" + name); v != "" {

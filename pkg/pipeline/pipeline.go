@@ -330,9 +330,9 @@ func (pl *Pipeline) index(ctx context.Context, log *slog.Logger, p ragpipe.TaskP
 	if err != nil {
 		return err
 	}
-	if err := pl.p.Store.PrepareEmbed(ctx, j.ID, []int{len(chunks)}); err != nil {
-		return err
-	}
+	// The job stays in stage extract until it succeeds: after a crash the
+	// reaper, or Asynq, runs this task again, as no artifact of a later stage
+	// exists.
 	out := make([]ragpipe.Chunk, len(chunks))
 	for i, c := range chunks {
 		out[i] = ragpipe.Chunk{DocumentID: j.DocumentID, Index: c.Index, Text: c.Text, PageStart: c.PageStart, PageEnd: c.PageEnd,

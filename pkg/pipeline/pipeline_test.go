@@ -263,7 +263,7 @@ func TestInlineSmallDocument(t *testing.T) {
 			types = append(types, string(e.Type))
 		}
 	}
-	if diff := cmp.Diff([]string{"job.queued", "job.stage", "job.stage", "job.succeeded"}, types); diff != "" {
+	if diff := cmp.Diff([]string{"job.queued", "job.stage", "job.succeeded"}, types); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 

@@ -57,7 +57,7 @@ func lockJob(ctx context.Context, tx pgx.Tx, jobID string) (*ragpipe.Job, error)
 // the job as it was; a terminal job is left alone and the caller should stop.
 func (db *DB) BeginStage(ctx context.Context, jobID, stage string, attempt int) (*ragpipe.Job, error) {
 	var out *ragpipe.Job
-	err := db.lazily(ctx, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		j, err := lockJob(ctx, tx, jobID)
 		if err != nil {
 			return err
@@ -90,16 +90,14 @@ func (db *DB) BeginStage(ctx context.Context, jobID, stage string, attempt int) 
 
 // SetPages records how many pages extraction found.
 func (db *DB) SetPages(ctx context.Context, documentID string, pages int) error {
-	return db.lazily(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE documents SET pages = $2, updated_at = now() WHERE id = $1`, documentID, pages)
-		return err
-	})
+	_, err := db.pool.Exec(ctx, `UPDATE documents SET pages = $2, updated_at = now() WHERE id = $1`, documentID, pages)
+	return err
 }
 
 // SetProgress records how far the job's current stage has come (0..1) and
 // appends a job.progress event. Callers throttle it.
 func (db *DB) SetProgress(ctx context.Context, jobID string, progress float64) error {
-	return db.lazily(ctx, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		j, err := lockJob(ctx, tx, jobID)
 		if err != nil || j.Status != ragpipe.JobRunning {
 			return err
@@ -119,7 +117,7 @@ func (db *DB) PrepareEmbed(ctx context.Context, jobID string, batchSizes []int) 
 	for _, n := range batchSizes {
 		total += n
 	}
-	return db.lazily(ctx, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		j, err := lockJob(ctx, tx, jobID)
 		if err != nil || j.Terminal() || j.TotalBatches > 0 {
 			return err
@@ -142,7 +140,7 @@ func (db *DB) PrepareEmbed(ctx context.Context, jobID string, batchSizes []int) 
 // CompleteBatch marks one embed batch done and reports whether every batch of
 // the job is now done. Completing a batch twice counts it once.
 func (db *DB) CompleteBatch(ctx context.Context, jobID string, batch int) (allDone bool, err error) {
-	err = db.lazily(ctx, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		j, err := lockJob(ctx, tx, jobID)
 		if err != nil || j.Terminal() {
 			return err
@@ -223,9 +221,9 @@ func (db *DB) FinishJob(ctx context.Context, jobID string, chunks []ragpipe.Chun
 			return err
 		}
 		j.Status, j.Stage, j.Progress = ragpipe.JobSucceeded, ragpipe.StageUpsert, 1
-		j.EmbeddedChunks = len(chunks)
-		if _, err := tx.Exec(ctx, `UPDATE jobs SET status = $2, stage = $3, progress = 1, embedded_chunks = $4, finished_at = now(),
-			updated_at = now() WHERE id = $1`, jobID, j.Status, j.Stage, len(chunks)); err != nil {
+		j.TotalChunks, j.EmbeddedChunks = len(chunks), len(chunks)
+		if _, err := tx.Exec(ctx, `UPDATE jobs SET status = $2, stage = $3, progress = 1, total_chunks = $4, embedded_chunks = $4,
+			finished_at = now(), updated_at = now() WHERE id = $1`, jobID, j.Status, j.Stage, len(chunks)); err != nil {
 			return err
 		}
 		ok = true

@@ -67,7 +67,7 @@ const dispatchLock = 0x7261677069706531 // "ragpipe1"
 // time; the others return at once.
 func (db *DB) DispatchQueued(ctx context.Context, perTenant, capacity, limit int, send func(ctx context.Context, jobID, requestID string) error) (int, error) {
 	sent := 0
-	err := db.lazily(ctx, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var locked bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(dispatchLock)).Scan(&locked); err != nil || !locked {
 			return err

@@ -91,21 +91,6 @@ func Migrate(ctx context.Context, url string) error {
 	return nil
 }
 
-// lazily runs fn in a transaction whose commit does not wait for its WAL
-// to reach the disk (synchronous_commit off; Postgres flushes it within
-// three wal_writer_delay, 600 ms by default). For records of progress only:
-// a database crash may lose the last of them, but never a document, as the
-// stages that write them run again from the durable state before (the
-// upload, the finished job), and so do their events, at least once.
-func (db *DB) lazily(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-			return err
-		}
-		return fn(tx)
-	})
-}
-
 // notFound turns pgx.ErrNoRows into a domain not-found error naming what.
 func notFound(err error, what string) error {
 	if errors.Is(err, pgx.ErrNoRows) {
