@@ -2,5 +2,6 @@
 
 package extract
 
-// raceEnabled says the race detector is on, which multiplies memory use.
+// raceEnabled says the race detector is on, which multiplies memory use
+// and slows the code down.
 const raceEnabled = true
