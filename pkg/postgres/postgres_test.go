@@ -442,3 +442,44 @@ func TestIsUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestDispatchShares checks the dispatcher's shares: a tenant alone gets all
+// of capacity; once capacity is taken a newcomer still gets perTenant; two
+// tenants with work split capacity evenly.
+func TestDispatchShares(t *testing.T) {
+	t.Parallel()
+	db, _ := testenv.DB(t)
+	ctx := context.Background()
+	a, b := newTenant(t, db, "a"), newTenant(t, db, "b")
+	tenantOf := map[string]string{}
+	queue := func(tenant string, n int) {
+		for range n {
+			_, j := newDocJob(t, db, tenant, "")
+			tenantOf[j.ID] = tenant
+		}
+	}
+	sent := map[string]int{}
+	dispatch := func(perTenant, capacity int) {
+		t.Helper()
+		if _, err := db.DispatchQueued(ctx, perTenant, capacity, 100, func(_ context.Context, jobID, _ string) error {
+			sent[tenantOf[jobID]]++
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queue(a, 20)
+	dispatch(2, 10)
+	if sent[a] != 10 {
+		t.Errorf("a tenant alone got %d in flight; want all of capacity, 10", sent[a])
+	}
+	queue(b, 5)
+	dispatch(2, 10)
+	if sent[a] != 10 || sent[b] != 2 {
+		t.Errorf("capacity taken: a %d, b %d in flight; want 10 and perTenant 2", sent[a], sent[b])
+	}
+	dispatch(2, 30)
+	if sent[a] != 15 || sent[b] != 5 {
+		t.Errorf("capacity 30, two tenants: a %d, b %d; want an even 15 each, b holding all 5 of its jobs", sent[a], sent[b])
+	}
+}
