@@ -15,12 +15,6 @@ type EmbeddingSpace struct {
 	PassagePrefix string // put before each chunk's text when embedding it
 }
 
-// Same reports whether s and o make the same vectors, whatever their IDs.
-func (s EmbeddingSpace) Same(o EmbeddingSpace) bool {
-	s.ID, o.ID = 0, 0
-	return s == o
-}
-
 // States of an embedding migration.
 const (
 	MigrationRunning   = "running"
