@@ -14,6 +14,7 @@ BEGIN
         EXECUTE format('DROP INDEX %I', ix.indexname);
     END LOOP;
     EXECUTE format('ALTER TABLE chunks ALTER COLUMN embedding TYPE vector(%s)', dims);
+    ALTER TABLE chunks ALTER COLUMN embedding SET STORAGE PLAIN;
 END $$;
 CREATE INDEX chunks_embedding_idx ON chunks USING hnsw (embedding vector_cosine_ops);
 ALTER TABLE chunks DROP COLUMN space_id;

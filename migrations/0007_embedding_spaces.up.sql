@@ -31,6 +31,8 @@ BEGIN
     SELECT atttypmod INTO dims FROM pg_attribute WHERE attrelid = 'chunks'::regclass AND attname = 'embedding';
     DROP INDEX IF EXISTS chunks_embedding_idx;
     ALTER TABLE chunks ALTER COLUMN embedding TYPE vector;
+    -- A change of type resets the storage: keep vectors in the row (0005).
+    ALTER TABLE chunks ALTER COLUMN embedding SET STORAGE PLAIN;
     EXECUTE format('CREATE INDEX chunks_embedding_space0_idx ON chunks USING hnsw ((embedding::vector(%s)) vector_cosine_ops) WHERE space_id = 0', dims);
     INSERT INTO embedding_spaces (id, provider, model, base_url, dimensions, passage_prefix)
         VALUES (0, '', '', '', dims, '');

@@ -64,6 +64,11 @@ func TestRegisterSpace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
+	var storage string
+	if err := conn.QueryRow(ctx, `SELECT attstorage FROM pg_attribute WHERE attrelid = 'chunks'::regclass
+		AND attname = 'embedding'`).Scan(&storage); err != nil || storage != "p" {
+		t.Errorf("vectors stored %q (%v); want PLAIN, in the row", storage, err)
+	}
 	var def string
 	err = conn.QueryRow(ctx, `SELECT pg_get_indexdef(to_regclass($1))`, fmt.Sprintf("chunks_embedding_space%d_idx", small.ID)).Scan(&def)
 	if err != nil || !strings.Contains(def, "vector(8)") || !strings.Contains(def, fmt.Sprintf("space_id = %d", small.ID)) {
