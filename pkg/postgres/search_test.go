@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
@@ -373,5 +374,122 @@ func TestMigrationIndexesExistingChunks(t *testing.T) {
 	res, err := db.Search(ctx, ragpipe.SearchQuery{TenantID: tenant, Query: "heron", Mode: ragpipe.SearchKeyword, TopK: 5})
 	if err != nil || len(res) != 3 {
 		t.Errorf("search after the migration: %+v, %v", res, err)
+	}
+}
+
+// TestKeywordTopKExact checks the keyword leg's pruned top k against BM25
+// computed over every chunk, with and without a filter, on a corpus large
+// enough that common terms' postings are looked up rather than read: queries
+// mix Zipf-common and rare words, and k goes up to 200.
+func TestKeywordTopKExact(t *testing.T) {
+	t.Parallel()
+	db, _ := db8(t)
+	ctx := context.Background()
+	tenant := newTenant(t, db, "a")
+	words, draw := zipfWords(400, 5)
+	r := rand.New(rand.NewPCG(1, 2))
+	type key struct {
+		doc   string
+		chunk int
+	}
+	var keys []key
+	var texts []string
+	inBooks := map[string]bool{}
+	for i := range 30 {
+		chunk := make([]string, 100)
+		for k := range chunk {
+			ws := make([]string, 10+r.IntN(30))
+			for j := range ws {
+				ws[j] = draw(r)
+			}
+			if k%20 == 0 {
+				// Two common words over and over: such a chunk scores close
+				// to their bounds, which pruning must still let in.
+				for j := range ws {
+					ws[j] = words[(i+k/20*7+j%2)%48]
+				}
+			}
+			chunk[k] = strings.Join(ws, " ")
+		}
+		collection := ""
+		if i%3 == 0 {
+			collection = "books"
+		}
+		d := storeDoc(t, db, ragpipe.Document{TenantID: tenant, Language: "simple", Collection: collection}, chunk, 0)
+		inBooks[d.ID] = collection == "books"
+		for k := range chunk {
+			keys = append(keys, key{d.ID, k})
+		}
+		texts = append(texts, chunk...)
+	}
+	byKey := map[key]int{}
+	for n, k := range keys {
+		byKey[k] = n
+	}
+	for i := range 90 {
+		qs := make([]string, 1+i%5)
+		for j := range qs {
+			kind := r.IntN(3)
+			if i%6 == 5 {
+				kind = r.IntN(2) // common words only
+			}
+			switch kind {
+			case 0:
+				qs[j] = words[r.IntN(8)] // in nearly every chunk
+			case 1:
+				qs[j] = words[8+r.IntN(40)]
+			default:
+				qs[j] = words[48+r.IntN(len(words)-48)]
+			}
+		}
+		query := strings.Join(qs, " ")
+		topK := []int{1, 10, 40, 200}[i%4]
+		var f ragpipe.SearchFilter
+		if i%5 == 4 {
+			f.Collection = "books"
+		}
+		scores := bm25(texts, query)
+		type scored struct {
+			key
+			score float64
+		}
+		var want []scored
+		for n, s := range scores {
+			if s > 0 && (f.Collection == "" || inBooks[keys[n].doc]) {
+				want = append(want, scored{keys[n], s})
+			}
+		}
+		slices.SortFunc(want, func(a, b scored) int {
+			switch {
+			case a.score > b.score:
+				return -1
+			case a.score < b.score:
+				return 1
+			case a.doc != b.doc:
+				return strings.Compare(a.doc, b.doc)
+			}
+			return a.chunk - b.chunk
+		})
+		want = want[:min(topK, len(want))]
+		res, err := db.Search(ctx, ragpipe.SearchQuery{TenantID: tenant, Query: query, Mode: ragpipe.SearchKeyword, TopK: topK,
+			Language: "simple", SearchFilter: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != len(want) {
+			t.Errorf("%q, top %d, collection %q: %d results, want %d", query, topK, f.Collection, len(res), len(want))
+			continue
+		}
+		for rank, got := range res {
+			k := key{got.DocumentID, got.ChunkIndex}
+			ref := scores[byKey[k]]
+			// A chunk other than the expected one only where their scores tie
+			// (to rounding).
+			if k != want[rank].key && math.Abs(ref-want[rank].score) > 1e-9 || math.Abs(got.Score-ref) > 1e-9 {
+				t.Errorf("%q, top %d, collection %q, rank %d: chunk %v scored %.12f (BM25 %.12f), want %v (%.12f)",
+					query, topK, f.Collection, rank+1, k, got.Score, ref, want[rank].key, want[rank].score)
+				break
+			}
+		}
 	}
 }
