@@ -32,6 +32,19 @@ type Config struct {
 	RedisAddr     string `env:"REDIS_ADDR" envDefault:"127.0.0.1:6379"`
 	RedisPassword string `env:"REDIS_PASSWORD"`
 	RedisDB       int    `env:"REDIS_DB" envDefault:"0"`
+	// Redis Sentinel (a failover group) or Redis Cluster, instead of REDIS_ADDR.
+	RedisSentinelAddrs    []string `env:"REDIS_SENTINEL_ADDRS" envSeparator:","`
+	RedisSentinelMaster   string   `env:"REDIS_SENTINEL_MASTER"`
+	RedisSentinelPassword string   `env:"REDIS_SENTINEL_PASSWORD"`
+	RedisClusterAddrs     []string `env:"REDIS_CLUSTER_ADDRS" envSeparator:","`
+	// A streaming replica for reads (search, ask retrieval, listings), used
+	// while it is no further behind the primary than the lag bound.
+	DatabaseReadURL       string        `env:"DATABASE_READ_URL"`
+	DatabaseMaxReplicaLag time.Duration `env:"DATABASE_MAX_REPLICA_LAG" envDefault:"200ms"`
+
+	// Tracing: OTLP over HTTP to this endpoint (off when empty).
+	OTLPEndpoint     string  `env:"OTLP_ENDPOINT"`
+	TraceSampleRatio float64 `env:"TRACE_SAMPLE_RATIO" envDefault:"1"`
 
 	S3Endpoint  string `env:"S3_ENDPOINT" envDefault:"http://127.0.0.1:7070"`
 	S3Region    string `env:"S3_REGION" envDefault:"us-east-1"`
@@ -47,6 +60,10 @@ type Config struct {
 	CORSOrigins       []string      `env:"CORS_ALLOWED_ORIGINS" envSeparator:","`
 	ShutdownGrace     time.Duration `env:"SHUTDOWN_GRACE" envDefault:"30s"`
 	WorkerConcurrency int           `env:"WORKER_CONCURRENCY" envDefault:"4"`
+	// WorkerQueues are the classes of work a worker takes: extract
+	// (extraction and chunking, CPU-bound), embed (embedding, storing,
+	// re-embedding and deleting, I/O-bound) and webhooks (delivery).
+	WorkerQueues []string `env:"WORKER_QUEUES" envSeparator:"," envDefault:"extract,embed,webhooks"`
 
 	AdminToken        string        `env:"ADMIN_TOKEN"`
 	MetricsToken      string        `env:"METRICS_TOKEN"`
@@ -172,6 +189,40 @@ func parseErrors(err error) []string {
 	return lines
 }
 
+// WorkerQueueNames are the classes of work RAGPIPE_WORKER_QUEUES may name.
+var WorkerQueueNames = []string{"extract", "embed", "webhooks"}
+
+// redisTopologyProblems checks that at most one Redis topology is set, and
+// the Sentinel and Cluster addresses.
+func (c Config) redisTopologyProblems(bad func(name, format string, args ...any)) {
+	sentinel, cluster := len(c.RedisSentinelAddrs) > 0, len(c.RedisClusterAddrs) > 0
+	if sentinel && cluster {
+		bad("REDIS_SENTINEL_ADDRS/REDIS_CLUSTER_ADDRS", "set one of them, not both")
+	}
+	for _, a := range c.RedisSentinelAddrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("REDIS_SENTINEL_ADDRS", "want host:port,host:port,..., got %q", a)
+		}
+	}
+	if sentinel && c.RedisSentinelMaster == "" {
+		bad("REDIS_SENTINEL_MASTER", "is required with REDIS_SENTINEL_ADDRS: the name the sentinels monitor")
+	}
+	if !sentinel && c.RedisSentinelMaster != "" {
+		bad("REDIS_SENTINEL_MASTER", "is set, but REDIS_SENTINEL_ADDRS is not")
+	}
+	for _, a := range c.RedisClusterAddrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("REDIS_CLUSTER_ADDRS", "want host:port,host:port,..., got %q", a)
+		}
+	}
+	if cluster && c.RedisDB != 0 {
+		bad("REDIS_DB", "must be 0 with REDIS_CLUSTER_ADDRS: a cluster has only database 0")
+	}
+}
+
+// WorkerTakes reports whether the worker takes the class of work queue.
+func (c Config) WorkerTakes(queue string) bool { return slices.Contains(c.WorkerQueues, queue) }
+
 // problems lists every invalid setting, one line each, starting with its name.
 func (c Config) problems() []string {
 	var errs []string
@@ -199,6 +250,31 @@ func (c Config) problems() []string {
 	}
 	if c.RedisDB < 0 || c.RedisDB > 15 {
 		bad("REDIS_DB", "want 0..15, got %d", c.RedisDB)
+	}
+	c.redisTopologyProblems(bad)
+	if c.DatabaseReadURL != "" {
+		if u, err := url.Parse(c.DatabaseReadURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			bad("DATABASE_READ_URL", "want a postgres:// URL of a streaming replica")
+		}
+	}
+	if c.DatabaseMaxReplicaLag < 0 || c.DatabaseMaxReplicaLag > time.Minute {
+		bad("DATABASE_MAX_REPLICA_LAG", "want 0 to 1m, got %s", c.DatabaseMaxReplicaLag)
+	}
+	if c.OTLPEndpoint != "" {
+		if u, err := url.Parse(c.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("OTLP_ENDPOINT", "want an http(s):// URL of an OTLP/HTTP collector, such as http://127.0.0.1:4318, got %q", c.OTLPEndpoint)
+		}
+	}
+	if c.TraceSampleRatio < 0 || c.TraceSampleRatio > 1 {
+		bad("TRACE_SAMPLE_RATIO", "want 0 to 1, got %g", c.TraceSampleRatio)
+	}
+	if len(c.WorkerQueues) == 0 {
+		bad("WORKER_QUEUES", "want one or more of %s", strings.Join(WorkerQueueNames, ", "))
+	}
+	for _, q := range c.WorkerQueues {
+		if !slices.Contains(WorkerQueueNames, q) {
+			bad("WORKER_QUEUES", "want one or more of %s, got %q", strings.Join(WorkerQueueNames, ", "), q)
+		}
 	}
 	if u, err := url.Parse(c.S3Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("S3_ENDPOINT", "want an http(s):// URL, got %q", c.S3Endpoint)
