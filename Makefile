@@ -26,9 +26,10 @@ build:
 run: services build
 	@bash scripts/run.sh
 
-## test: services (and Chromium, for the console's browser test) + every test, with the race detector
+## test: services (and Chromium, for the console's browser test, and redis-sentinel,
+## for the scale tests) + every test, with the race detector
 test:
-	@RAGPIPE_SERVICES_BROWSER=1 bash scripts/services.sh
+	@RAGPIPE_SERVICES_BROWSER=1 RAGPIPE_SERVICES_SCALE=1 bash scripts/services.sh
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 30m ./...

@@ -12,6 +12,8 @@
 #   RAGPIPE_S3_BUCKET      ragpipe
 #   RAGPIPE_S3_ACCESS_KEY  ragpipe-local
 #   RAGPIPE_S3_SECRET_KEY  ragpipe-local-secret
+#   RAGPIPE_SERVICES_SCALE=1   also installs Debian's redis-sentinel (make test:
+#                          the scale tests, scale/)
 #   RAGPIPE_SERVICES_BROWSER=1 also installs Debian's chromium (make test: the
 #                          console's browser test)
 #
@@ -204,6 +206,12 @@ fi
 # make test asks for it, make run does not need it.
 if [ "${RAGPIPE_SERVICES_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
 	missing+=(chromium)
+fi
+# redis-sentinel: the scale tests (scale/) run a Sentinel group of their own,
+# beside a Redis Cluster and a Postgres primary with a streaming replica made
+# by pg_basebackup, all from Debian's binaries; make test asks for it.
+if [ "${RAGPIPE_SERVICES_SCALE:-0}" = 1 ] && ! command -v redis-sentinel >/dev/null 2>&1; then
+	missing+=(redis-sentinel)
 fi
 if [ -z "$(newest_pg_bin || true)" ]; then
 	missing+=(postgresql)

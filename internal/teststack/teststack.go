@@ -24,6 +24,7 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/platform"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
+	"github.com/ragpipe/ragpipe/pkg/webhook"
 )
 
 // Stack is the API of one test, served over HTTP, with the services it
@@ -40,17 +41,24 @@ type Stack struct {
 // Start runs the API on a fresh database, bucket and Redis database redisDB
 // (the calling package's own; see testenv.Redis), with the services'
 // configuration changed by tune when it is not nil. The test's cleanup stops
-// it, after the workers started since.
+// it, after the workers started since. A tune that points the stack at a
+// Redis of its own passes a negative redisDB; one that sets another
+// database URL gets Stack.DB on that database.
 func Start(t testing.TB, redisDB int, tune func(*config.Config)) *Stack {
 	t.Helper()
 	db, dbURL := testenv.DB(t)
-	testenv.Redis(t, redisDB)
+	if redisDB >= 0 {
+		testenv.Redis(t, redisDB)
+	}
 	bucket, blobs := testenv.Bucket(t)
 	cfg := testenv.Config(t)
-	cfg.DatabaseURL, cfg.RedisDB, cfg.S3Bucket = dbURL, redisDB, bucket
+	cfg.DatabaseURL, cfg.RedisDB, cfg.S3Bucket = dbURL, max(redisDB, 0), bucket
 	cfg.ShutdownGrace = 5 * time.Second
 	if tune != nil {
 		tune(&cfg)
+	}
+	if cfg.DatabaseURL != dbURL {
+		db = openOwn(t, cfg.DatabaseURL)
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -72,6 +80,21 @@ func Start(t testing.TB, redisDB int, tune func(*config.Config)) *Stack {
 		api.Close()
 	})
 	return &Stack{URL: srv.URL, Config: cfg, DB: db, Log: log, Blobs: blobs}
+}
+
+// openOwn migrates and opens the database at dbURL, closed on cleanup.
+func openOwn(t testing.TB, dbURL string) *postgres.DB {
+	t.Helper()
+	ctx := context.Background()
+	if err := postgres.Migrate(ctx, dbURL); err != nil {
+		t.Fatal(err)
+	}
+	db, err := postgres.Open(ctx, dbURL, webhook.EncodeEvent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db
 }
 
 // StartWorker runs a worker with s.Config, logging to s.Log, until the

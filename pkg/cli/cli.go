@@ -100,7 +100,7 @@ func tasks(ctx context.Context, cfg config.Config, verb string, args []string, f
 		return err
 	}
 	defer db.Close()
-	admin := queue.NewAdmin(queue.Redis(cfg.RedisAddr, cfg.RedisPassword, cfg.RedisDB), db.ReviveJob)
+	admin := queue.NewAdmin(queue.RedisFrom(cfg).Asynq(), db.ReviveJob)
 	defer admin.Close()
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	defer tw.Flush()

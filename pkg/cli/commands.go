@@ -124,7 +124,7 @@ func (c *cli) tasksCmd() *cobra.Command {
 				}
 				return tasks(cmd.Context(), cfg, cmd.Name(), args, f, c.stdout)
 			}}
-		cmd.Flags().StringVar(&f.queue, "queue", ragpipe.QueueIngest, "queue: ingest or webhooks")
+		cmd.Flags().StringVar(&f.queue, "queue", "", "queue: extract, embed, webhooks or ingest (left by an older release); default every queue")
 		if cmd.Name() == "archived" {
 			cmd.Flags().IntVar(&f.limit, "limit", 100, "most tasks to list")
 		}

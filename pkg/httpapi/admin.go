@@ -59,12 +59,9 @@ func bearerIs(c echo.Context, token string) bool {
 	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }
 
-func queueParam(c echo.Context) string {
-	if q := c.QueryParam("queue"); q != "" {
-		return q
-	}
-	return ragpipe.QueueIngest
-}
+// queueParam is the queue the request names; "" means every queue (for a
+// retry by ID, the task's own).
+func queueParam(c echo.Context) string { return c.QueryParam("queue") }
 
 func handleQueueStats(a QueueAdmin) echo.HandlerFunc {
 	return func(c echo.Context) error {

@@ -39,15 +39,21 @@ func (m *chatMetrics) observe(r answer.Result, firstToken, total time.Duration) 
 }
 
 // queueCollector reads queue depths when scraped, so an autoscaler (e.g.
-// KEDA) can scale workers on ragpipe_queue_tasks{state="pending"}.
+// KEDA) can scale each class of workers on its queue's
+// ragpipe_queue_tasks{state="pending"} and ragpipe_queue_oldest_pending_seconds.
 type queueCollector struct {
 	admin   QueueAdmin
 	waiting func(ctx context.Context) (int, error)
 	tasks   *prometheus.Desc
+	oldest  *prometheus.Desc
 	jobs    *prometheus.Desc
 }
 
-func (q *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- q.tasks; ch <- q.jobs }
+func (q *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- q.tasks
+	ch <- q.oldest
+	ch <- q.jobs
+}
 
 func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	if stats, err := q.admin.Stats(); err == nil {
@@ -56,6 +62,7 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 				"retry": s.Retry, "archived": s.Archived} {
 				ch <- prometheus.MustNewConstMetric(q.tasks, prometheus.GaugeValue, float64(n), s.Queue, state)
 			}
+			ch <- prometheus.MustNewConstMetric(q.oldest, prometheus.GaugeValue, s.OldestPendingSeconds, s.Queue)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -96,10 +103,30 @@ func newMetrics(admin QueueAdmin, waiting func(ctx context.Context) (int, error)
 		m.reg.MustRegister(&queueCollector{
 			admin: admin, waiting: waiting,
 			tasks: prometheus.NewDesc("ragpipe_queue_tasks", "Tasks in each Asynq queue by state.", []string{"queue", "state"}, nil),
-			jobs:  prometheus.NewDesc("ragpipe_jobs_waiting", "Jobs accepted and not yet started (waiting for dispatch or a worker).", nil, nil),
+			oldest: prometheus.NewDesc("ragpipe_queue_oldest_pending_seconds", "How long the oldest pending task of each Asynq queue has waited.",
+				[]string{"queue"}, nil),
+			jobs: prometheus.NewDesc("ragpipe_jobs_waiting", "Jobs accepted and not yet started (waiting for dispatch or a worker).", nil, nil),
 		})
 	}
 	return m
+}
+
+// countReplicaReads exports the reads a replica could take, by the server
+// that answered: a rising primary count means the replica is down or
+// behind by more than the lag bound.
+func (m *metrics) countReplicaReads(reads func() (replica, primary int64)) {
+	for _, by := range []string{"replica", "primary"} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "ragpipe_replica_reads_total", Help: "Reads that may use the read replica, by the server that answered them.",
+			ConstLabels: prometheus.Labels{"answered_by": by},
+		}, func() float64 {
+			r, p := reads()
+			if by == "replica" {
+				return float64(r)
+			}
+			return float64(p)
+		}))
+	}
 }
 
 // observe counts a finished request.

@@ -13,6 +13,9 @@ import (
 // registered here; a test keeps the two in step.
 func addRoutes(e *echo.Echo, p Params) {
 	m := newMetrics(p.Admin, p.WaitingJobs)
+	if p.ReplicaReads != nil {
+		m.countReplicaReads(p.ReplicaReads)
+	}
 	e.Pre(cleanRequestID())
 	e.Pre(responseTime())
 	if len(p.CORSOrigins) > 0 {

@@ -86,6 +86,9 @@ type Params struct {
 	AdminToken        string // enables /admin; empty turns it off
 	MetricsToken      string // required by /metrics when set
 	WaitingJobs       func(ctx context.Context) (int, error)
+	// ReplicaReads counts the reads a read replica answered and those it
+	// left to the primary; nil without a replica.
+	ReplicaReads func() (replica, primary int64)
 
 	// Webhooks, per-upload callbacks and the targets they may reach.
 	Webhooks             WebhookStore

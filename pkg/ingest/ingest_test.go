@@ -47,7 +47,7 @@ func newFixture(t *testing.T, redisAddr string) *fixture {
 	if redisAddr == "" {
 		redisAddr = cfg.RedisAddr
 	}
-	opt := queue.Redis(redisAddr, cfg.RedisPassword, redisDB)
+	opt := queue.Redis{Addr: redisAddr, Password: cfg.RedisPassword, DB: redisDB}.Asynq()
 	q := queue.NewClient(opt)
 	t.Cleanup(func() { q.Close() })
 	admin := queue.NewAdmin(opt, db.ReviveJob)
@@ -245,7 +245,7 @@ func TestDelete(t *testing.T) {
 		t.Errorf("%d sent outbox rows for the cleanup, want 1", n)
 	}
 	stats, err := f.admin.Stats()
-	if err != nil || stats[0].Queue != ragpipe.QueueIngest || stats[0].Pending != 1 {
+	if err != nil || len(stats) != 3 || stats[1].Queue != ragpipe.QueueEmbed || stats[1].Pending != 1 || stats[0].Pending != 0 {
 		t.Errorf("queues %+v, %v; want the cleanup pending", stats, err)
 	}
 	if err := f.svc.Delete(ctx, f.tenant, "00000000-0000-0000-0000-000000000000", ""); ragpipe.ErrorCode(err) != ragpipe.ENOTFOUND {

@@ -97,25 +97,46 @@ func (f *fixture) run(t *testing.T, typ ragpipe.TaskType, p ragpipe.TaskPayload)
 	return f.handlers[typ](context.Background(), ragpipe.TaskRun{Type: typ, ID: task.ID, Payload: task.Payload})
 }
 
-// pending lists the IDs of tasks waiting in the ingest queue, sorted.
+// pending lists the IDs of tasks waiting in the pipeline's queues, sorted.
 func (f *fixture) pending(t *testing.T) []string {
 	t.Helper()
-	tasks, err := f.inspector.ListPendingTasks(ragpipe.QueueIngest, asynq.PageSize(1000))
-	if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
-		t.Fatal(err)
-	}
 	var ids []string
-	for _, ti := range tasks {
-		ids = append(ids, ti.ID)
+	for _, q := range f.queues(t) {
+		tasks, err := f.inspector.ListPendingTasks(q, asynq.PageSize(1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ti := range tasks {
+			ids = append(ids, ti.ID)
+		}
 	}
 	sort.Strings(ids)
 	return ids
 }
 
+// queues returns the pipeline's queues that exist (Asynq makes a queue on
+// its first task).
+func (f *fixture) queues(t *testing.T) []string {
+	t.Helper()
+	all, err := f.inspector.Queues()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, q := range ragpipe.PipelineQueues {
+		if slices.Contains(all, q) {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
 func (f *fixture) drain(t *testing.T) {
 	t.Helper()
-	if _, err := f.inspector.DeleteAllPendingTasks(ragpipe.QueueIngest); err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
-		t.Fatal(err)
+	for _, q := range f.queues(t) {
+		if _, err := f.inspector.DeleteAllPendingTasks(q); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -452,7 +473,7 @@ func TestDeleteThenSweep(t *testing.T) {
 	if keys, err := f.blobs.List(ctx, prefix); err != nil || len(keys) != 0 {
 		t.Errorf("objects after cleanup: %v %v", keys, err)
 	}
-	scheduled, err := f.inspector.ListScheduledTasks(ragpipe.QueueIngest)
+	scheduled, err := f.inspector.ListScheduledTasks(ragpipe.QueueEmbed)
 	if err != nil || len(scheduled) != 1 || scheduled[0].ID != "doc:sweep:"+j.DocumentID ||
 		time.Until(scheduled[0].NextProcessAt) < 10*time.Minute {
 		t.Fatalf("scheduled sweep: %+v %v", scheduled, err)

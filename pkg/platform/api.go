@@ -32,7 +32,7 @@ type API struct {
 	cfg     config.Config
 	log     *slog.Logger
 	db      *postgres.DB
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	blobs   *blob.Store
 	queue   *queue.Client
 	events  *postgres.Broker
@@ -49,6 +49,12 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 	db, space, err := openDB(ctx, cfg, cfg.AutoMigrate)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.DatabaseReadURL != "" {
+		if err := db.UseReplica(ctx, cfg.DatabaseReadURL, cfg.DatabaseMaxReplicaLag); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	rdb := newRedis(cfg)
 	spaces := newSpaces(cfg, rdb, db)
@@ -112,6 +118,7 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		AdminToken:   cfg.AdminToken,
 		MetricsToken: cfg.MetricsToken,
 		WaitingJobs:  db.QueuedJobs,
+		ReplicaReads: replicaReads(cfg, db),
 
 		Webhooks:             db,
 		WebhookGuard:         newWebhookGuard(cfg),
@@ -173,7 +180,15 @@ func (a *API) Close() {
 // newAnswerer returns the chain of answerers RAGPIPE_CHAT_PROVIDER and
 // RAGPIPE_CHAT_FALLBACK name, each remote one behind shared budgets and a
 // breaker (the embedding side's CallGuard, under keys of its own).
-func newAnswerer(cfg config.Config, rdb *redis.Client, log *slog.Logger) (*answer.Chain, error) {
+// replicaReads is the replica's read counts, for the metrics; nil without one.
+func replicaReads(cfg config.Config, db *postgres.DB) func() (int64, int64) {
+	if cfg.DatabaseReadURL == "" {
+		return nil
+	}
+	return db.ReplicaReads
+}
+
+func newAnswerer(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger) (*answer.Chain, error) {
 	var links []answer.Link
 	for _, p := range cfg.ChatProviders() {
 		if p.Name == "extractive" {

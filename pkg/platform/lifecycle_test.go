@@ -551,7 +551,7 @@ func TestArchivedTaskRetry(t *testing.T) {
 	if r := s.JSON(t, key, http.MethodGet, "/admin/tasks/archived", nil); r.Status != http.StatusUnauthorized {
 		t.Errorf("admin API with a tenant key: %d", r.Status)
 	}
-	list := s.JSON(t, "operator-secret", http.MethodGet, "/admin/tasks/archived?queue=ingest", nil)
+	list := s.JSON(t, "operator-secret", http.MethodGet, "/admin/tasks/archived?queue=embed", nil)
 	tasks, _ := list.Body["tasks"].([]any)
 	if list.Status != http.StatusOK || len(tasks) != 1 || tasks[0].(map[string]any)["job_id"] != jobID {
 		t.Fatalf("archived tasks: %d %s", list.Status, list.Raw)
@@ -571,7 +571,7 @@ func TestArchivedTaskRetry(t *testing.T) {
 		t.Errorf("retrying a task no longer archived: %d %s", rr.Status, rr.Raw)
 	}
 	m := s.Do(t, "", http.MethodGet, "/metrics", "", nil)
-	if m.Status != http.StatusOK || !strings.Contains(string(m.Raw), `ragpipe_queue_tasks{queue="ingest",state="pending"}`) {
+	if m.Status != http.StatusOK || !strings.Contains(string(m.Raw), `ragpipe_queue_oldest_pending_seconds{queue="embed"}`) {
 		t.Errorf("metrics: %d, no queue depth", m.Status)
 	}
 }

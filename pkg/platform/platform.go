@@ -35,7 +35,7 @@ func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 }
 
 // guard wraps a remote provider in the shared rate limits and a breaker.
-func guard(cfg config.Config, rdb *redis.Client, name string, p embed.Embedder) embed.Embedder {
+func guard(cfg config.Config, rdb redis.UniversalClient, name string, p embed.Embedder) embed.Embedder {
 	return embed.NewGuard(p, embed.GuardOptions{
 		Name: name, Budget: redisBudget{redis_rate.NewLimiter(rdb)},
 		RequestsPerMinute: cfg.EmbedRequestsPerMin, TokensPerMinute: cfg.EmbedTokensPerMin,
@@ -58,13 +58,9 @@ func (b redisBudget) Take(ctx context.Context, key string, perMinute, n int) (ti
 	return 0, nil
 }
 
-func redisOpt(cfg config.Config) asynq.RedisConnOpt {
-	return queue.Redis(cfg.RedisAddr, cfg.RedisPassword, cfg.RedisDB)
-}
+func redisOpt(cfg config.Config) asynq.RedisConnOpt { return queue.RedisFrom(cfg).Asynq() }
 
-func newRedis(cfg config.Config) *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB})
-}
+func newRedis(cfg config.Config) redis.UniversalClient { return queue.RedisFrom(cfg).Client() }
 
 func newBlobs(cfg config.Config) *blob.Store {
 	return blob.New(blob.Config{Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, Bucket: cfg.S3Bucket,

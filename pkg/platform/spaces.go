@@ -37,14 +37,14 @@ func configuredSpace(cfg config.Config) ragpipe.EmbeddingSpace {
 // limits from the configuration, its model and address from its record.
 type spaces struct {
 	cfg config.Config
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	db  *postgres.DB
 
 	mu sync.Mutex
 	by map[int]embed.Embedder
 }
 
-func newSpaces(cfg config.Config, rdb *redis.Client, db *postgres.DB) *spaces {
+func newSpaces(cfg config.Config, rdb redis.UniversalClient, db *postgres.DB) *spaces {
 	return &spaces{cfg: cfg, rdb: rdb, db: db, by: make(map[int]embed.Embedder)}
 }
 
@@ -92,7 +92,7 @@ func (sp *spaces) EmbedQuery(ctx context.Context, tenantID, query string) ([]flo
 
 // newEmbedder returns the embedder of space s. A remote provider is guarded
 // by shared rate limits (counted in rdb) and a circuit breaker.
-func newEmbedder(cfg config.Config, rdb *redis.Client, s ragpipe.EmbeddingSpace) (embed.Embedder, error) {
+func newEmbedder(cfg config.Config, rdb redis.UniversalClient, s ragpipe.EmbeddingSpace) (embed.Embedder, error) {
 	switch s.Provider {
 	case "openai":
 		p, err := embed.NewOpenAI(embed.OpenAIConfig{

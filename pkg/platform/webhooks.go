@@ -22,18 +22,15 @@ const webhookRelayInterval = 200 * time.Millisecond
 // webhooks queue, with its own concurrency, so subscribers that hang until
 // the timeout never take the pipeline's workers.
 type webhookRunner struct {
-	log   *slog.Logger
-	db    *postgres.DB
-	queue *queue.Client
-	srv   *asynq.Server
-	mux   *asynq.ServeMux
+	srv *asynq.Server
+	mux *asynq.ServeMux
 }
 
 func newWebhookGuard(cfg config.Config) *webhook.Guard {
 	return webhook.NewGuard(cfg.WebhookAllowHTTP, cfg.WebhookAllowPrivate)
 }
 
-func newWebhookRunner(cfg config.Config, log *slog.Logger, db *postgres.DB, q *queue.Client) *webhookRunner {
+func newWebhookRunner(cfg config.Config, log *slog.Logger, db *postgres.DB) *webhookRunner {
 	log = log.With("component", "webhooks")
 	d := webhook.NewDeliverer(webhook.Params{
 		Store:        db,
@@ -42,7 +39,7 @@ func newWebhookRunner(cfg config.Config, log *slog.Logger, db *postgres.DB, q *q
 		DisableAfter: cfg.WebhookDisableAfter,
 		Logger:       log,
 	})
-	r := &webhookRunner{log: log, db: db, queue: q, mux: queue.NewMux(d.Handlers())}
+	r := &webhookRunner{mux: queue.NewMux(d.Handlers())}
 	// Retries are due no sooner than the schedule's first step; checking for
 	// due ones at a quarter of it (within 0.1-1s) keeps them on time.
 	check := min(max(cfg.WebhookRetrySchedule[0]/4, 100*time.Millisecond), time.Second)
@@ -65,11 +62,11 @@ func (r *webhookRunner) start() error { return r.srv.Start(r.mux) }
 // by the attempt timeout) within the shutdown grace.
 func (r *webhookRunner) shutdown() { r.srv.Shutdown() }
 
-// relay moves new webhook tasks from the outbox to the queue, 200 at a
-// time until none is left.
-func (r *webhookRunner) relay(ctx context.Context) error {
+// relayWebhooks moves new webhook tasks from the outbox to the queue, 200
+// at a time until none is left. Every worker relays, whatever it takes.
+func (w *Worker) relayWebhooks(ctx context.Context) error {
 	for {
-		n, err := r.db.RelayWebhooks(ctx, 200, r.queue.Enqueue)
+		n, err := w.db.RelayWebhooks(ctx, 200, w.queue.Enqueue)
 		if err != nil || n < 200 {
 			return err
 		}

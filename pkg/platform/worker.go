@@ -48,12 +48,12 @@ type Worker struct {
 	cfg    config.Config
 	log    *slog.Logger
 	db     *postgres.DB
-	rdb    *redis.Client          // provider rate limits and the health check before locked rounds
+	rdb    redis.UniversalClient  // provider rate limits and the health check before locked rounds
 	space  ragpipe.EmbeddingSpace // the configured one, which chunks are embedded into
 	queue  *queue.Client
-	srv    *asynq.Server
+	srv    *asynq.Server // nil when the worker takes neither pipeline class
 	mux    *asynq.ServeMux
-	hooks  *webhookRunner
+	hooks  *webhookRunner // nil when it takes no webhooks
 	keeper *queue.Keeper
 	// capacity counts the workers' slots, which the dispatcher fills.
 	capacity *queue.Capacity
@@ -107,10 +107,16 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worke
 	w.keeper = queue.NewKeeper(redisOpt(cfg), w.queue)
 	w.capacity = queue.NewCapacity(redisOpt(cfg))
 	w.reaper = &pipeline.Reaper{Store: db, Tasks: w.keeper, Logger: log, StaleAge: cfg.ReaperStaleAfter}
-	w.hooks = newWebhookRunner(cfg, log, db, w.queue)
+	if cfg.WorkerTakes(ragpipe.QueueWebhooks) {
+		w.hooks = newWebhookRunner(cfg, log, db)
+	}
+	queues := pipelineQueues(cfg)
+	if len(queues) == 0 {
+		return w, nil
+	}
 	w.srv = asynq.NewServer(redisOpt(cfg), asynq.Config{
 		Concurrency:     cfg.WorkerConcurrency,
-		Queues:          map[string]int{ragpipe.QueueIngest: 1},
+		Queues:          queues,
 		RetryDelayFunc:  queue.RetryDelayFunc(queue.RetryDelay),
 		ErrorHandler:    queue.ErrorHandler(pl.HandleError),
 		ShutdownTimeout: cfg.ShutdownGrace,
@@ -123,33 +129,64 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worke
 	return w, nil
 }
 
+// pipelineQueues are the pipeline queues the worker takes, with their
+// weights: an embed task finishes a job already under way, so it goes
+// before an extract task that starts one. A worker of either class also
+// drains what an older release left in the ingest queue.
+func pipelineQueues(cfg config.Config) map[string]int {
+	queues := map[string]int{}
+	if cfg.WorkerTakes(ragpipe.QueueExtract) {
+		queues[ragpipe.QueueExtract] = 2
+	}
+	if cfg.WorkerTakes(ragpipe.QueueEmbed) {
+		queues[ragpipe.QueueEmbed] = 3
+	}
+	if len(queues) > 0 {
+		queues[ragpipe.QueueIngest] = 1
+	}
+	return queues
+}
+
 // Run processes tasks until ctx ends, then stops taking new tasks and gives
 // running ones the shutdown grace period before handing them back to the queue.
 func (w *Worker) Run(ctx context.Context) error {
-	if err := w.srv.Start(w.mux); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+	if w.srv != nil {
+		if err := w.srv.Start(w.mux); err != nil {
+			return fmt.Errorf("start worker: %w", err)
+		}
 	}
-	if err := w.hooks.start(); err != nil {
-		w.srv.Shutdown()
-		return fmt.Errorf("start webhook worker: %w", err)
+	if w.hooks != nil {
+		if err := w.hooks.start(); err != nil {
+			w.shutdownServers()
+			return fmt.Errorf("start webhook worker: %w", err)
+		}
 	}
-	w.log.Info("worker running", "concurrency", w.cfg.WorkerConcurrency)
+	w.log.Info("worker running", "queues", w.cfg.WorkerQueues, "concurrency", w.cfg.WorkerConcurrency)
 	w.startReembeds(ctx)
 	// The loops end with ctx, before the servers drain.
 	var wg sync.WaitGroup
 	wg.Go(func() { w.every(ctx, "outbox relay", relayInterval, nil, w.relay) })
 	wg.Go(func() { w.every(ctx, "dispatch", dispatchInterval, w.ended, w.dispatch) })
 	wg.Go(func() { w.every(ctx, "reaper", w.cfg.ReaperInterval, nil, w.reap) })
-	wg.Go(func() { w.every(ctx, "webhook relay", webhookRelayInterval, nil, w.hooks.relay) })
+	wg.Go(func() { w.every(ctx, "webhook relay", webhookRelayInterval, nil, w.relayWebhooks) })
 	<-ctx.Done()
 	w.log.Info("worker shutting down", "grace", w.cfg.ShutdownGrace)
 	wg.Wait()
-	// Both servers drain at once, so shutdown takes one grace period, not two.
-	var sd sync.WaitGroup
-	sd.Go(w.srv.Shutdown)
-	sd.Go(w.hooks.shutdown)
-	sd.Wait()
+	w.shutdownServers()
 	return nil
+}
+
+// shutdownServers drains the pipeline and webhook servers at once, so
+// shutdown takes one grace period, not two.
+func (w *Worker) shutdownServers() {
+	var sd sync.WaitGroup
+	if w.srv != nil {
+		sd.Go(w.srv.Shutdown)
+	}
+	if w.hooks != nil {
+		sd.Go(w.hooks.shutdown)
+	}
+	sd.Wait()
 }
 
 // nudge tells the dispatcher that a task ended.

@@ -122,8 +122,13 @@ func (db *DB) Document(ctx context.Context, tenantID, id string) (*ragpipe.Docum
 	if !validUUID(id) {
 		return nil, ragpipe.Errorf(ragpipe.ENOTFOUND, "document not found")
 	}
-	d, err := scanDocument(db.pool.QueryRow(ctx, `SELECT `+documentColumns+`
-		FROM documents WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+	var d *ragpipe.Document
+	err := db.read(ctx, func(conn querier) error {
+		var err error
+		d, err = scanDocument(conn.QueryRow(ctx, `SELECT `+documentColumns+`
+			FROM documents WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+		return err
+	})
 	return d, notFound(err, "document")
 }
 
@@ -148,21 +153,25 @@ func (db *DB) Documents(ctx context.Context, tenantID string, f ragpipe.Document
 		args = append(args, at, id)
 		where = append(where, fmt.Sprintf("(created_at, id) < ($%d, $%d)", len(args)-1, len(args)))
 	}
-	rows, err := db.pool.Query(ctx, `SELECT `+documentColumns+` FROM documents
-		WHERE `+strings.Join(where, " AND ")+` ORDER BY created_at DESC, id DESC LIMIT $2`, args...)
-	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
 	var docs []*ragpipe.Document
-	for rows.Next() {
-		d, err := scanDocument(rows)
+	err := db.read(ctx, func(conn querier) error {
+		docs = nil
+		rows, err := conn.Query(ctx, `SELECT `+documentColumns+` FROM documents
+			WHERE `+strings.Join(where, " AND ")+` ORDER BY created_at DESC, id DESC LIMIT $2`, args...)
 		if err != nil {
-			return nil, "", err
+			return err
 		}
-		docs = append(docs, d)
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			d, err := scanDocument(rows)
+			if err != nil {
+				return err
+			}
+			docs = append(docs, d)
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, "", err
 	}
 	next := ""
@@ -177,17 +186,22 @@ func (db *DB) Documents(ctx context.Context, tenantID string, f ragpipe.Document
 // Chunks lists a tenant's document's chunks in order, starting after the
 // chunk index after (-1 for the start), limit at a time.
 func (db *DB) Chunks(ctx context.Context, tenantID, documentID string, after, limit int) ([]ragpipe.Chunk, error) {
-	rows, err := db.pool.Query(ctx, `SELECT document_id, chunk_index, text, page_start, page_end, section, ocr
-		FROM chunks WHERE tenant_id = $1 AND document_id = $2 AND chunk_index > $3
-		ORDER BY chunk_index LIMIT $4`, tenantID, documentID, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ragpipe.Chunk, error) {
-		var c ragpipe.Chunk
-		err := r.Scan(&c.DocumentID, &c.Index, &c.Text, &c.PageStart, &c.PageEnd, &c.Section, &c.OCR)
-		return c, err
+	var out []ragpipe.Chunk
+	err := db.read(ctx, func(conn querier) error {
+		rows, err := conn.Query(ctx, `SELECT document_id, chunk_index, text, page_start, page_end, section, ocr
+			FROM chunks WHERE tenant_id = $1 AND document_id = $2 AND chunk_index > $3
+			ORDER BY chunk_index LIMIT $4`, tenantID, documentID, after, limit)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ragpipe.Chunk, error) {
+			var c ragpipe.Chunk
+			err := r.Scan(&c.DocumentID, &c.Index, &c.Text, &c.PageStart, &c.PageEnd, &c.Section, &c.OCR)
+			return c, err
+		})
+		return err
 	})
+	return out, err
 }
 
 // validUUID reports whether s is a UUID in its canonical 36-character form, so

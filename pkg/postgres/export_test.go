@@ -12,5 +12,5 @@ var SearchSQL = searchSQL
 // SearchMode runs Search's query with the vector leg exact or walking the
 // HNSW index, as the benchmark compares them.
 func (db *DB) SearchMode(ctx context.Context, q ragpipe.SearchQuery, exact bool) ([]ragpipe.SearchResult, error) {
-	return db.search(ctx, q, exact)
+	return search(ctx, db.pool, q, exact)
 }

@@ -28,7 +28,12 @@ func (db *DB) Job(ctx context.Context, tenantID, id string) (*ragpipe.Job, error
 	if !validUUID(id) {
 		return nil, ragpipe.Errorf(ragpipe.ENOTFOUND, "job not found")
 	}
-	j, err := scanJob(db.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+	var j *ragpipe.Job
+	err := db.read(ctx, func(conn querier) error {
+		var err error
+		j, err = scanJob(conn.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+		return err
+	})
 	return j, notFound(err, "job")
 }
 

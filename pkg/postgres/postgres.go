@@ -32,12 +32,24 @@ type DB struct {
 	// configured one, set by RegisterSpace (0, the space of chunks stored
 	// before spaces were recorded, until then).
 	space int
+	// replica takes the reads that allow it, when set (UseReplica).
+	replica *replica
 }
 
 // Open connects to the database at url and registers the vector type.
 // The schema must exist (see Migrate). encodeEvent renders the body of every
 // webhook event the store records (pkg/webhook's EncodeEvent).
 func Open(ctx context.Context, url string, encodeEvent ragpipe.EncodeEvent) (*DB, error) {
+	pool, err := newPool(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	return &DB{pool: pool, encodeEvent: encodeEvent}, nil
+}
+
+// newPool returns a pool on the database at url, its sessions set up for
+// ragpipe's queries.
+func newPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
@@ -52,11 +64,16 @@ func Open(ctx context.Context, url string, encodeEvent ragpipe.EncodeEvent) (*DB
 	if err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
-	return &DB{pool: pool, encodeEvent: encodeEvent}, nil
+	return pool, nil
 }
 
 // Close releases every connection.
-func (db *DB) Close() { db.pool.Close() }
+func (db *DB) Close() {
+	db.pool.Close()
+	if db.replica != nil {
+		db.replica.pool.Close()
+	}
+}
 
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }

@@ -39,28 +39,33 @@ func candidates(topK int) int { return max(4*topK, 40) }
 // (pgvector's iterative scan); for a tenant of fewer than exactBelow chunks,
 // or when the walk found fewer than TopK, it searches exactly.
 func (db *DB) Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.SearchResult, error) {
-	exact := false
-	if q.Mode != ragpipe.SearchKeyword {
-		var n int64
-		err := db.pool.QueryRow(ctx, `SELECT chunks FROM tenant_term_stats WHERE tenant_id = $1`, q.TenantID).Scan(&n)
-		if err != nil && err != pgx.ErrNoRows {
-			return nil, fmt.Errorf("search: %w", err)
+	var res []ragpipe.SearchResult
+	err := db.read(ctx, func(conn querier) error {
+		exact := false
+		if q.Mode != ragpipe.SearchKeyword {
+			var n int64
+			err := conn.QueryRow(ctx, `SELECT chunks FROM tenant_term_stats WHERE tenant_id = $1`, q.TenantID).Scan(&n)
+			if err != nil && err != pgx.ErrNoRows {
+				return fmt.Errorf("search: %w", err)
+			}
+			exact = n < exactBelow
 		}
-		exact = n < exactBelow
-	}
-	res, err := db.search(ctx, q, exact)
-	if err == nil && !exact && q.Mode == ragpipe.SearchVector && len(res) < q.TopK {
-		return db.search(ctx, q, true)
-	}
+		var err error
+		res, err = search(ctx, conn, q, exact)
+		if err == nil && !exact && q.Mode == ragpipe.SearchVector && len(res) < q.TopK {
+			res, err = search(ctx, conn, q, true)
+		}
+		return err
+	})
 	return res, err
 }
 
-func (db *DB) search(ctx context.Context, q ragpipe.SearchQuery, exact bool) ([]ragpipe.SearchResult, error) {
+func search(ctx context.Context, conn querier, q ragpipe.SearchQuery, exact bool) ([]ragpipe.SearchResult, error) {
 	sql, args, err := searchSQL(q, exact)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.pool.Query(ctx, sql, args...)
+	rows, err := conn.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
@@ -300,13 +305,18 @@ func searchSQL(q ragpipe.SearchQuery, exact bool) (string, []any, error) {
 // Collections lists the tenant's collections with what they hold, by name.
 // Documents being deleted are not counted.
 func (db *DB) Collections(ctx context.Context, tenantID string) ([]ragpipe.Collection, error) {
-	rows, err := db.pool.Query(ctx, `SELECT collection, count(*), coalesce(sum(chunk_count), 0) FROM documents
-		WHERE tenant_id = $1 AND status <> 'deleting' GROUP BY collection ORDER BY collection`, tenantID)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ragpipe.Collection, error) {
-		var c ragpipe.Collection
-		return c, r.Scan(&c.Name, &c.DocumentCount, &c.ChunkCount)
+	var out []ragpipe.Collection
+	err := db.read(ctx, func(conn querier) error {
+		rows, err := conn.Query(ctx, `SELECT collection, count(*), coalesce(sum(chunk_count), 0) FROM documents
+			WHERE tenant_id = $1 AND status <> 'deleting' GROUP BY collection ORDER BY collection`, tenantID)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ragpipe.Collection, error) {
+			var c ragpipe.Collection
+			return c, r.Scan(&c.Name, &c.DocumentCount, &c.ChunkCount)
+		})
+		return err
 	})
+	return out, err
 }

@@ -38,7 +38,9 @@ func (a *Admin) Stats() ([]ragpipe.QueueStats, error) {
 	var out []ragpipe.QueueStats
 	for _, q := range ragpipe.Queues {
 		if !slices.Contains(existing, q) { // Asynq makes a queue on its first task
-			out = append(out, ragpipe.QueueStats{Queue: q})
+			if q != ragpipe.QueueIngest { // shown only while an older release's tasks are left
+				out = append(out, ragpipe.QueueStats{Queue: q})
+			}
 			continue
 		}
 		info, err := a.insp.GetQueueInfo(q)
@@ -46,13 +48,26 @@ func (a *Admin) Stats() ([]ragpipe.QueueStats, error) {
 			return nil, unavailable(err)
 		}
 		out = append(out, ragpipe.QueueStats{Queue: q, Pending: info.Pending, Active: info.Active, Scheduled: info.Scheduled,
-			Retry: info.Retry, Archived: info.Archived, Completed: info.Completed})
+			Retry: info.Retry, Archived: info.Archived, Completed: info.Completed, OldestPendingSeconds: info.Latency.Seconds()})
 	}
 	return out, nil
 }
 
-// Archived lists up to limit archived tasks of queue, newest failures first.
+// Archived lists up to limit archived tasks of queue ("": of every queue),
+// newest failures first.
 func (a *Admin) Archived(queue string, limit int) ([]ragpipe.ArchivedTask, error) {
+	if queue == "" {
+		var all []ragpipe.ArchivedTask
+		for _, q := range ragpipe.Queues {
+			tasks, err := a.Archived(q, limit)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, tasks...)
+		}
+		slices.SortStableFunc(all, func(x, y ragpipe.ArchivedTask) int { return y.LastFailedAt.Compare(x.LastFailedAt) })
+		return all[:min(limit, len(all))], nil
+	}
 	if err := knownQueue(queue); err != nil {
 		return nil, err
 	}
@@ -75,7 +90,8 @@ func (a *Admin) Archived(queue string, limit int) ([]ragpipe.ArchivedTask, error
 	return out, nil
 }
 
-// Retry runs the archived task id of queue again, first reviving its job.
+// Retry runs the archived task id of queue ("": the queue of id's type)
+// again, first reviving its job.
 // The task is enqueued afresh under its ID, with its type's whole retry
 // budget: Asynq's own RunTask keeps the spent retry count, so that one more
 // failure would archive it again at once. Should the enqueue fail after the
@@ -83,6 +99,11 @@ func (a *Admin) Archived(queue string, limit int) ([]ragpipe.ArchivedTask, error
 // webhook delivery) without a task and enqueues it. A task that is not in
 // the queue is ENOTFOUND; one that is not archived, ECONFLICT.
 func (a *Admin) Retry(ctx context.Context, queue, id string) error {
+	if queue == "" {
+		if queue = ragpipe.QueueOfTaskID(id); queue == "" {
+			return ragpipe.Errorf(ragpipe.ENOTFOUND, "no such task")
+		}
+	}
 	if err := knownQueue(queue); err != nil {
 		return err
 	}
@@ -105,7 +126,7 @@ func (a *Admin) Retry(ctx context.Context, queue, id string) error {
 	return a.client.enqueueAs(ctx, ragpipe.Task{Type: ragpipe.TaskType(info.Type), Payload: info.Payload}, id)
 }
 
-// RetryAll retries the tasks archived in queue when it is called (up to
+// RetryAll retries the tasks archived in queue ("": in every queue) when it is called (up to
 // 10,000, the archive's size) once each, and returns how many. A task that
 // fails again is archived again and stays there.
 func (a *Admin) RetryAll(ctx context.Context, queue string) (int, error) {
@@ -115,7 +136,7 @@ func (a *Admin) RetryAll(ctx context.Context, queue string) (int, error) {
 	}
 	n := 0
 	for _, t := range tasks {
-		if err := a.Retry(ctx, queue, t.ID); err != nil && ragpipe.ErrorCode(err) != ragpipe.ENOTFOUND {
+		if err := a.Retry(ctx, t.Queue, t.ID); err != nil && ragpipe.ErrorCode(err) != ragpipe.ENOTFOUND {
 			return n, err
 		}
 		n++

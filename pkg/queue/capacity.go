@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -12,8 +13,9 @@ import (
 // capacityTTL is how long Capacity trusts its last count of workers.
 const capacityTTL = time.Second
 
-// Capacity counts the ingest task slots of the running workers (the sum of
-// their concurrency), from the heartbeats Asynq servers keep in Redis.
+// Capacity counts the pipeline task slots of the running workers (the sum of
+// the concurrency of those that take a pipeline queue), from the heartbeats
+// Asynq servers keep in Redis.
 type Capacity struct {
 	insp *asynq.Inspector
 
@@ -30,7 +32,7 @@ func NewCapacity(opt asynq.RedisConnOpt) *Capacity {
 // Close releases its connections.
 func (c *Capacity) Close() error { return c.insp.Close() }
 
-// Slots returns how many ingest tasks the running workers can run at once,
+// Slots returns how many pipeline tasks the running workers can run at once,
 // counted at most capacityTTL ago.
 func (c *Capacity) Slots() (int, error) {
 	c.mu.Lock()
@@ -44,7 +46,7 @@ func (c *Capacity) Slots() (int, error) {
 	}
 	n := 0
 	for _, s := range servers {
-		if _, ok := s.Queues[ragpipe.QueueIngest]; ok && s.Status == "active" {
+		if s.Status == "active" && slices.ContainsFunc(ragpipe.PipelineQueues, func(q string) bool { _, ok := s.Queues[q]; return ok }) {
 			n += s.Concurrency
 		}
 	}

@@ -68,25 +68,27 @@ func rescueID(id string, gen int) string {
 	return fmt.Sprintf("%s~rescue%d", id, gen)
 }
 
-// Stranded returns the IDs of ingest tasks whose worker stopped renewing
+// Stranded returns the IDs of pipeline tasks whose worker stopped renewing
 // their lease: it died or lost Redis for longer than a lease.
 func (k *Keeper) Stranded(context.Context) (map[string]bool, error) {
 	out := map[string]bool{}
-	for page := 1; page <= maxPages; page++ {
-		tasks, err := k.insp.ListActiveTasks(ragpipe.QueueIngest, asynq.PageSize(pageSize), asynq.Page(page))
-		if errors.Is(err, asynq.ErrQueueNotFound) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list active tasks: %w", err)
-		}
-		for _, t := range tasks {
-			if t.IsOrphaned {
-				out[t.ID] = true
+	for _, q := range ragpipe.PipelineQueues {
+		for page := 1; page <= maxPages; page++ {
+			tasks, err := k.insp.ListActiveTasks(q, asynq.PageSize(pageSize), asynq.Page(page))
+			if errors.Is(err, asynq.ErrQueueNotFound) {
+				break
 			}
-		}
-		if len(tasks) < pageSize {
-			break
+			if err != nil {
+				return nil, fmt.Errorf("list active tasks of %s: %w", q, err)
+			}
+			for _, t := range tasks {
+				if t.IsOrphaned {
+					out[t.ID] = true
+				}
+			}
+			if len(tasks) < pageSize {
+				break
+			}
 		}
 	}
 	return out, nil

@@ -46,11 +46,6 @@ var Policies = map[ragpipe.TaskType]Policy{
 // late duplicate enqueue of a finished step is still refused.
 const retention = 24 * time.Hour
 
-// Redis names the Redis server Asynq keeps the queues on.
-func Redis(addr, password string, db int) asynq.RedisConnOpt {
-	return asynq.RedisClientOpt{Addr: addr, Password: password, DB: db}
-}
-
 // Client enqueues tasks.
 type Client struct {
 	c *asynq.Client

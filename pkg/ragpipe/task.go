@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -31,22 +32,37 @@ const (
 	TaskReembed TaskType = "embed:reembed"
 )
 
-// Queues. Webhook deliveries run on their own, served by their own workers,
-// so a slow subscriber never holds up ingestion.
+// Queues, one per class of work, so operators run and scale each class on
+// its own (RAGPIPE_WORKER_QUEUES): extraction and chunking are CPU-bound;
+// embedding, storing and deleting wait on providers and the database;
+// webhook deliveries wait on subscribers, and a slow one never holds up
+// ingestion.
 const (
-	QueueIngest   = "ingest"
+	QueueExtract  = "extract"
+	QueueEmbed    = "embed"
 	QueueWebhooks = "webhooks"
+	// QueueIngest held every pipeline task before the classes; pipeline
+	// workers still drain what an older release left there.
+	QueueIngest = "ingest"
 )
 
-// Queues lists every queue, ingest first.
-var Queues = []string{QueueIngest, QueueWebhooks}
+// Queues lists every queue, in the order of the stages.
+var Queues = []string{QueueExtract, QueueEmbed, QueueWebhooks, QueueIngest}
+
+// PipelineQueues are the queues of the pipeline's tasks, whose workers'
+// slots the dispatcher fills.
+var PipelineQueues = []string{QueueExtract, QueueEmbed, QueueIngest}
 
 // Queue returns the queue tasks of this type run on.
 func (t TaskType) Queue() string {
-	if t == TaskWebhookDeliver {
+	switch t {
+	case TaskWebhookDeliver:
 		return QueueWebhooks
+	case TaskExtract, TaskChunk:
+		return QueueExtract
+	default:
+		return QueueEmbed
 	}
-	return QueueIngest
 }
 
 // Next is the stage task that follows t for the same job, when that is known
@@ -86,7 +102,7 @@ type Task struct {
 // one per job and stage (and batch, for embed), per document for the
 // cleanup tasks, per delivery for webhooks.
 func NewTask(typ TaskType, p TaskPayload) Task {
-	b, _ := json.Marshal(p) // a struct of strings and ints always marshals
+	b, _ := json.Marshal(p) // strings, ints and a map of strings always marshal
 	return Task{Type: typ, ID: TaskID(typ, p), Payload: b}
 }
 
@@ -103,6 +119,17 @@ func TaskID(typ TaskType, p TaskPayload) string {
 		return fmt.Sprintf("%s:%s:%d:%d", typ, p.TenantID, p.Migration, p.Batch)
 	}
 	return string(typ) + ":" + p.JobID
+}
+
+// QueueOfTaskID returns the queue of the task whose ID is id (IDs start with
+// their type), or "" for an ID of no known type.
+func QueueOfTaskID(id string) string {
+	for _, typ := range []TaskType{TaskExtract, TaskChunk, TaskEmbed, TaskUpsert, TaskDelete, TaskSweep, TaskWebhookDeliver, TaskReembed} {
+		if strings.HasPrefix(id, string(typ)+":") {
+			return typ.Queue()
+		}
+	}
+	return ""
 }
 
 // WebhookTask is the task that makes one attempt series of a delivery.
@@ -181,6 +208,9 @@ type QueueStats struct {
 	Retry     int    `json:"retry"`
 	Archived  int    `json:"archived"`
 	Completed int    `json:"completed"`
+	// OldestPendingSeconds is how long the oldest pending task has waited
+	// (0 when none does): with Pending, what an autoscaler scales a class on.
+	OldestPendingSeconds float64 `json:"oldest_pending_seconds"`
 }
 
 // ArchivedTask is a task the queue gave up on after its retries (or at once,
