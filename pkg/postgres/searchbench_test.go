@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,14 +22,26 @@ import (
 )
 
 // The search benchmark's corpus: 200,000 chunks of generated text over 20
-// tenants. Tenant 0 keeps 1% of its chunks in collection "rare"; tenant 19
-// owns 1% of all chunks.
+// tenants (RAGPIPE_BENCH_CHUNKS sets another size, as for the 1,000,000-chunk
+// run in docs/scaling.md). Tenant 0 keeps 1% of its chunks in collection
+// "rare"; tenant 19 owns 1% of all chunks.
 const (
-	benchChunks   = 200_000
-	benchTenants  = 20
-	benchPerDoc   = 100
+	benchTenants = 20
+	benchPerDoc  = 100
+)
+
+var (
+	benchChunks   = benchSize()
 	benchSmallTen = benchChunks / 100
 )
+
+// benchSize is RAGPIPE_BENCH_CHUNKS, or 200,000.
+func benchSize() int {
+	if n, err := strconv.Atoi(os.Getenv("RAGPIPE_BENCH_CHUNKS")); err == nil && n >= 10_000 {
+		return n
+	}
+	return 200_000
+}
 
 // benchDocs is how many documents of benchPerDoc chunks tenant tn gets.
 func benchDocs(tn int) int {
@@ -225,12 +238,21 @@ func loadBenchCorpus(b *testing.B) {
 	if _, err := conn.Exec(ctx, `ANALYZE`); err != nil {
 		b.Fatal(err)
 	}
-	var size string
-	if err := conn.QueryRow(ctx, `SELECT pg_size_pretty(pg_database_size(current_database()))`).Scan(&size); err != nil {
+	var size, chunks, hnsw, other, postings string
+	if err := conn.QueryRow(ctx, `SELECT pg_size_pretty(pg_database_size(current_database())),
+		pg_size_pretty(pg_table_size('chunks')),
+		pg_size_pretty((SELECT sum(pg_relation_size(indexrelid)) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+			JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = 'chunks'::regclass AND a.amname = 'hnsw')),
+		pg_size_pretty((SELECT sum(pg_relation_size(indexrelid)) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+			JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = 'chunks'::regclass AND a.amname <> 'hnsw')),
+		pg_size_pretty(pg_total_relation_size('chunk_terms') + pg_total_relation_size('term_stats')
+			+ pg_total_relation_size('document_terms') + pg_total_relation_size('tenant_term_stats'))`).
+		Scan(&size, &chunks, &hnsw, &other, &postings); err != nil {
 		b.Fatal(err)
 	}
-	c.report = fmt.Sprintf("search corpus: %d chunks, %d tenants, loaded (with BM25 postings) in %s, HNSW index built in %s, database %s",
-		benchLoaded(), benchTenants, load.Round(time.Second), build.Round(100*time.Millisecond), size)
+	c.report = fmt.Sprintf("search corpus: %d chunks, %d tenants, loaded (with BM25 postings) in %s, HNSW index built in %s, "+
+		"database %s (chunks table %s, HNSW index %s, other chunk indexes %s, keyword postings and statistics %s)",
+		benchLoaded(), benchTenants, load.Round(time.Second), build.Round(100*time.Millisecond), size, chunks, hnsw, other, postings)
 }
 
 // query draws a query of 4 words of the corpus and its embedding.
