@@ -56,7 +56,7 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 			return nil, err
 		}
 	}
-	rdb := newRedis(cfg)
+	rdb := newRedis(cfg, log)
 	spaces := newSpaces(cfg, rdb, db)
 	// The configured space's embedder is built now, so a bad setting stops
 	// the start rather than the first search.

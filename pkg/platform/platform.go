@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -60,7 +61,22 @@ func (b redisBudget) Take(ctx context.Context, key string, perMinute, n int) (ti
 
 func redisOpt(cfg config.Config) asynq.RedisConnOpt { return queue.RedisFrom(cfg).Asynq() }
 
-func newRedis(cfg config.Config) redis.UniversalClient { return queue.RedisFrom(cfg).Client() }
+// newRedis returns the process's Redis client. The first call sends
+// go-redis's own messages (a lost connection, a new primary named by the
+// sentinels) to log, for the whole process: go-redis has one logger.
+func newRedis(cfg config.Config, log *slog.Logger) redis.UniversalClient {
+	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{log.With("component", "redis")}) })
+	return queue.RedisFrom(cfg).Client()
+}
+
+var redisLogOnce sync.Once
+
+// redisLogger is go-redis's logger on slog.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.WarnContext(ctx, fmt.Sprintf(format, v...))
+}
 
 func newBlobs(cfg config.Config) *blob.Store {
 	return blob.New(blob.Config{Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, Bucket: cfg.S3Bucket,

@@ -72,7 +72,7 @@ func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worke
 	if err := ex.Check(); err != nil {
 		return nil, err
 	}
-	rdb := newRedis(cfg)
+	rdb := newRedis(cfg, log)
 	db, space, err := openDB(ctx, cfg, cfg.AutoMigrate)
 	if err != nil {
 		rdb.Close()
