@@ -13,6 +13,7 @@ import (
 
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/platform"
+	"github.com/ragpipe/ragpipe/pkg/telemetry"
 )
 
 func main() {
@@ -30,6 +31,11 @@ func run(ctx context.Context, environ []string, stderr io.Writer) error {
 		return err
 	}
 	log := platform.NewLogger(cfg, stderr)
+	stopTracing, err := telemetry.Start(ctx, cfg, telemetry.ServiceAPI, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	api, err := platform.NewAPI(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/platform"
+	"github.com/ragpipe/ragpipe/pkg/telemetry"
 )
 
 func main() {
@@ -31,6 +32,11 @@ func run(ctx context.Context, environ []string, stderr io.Writer) error {
 		return err
 	}
 	log := platform.NewLogger(cfg, stderr)
+	stopTracing, err := telemetry.Start(ctx, cfg, telemetry.ServiceWorker, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if cfg.WorkerMemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		// The collector works harder near the limit instead of letting the
 		// heap double past what is live: what keeps the worker's peak RSS

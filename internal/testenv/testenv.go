@@ -14,10 +14,15 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/ragpipe/ragpipe/pkg/blob"
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
+	"github.com/ragpipe/ragpipe/pkg/telemetry"
 	"github.com/ragpipe/ragpipe/pkg/webhook"
 )
 
@@ -125,4 +130,21 @@ func Bucket(t testing.TB) (string, *blob.Store) {
 		}
 	})
 	return name, s
+}
+
+// Tracing installs the tracer provider a process gets from
+// RAGPIPE_OTLP_ENDPOINT, sampling ratio of new traces, with a recorder of
+// the spans it ends in place of the exporter. The test's cleanup puts the
+// no-op provider and propagator back; the recorder's provider stays up, so
+// a span still started through it shows. Tracing is process-wide: a test
+// that traces does not run in parallel, or it records others' spans too.
+func Tracing(t testing.TB, ratio float64) *tracetest.SpanRecorder {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	telemetry.Install("ragpipe-test", ratio, rec)
+	t.Cleanup(func() {
+		otel.SetTracerProvider(noop.NewTracerProvider())
+		otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator())
+	})
+	return rec
 }
