@@ -20,6 +20,8 @@ import (
 	"log/slog"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/ragpipe/ragpipe/pkg/extract"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
@@ -196,7 +198,7 @@ func (s *Service) Accept(ctx context.Context, f *File, req Request) (*Result, er
 	job := &ragpipe.Job{
 		ID: uuid.NewString(), TenantID: f.TenantID, DocumentID: doc.ID, Kind: ragpipe.JobIngest,
 		Status: ragpipe.JobQueued, Stage: ragpipe.StageExtract, RequestID: req.RequestID,
-		ChunkSize: s.p.ChunkSize, ChunkOverlap: s.p.ChunkOverlap,
+		ChunkSize: s.p.ChunkSize, ChunkOverlap: s.p.ChunkOverlap, Trace: traceContext(ctx),
 	}
 	opts := ragpipe.CreateOptions{Dedupe: req.Dedupe, Idempotency: idem}
 	if req.CallbackURL != "" {
@@ -268,7 +270,7 @@ func (s *Service) Chunking(size, overlap *int) (Chunking, error) {
 // in one transaction. A document with a job in progress is a conflict.
 func (s *Service) Reingest(ctx context.Context, tenantID, documentID, requestID string, c Chunking) (*ragpipe.Job, error) {
 	j := &ragpipe.Job{ID: uuid.NewString(), Status: ragpipe.JobQueued, Stage: ragpipe.StageExtract,
-		RequestID: requestID, ChunkSize: c.Size, ChunkOverlap: c.Overlap}
+		RequestID: requestID, ChunkSize: c.Size, ChunkOverlap: c.Overlap, Trace: traceContext(ctx)}
 	if err := s.p.Store.Reingest(ctx, tenantID, documentID, j); err != nil {
 		return nil, err
 	}
@@ -279,7 +281,7 @@ func (s *Service) Reingest(ctx context.Context, tenantID, documentID, requestID 
 // task that removes its data, which it hands to the queue. Deleting twice
 // is harmless.
 func (s *Service) Delete(ctx context.Context, tenantID, documentID, requestID string) error {
-	t := ragpipe.NewTask(ragpipe.TaskDelete, ragpipe.TaskPayload{DocumentID: documentID, RequestID: requestID})
+	t := ragpipe.NewTask(ragpipe.TaskDelete, ragpipe.TaskPayload{DocumentID: documentID, RequestID: requestID, Trace: traceContext(ctx)})
 	if err := s.p.Store.DeleteDocument(ctx, tenantID, documentID, t); err != nil {
 		return err
 	}
@@ -296,4 +298,16 @@ func (s *Service) Handoff(ctx context.Context, t ragpipe.Task) {
 	} else if err := s.p.Store.MarkSent(ctx, t.ID); err != nil {
 		s.p.Logger.Warn("mark outbox sent", "task_id", t.ID, "err", err)
 	}
+}
+
+// traceContext is the trace context of ctx's span, for the work a request
+// leaves to the workers to carry on its trace; nil when there is none to
+// pass on (tracing is off).
+func traceContext(ctx context.Context) map[string]string {
+	c := propagation.MapCarrier{}
+	otel.GetTextMapPropagator().Inject(ctx, c)
+	if len(c) == 0 {
+		return nil
+	}
+	return c
 }

@@ -53,7 +53,7 @@ const (
 
 // expected returns the tasks that must exist for j to make progress.
 func (r *Reaper) expected(ctx context.Context, j *ragpipe.Job) ([]ragpipe.Task, error) {
-	p := ragpipe.TaskPayload{JobID: j.ID, RequestID: j.RequestID}
+	p := ragpipe.TaskPayload{JobID: j.ID, RequestID: j.RequestID, Trace: j.Trace}
 	switch j.Stage {
 	case ragpipe.StageExtract:
 		return []ragpipe.Task{ragpipe.NewTask(ragpipe.TaskExtract, p)}, nil
@@ -69,7 +69,8 @@ func (r *Reaper) expected(ctx context.Context, j *ragpipe.Job) ([]ragpipe.Task, 
 		}
 		out := make([]ragpipe.Task, len(batches))
 		for i, b := range batches {
-			out[i] = ragpipe.NewTask(ragpipe.TaskEmbed, ragpipe.TaskPayload{JobID: j.ID, Batch: b, RequestID: j.RequestID})
+			p.Batch = b
+			out[i] = ragpipe.NewTask(ragpipe.TaskEmbed, p)
 		}
 		return out, nil
 	default:
@@ -206,7 +207,7 @@ func (r *Reaper) sweepTasks(ctx context.Context) (int, error) {
 
 // DispatchStore hands out waiting jobs fairly.
 type DispatchStore interface {
-	DispatchQueued(ctx context.Context, perTenant, capacity, limit int, send func(ctx context.Context, jobID, requestID string) error) (int, error)
+	DispatchQueued(ctx context.Context, perTenant, capacity, limit int, send func(ctx context.Context, p ragpipe.TaskPayload) error) (int, error)
 }
 
 // Dispatch moves waiting jobs to the queue, up to capacity jobs in flight
@@ -214,7 +215,7 @@ type DispatchStore interface {
 // each tenant's: one tenant's flood cannot starve another's single
 // document, and a tenant alone uses every worker.
 func Dispatch(ctx context.Context, s DispatchStore, q Enqueuer, perTenant, capacity, limit int) (int, error) {
-	return s.DispatchQueued(ctx, perTenant, capacity, limit, func(ctx context.Context, jobID, requestID string) error {
-		return q.Enqueue(ctx, ragpipe.NewTask(ragpipe.TaskExtract, ragpipe.TaskPayload{JobID: jobID, RequestID: requestID}))
+	return s.DispatchQueued(ctx, perTenant, capacity, limit, func(ctx context.Context, p ragpipe.TaskPayload) error {
+		return q.Enqueue(ctx, ragpipe.NewTask(ragpipe.TaskExtract, p))
 	})
 }

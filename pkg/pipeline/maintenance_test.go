@@ -48,10 +48,11 @@ func (s *reaperStore) StaleDeletions(context.Context, time.Duration, int) ([]str
 }
 
 // fakeKeeper answers each task with the fate named for its ID (TaskLeft by
-// default) and records the tasks it was asked to keep.
+// default) and records the tasks it was asked to keep, and their payloads.
 type fakeKeeper struct {
-	fates map[string]ragpipe.TaskAction
-	kept  []string
+	fates    map[string]ragpipe.TaskAction
+	kept     []string
+	payloads []ragpipe.TaskPayload
 }
 
 func (k *fakeKeeper) Stranded(context.Context) (map[string]bool, error) { return nil, nil }
@@ -60,6 +61,8 @@ func (k *fakeKeeper) Ensure(context.Context, ragpipe.Task) (bool, error) {
 }
 func (k *fakeKeeper) Keep(_ context.Context, t ragpipe.Task, _ map[string]bool) (ragpipe.TaskFate, error) {
 	k.kept = append(k.kept, t.ID)
+	p, _ := ragpipe.DecodeTask(t.Type, t.Payload)
+	k.payloads = append(k.payloads, p)
 	return ragpipe.TaskFate{Action: k.fates[t.ID], ID: t.ID + "'"}, nil
 }
 
@@ -87,7 +90,9 @@ func TestReaperDecisions(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			store := &reaperStore{job: &ragpipe.Job{ID: "job1", Stage: tc.stage, Status: ragpipe.JobRunning}, pending: tc.pending}
+			trace := map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+			store := &reaperStore{job: &ragpipe.Job{ID: "job1", Stage: tc.stage, Status: ragpipe.JobRunning, RequestID: "req1", Trace: trace},
+				pending: tc.pending}
 			k := &fakeKeeper{fates: tc.fates}
 			r := &pipeline.Reaper{Store: store, Tasks: k, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 			if _, err := r.Sweep(context.Background()); err != nil {
@@ -95,6 +100,12 @@ func TestReaperDecisions(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.kept, k.kept); diff != "" {
 				t.Errorf("kept (-want +got):\n%s", diff)
+			}
+			for i, p := range k.payloads {
+				// The job's upload's trace goes on in the tasks built from the job row.
+				if p.JobID != "job1" || p.RequestID != "req1" || !cmp.Equal(p.Trace, trace) {
+					t.Errorf("task %s payload %+v; want job1's IDs and trace context", k.kept[i], p)
+				}
 			}
 			if diff := cmp.Diff(tc.recovered, store.recovered); diff != "" {
 				t.Errorf("recorded as recovered (-want +got):\n%s", diff)

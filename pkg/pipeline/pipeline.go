@@ -17,12 +17,20 @@ import (
 	"os"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/semaphore"
+
 	"github.com/ragpipe/ragpipe/pkg/chunk"
 	"github.com/ragpipe/ragpipe/pkg/embed"
 	"github.com/ragpipe/ragpipe/pkg/extract"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
-	"golang.org/x/sync/semaphore"
 )
+
+// tracerName names the pipeline's spans' instrumentation scope.
+const tracerName = "github.com/ragpipe/ragpipe/pkg/pipeline"
 
 // Store is the state the pipeline reads and advances.
 type Store interface {
@@ -150,7 +158,7 @@ func (pl *Pipeline) delete(ctx context.Context, t ragpipe.TaskRun) error {
 		return err
 	}
 	// Before the purge, so a failed enqueue retries the whole cleanup.
-	if err := pl.next(ctx, ragpipe.TaskSweep, ragpipe.TaskPayload{DocumentID: p.DocumentID, TenantID: tenantID}); err != nil {
+	if err := pl.next(ctx, ragpipe.TaskSweep, ragpipe.TaskPayload{DocumentID: p.DocumentID, TenantID: tenantID, Trace: p.Trace}); err != nil {
 		return err
 	}
 	if _, err := pl.p.Store.PurgeDocument(ctx, p.DocumentID); err != nil {
@@ -184,6 +192,8 @@ func (pl *Pipeline) stage(name string, fn stageFunc) ragpipe.TaskHandler {
 		if err != nil {
 			return pl.missingJob(err)
 		}
+		trace.SpanFromContext(ctx).SetAttributes(attribute.String("ragpipe.document.id", j.DocumentID),
+			attribute.String("ragpipe.tenant.id", j.TenantID))
 		if j.Terminal() {
 			log.Info("job already ended; nothing to do", "status", j.Status)
 			return nil
@@ -303,7 +313,7 @@ func (pl *Pipeline) extract(ctx context.Context, log *slog.Logger, p ragpipe.Tas
 	if err := pl.p.Blobs.Put(ctx, artifactKey(j, "pages.json"), b); err != nil {
 		return unavailable(err, "object store")
 	}
-	return pl.next(ctx, ragpipe.TaskChunk, ragpipe.TaskPayload{JobID: j.ID, RequestID: p.RequestID})
+	return pl.next(ctx, ragpipe.TaskChunk, ragpipe.TaskPayload{JobID: j.ID, RequestID: p.RequestID, Trace: p.Trace})
 }
 
 // index chunks the extracted pages of a small document; when the chunks fit
@@ -338,7 +348,7 @@ func (pl *Pipeline) index(ctx context.Context, log *slog.Logger, p ragpipe.TaskP
 		out[i] = ragpipe.Chunk{DocumentID: j.DocumentID, Index: c.Index, Text: c.Text, PageStart: c.PageStart, PageEnd: c.PageEnd,
 			Section: c.Section, OCR: c.OCR}
 	}
-	ok, err := pl.p.Store.FinishJob(ctx, j.ID, out, vecs)
+	ok, err := pl.finish(ctx, j, out, vecs)
 	if ok {
 		log.Info("document ready", "document_id", j.DocumentID, "chunks", len(out), "inline", true)
 	}
@@ -437,7 +447,7 @@ func (pl *Pipeline) batch(ctx context.Context, log *slog.Logger, p ragpipe.TaskP
 	}
 	log.Info("chunked", "chunks", len(chunks), "batches", len(sizes))
 	for i := range sizes {
-		if err := pl.next(ctx, ragpipe.TaskEmbed, ragpipe.TaskPayload{JobID: j.ID, Batch: i, RequestID: p.RequestID}); err != nil {
+		if err := pl.next(ctx, ragpipe.TaskEmbed, ragpipe.TaskPayload{JobID: j.ID, Batch: i, RequestID: p.RequestID, Trace: p.Trace}); err != nil {
 			return err
 		}
 	}
@@ -484,7 +494,7 @@ func (pl *Pipeline) embed(ctx context.Context, log *slog.Logger, p ragpipe.TaskP
 	if !done {
 		return nil
 	}
-	return pl.next(ctx, ragpipe.TaskUpsert, ragpipe.TaskPayload{JobID: j.ID, RequestID: p.RequestID})
+	return pl.next(ctx, ragpipe.TaskUpsert, ragpipe.TaskPayload{JobID: j.ID, RequestID: p.RequestID, Trace: p.Trace})
 }
 
 func (pl *Pipeline) readBatch(ctx context.Context, j *ragpipe.Job, batch int) ([]storedChunk, error) {
@@ -543,7 +553,7 @@ func (pl *Pipeline) upsert(ctx context.Context, log *slog.Logger, _ ragpipe.Task
 		}
 		vectors = append(vectors, vs...)
 	}
-	ok, err := pl.p.Store.FinishJob(ctx, j.ID, chunks, vectors)
+	ok, err := pl.finish(ctx, j, chunks, vectors)
 	if err != nil {
 		return err
 	}
@@ -551,6 +561,19 @@ func (pl *Pipeline) upsert(ctx context.Context, log *slog.Logger, _ ragpipe.Task
 		log.Info("document ready", "document_id", j.DocumentID, "chunks", len(chunks))
 	}
 	return nil
+}
+
+// finish stores a document's chunks and ends its job, in a span of its own:
+// the one write of a whole document.
+func (pl *Pipeline) finish(ctx context.Context, j *ragpipe.Job, chunks []ragpipe.Chunk, vectors [][]float32) (bool, error) {
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "upsert chunks", trace.WithAttributes(attribute.Int("ragpipe.chunks", len(chunks))))
+	defer span.End()
+	ok, err := pl.p.Store.FinishJob(ctx, j.ID, chunks, vectors)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return ok, err
 }
 
 // unavailable marks err as a passing failure of a dependency, to be retried.

@@ -70,10 +70,10 @@ func (db *DB) insertJob(ctx context.Context, tx pgx.Tx, j *ragpipe.Job) error {
 		j.Kind = ragpipe.JobIngest
 	}
 	err := tx.QueryRow(ctx, `INSERT INTO jobs
-		(id, tenant_id, document_id, status, stage, request_id, chunk_size, chunk_overlap, kind)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		(id, tenant_id, document_id, status, stage, request_id, chunk_size, chunk_overlap, kind, trace_context)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		RETURNING created_at, updated_at`,
-		j.ID, j.TenantID, j.DocumentID, j.Status, j.Stage, j.RequestID, j.ChunkSize, j.ChunkOverlap, j.Kind).
+		j.ID, j.TenantID, j.DocumentID, j.Status, j.Stage, j.RequestID, j.ChunkSize, j.ChunkOverlap, j.Kind, j.Trace).
 		Scan(&j.CreatedAt, &j.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)

@@ -13,13 +13,13 @@ import (
 
 const jobColumns = `id, kind, tenant_id, document_id, status, stage, progress, attempts, error_code, error_message,
 	request_id, chunk_size, chunk_overlap, total_chunks, embedded_chunks, total_batches,
-	created_at, started_at, finished_at, updated_at`
+	created_at, started_at, finished_at, updated_at, trace_context`
 
 func scanJob(row pgx.Row) (*ragpipe.Job, error) {
 	var j ragpipe.Job
 	err := row.Scan(&j.ID, &j.Kind, &j.TenantID, &j.DocumentID, &j.Status, &j.Stage, &j.Progress, &j.Attempts,
 		&j.ErrorCode, &j.ErrorMessage, &j.RequestID, &j.ChunkSize, &j.ChunkOverlap, &j.TotalChunks,
-		&j.EmbeddedChunks, &j.TotalBatches, &j.CreatedAt, &j.StartedAt, &j.FinishedAt, &j.UpdatedAt)
+		&j.EmbeddedChunks, &j.TotalBatches, &j.CreatedAt, &j.StartedAt, &j.FinishedAt, &j.UpdatedAt, &j.Trace)
 	return &j, err
 }
 

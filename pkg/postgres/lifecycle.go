@@ -56,7 +56,8 @@ func (db *DB) QueuedJobs(ctx context.Context) (int, error) {
 const dispatchLock = 0x7261677069706531 // "ragpipe1"
 
 // DispatchQueued hands waiting jobs to send (which enqueues their first
-// task), fairly across tenants and without leaving capacity idle: each round
+// task, given the payload of the job's tasks: its IDs and trace context),
+// fairly across tenants and without leaving capacity idle: each round
 // takes the oldest waiting job of every tenant below its share, tenants with
 // the fewest jobs in flight first. A tenant's share is perTenant, or its
 // fair part of capacity (the jobs the workers can hold in flight) when that
@@ -65,7 +66,7 @@ const dispatchLock = 0x7261677069706531 // "ragpipe1"
 // so a newcomer's document never waits for another tenant's flood. It stops
 // after limit jobs. Only one caller across all processes dispatches at a
 // time; the others return at once.
-func (db *DB) DispatchQueued(ctx context.Context, perTenant, capacity, limit int, send func(ctx context.Context, jobID, requestID string) error) (int, error) {
+func (db *DB) DispatchQueued(ctx context.Context, perTenant, capacity, limit int, send func(ctx context.Context, p ragpipe.TaskPayload) error) (int, error) {
 	sent := 0
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var locked bool
@@ -77,24 +78,23 @@ func (db *DB) DispatchQueued(ctx context.Context, perTenant, capacity, limit int
 					SELECT tenant_id, count(*) AS n FROM jobs
 					WHERE dispatched_at IS NOT NULL AND status IN ('queued', 'running') GROUP BY tenant_id
 				), heads AS (
-					SELECT DISTINCT ON (tenant_id) id, tenant_id, request_id, created_at FROM jobs
+					SELECT DISTINCT ON (tenant_id) id, tenant_id, request_id, trace_context, created_at FROM jobs
 					WHERE dispatched_at IS NULL AND status = 'queued'
 					ORDER BY tenant_id, created_at, id
 				), load AS (
 					SELECT (SELECT coalesce(sum(n), 0) FROM inflight) AS total,
 						(SELECT count(*) FROM (SELECT tenant_id FROM inflight UNION SELECT tenant_id FROM heads) t) AS tenants
 				)
-				SELECT h.id, h.request_id FROM heads h LEFT JOIN inflight i USING (tenant_id), load l
+				SELECT h.id, h.request_id, h.trace_context FROM heads h LEFT JOIN inflight i USING (tenant_id), load l
 				WHERE coalesce(i.n, 0) < $1
 					OR (l.total < $3 AND coalesce(i.n, 0) < ceil($3::float8 / greatest(l.tenants, 1)))
 				ORDER BY coalesce(i.n, 0), h.created_at LIMIT $2`, perTenant, limit-sent, capacity)
 			if err != nil {
 				return err
 			}
-			type head struct{ id, requestID string }
-			heads, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (head, error) {
-				var h head
-				return h, r.Scan(&h.id, &h.requestID)
+			heads, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ragpipe.TaskPayload, error) {
+				var p ragpipe.TaskPayload
+				return p, r.Scan(&p.JobID, &p.RequestID, &p.Trace)
 			})
 			if err != nil {
 				return err
@@ -102,11 +102,11 @@ func (db *DB) DispatchQueued(ctx context.Context, perTenant, capacity, limit int
 			if len(heads) == 0 {
 				return nil
 			}
-			for _, h := range heads {
-				if err := send(ctx, h.id, h.requestID); err != nil {
+			for _, p := range heads {
+				if err := send(ctx, p); err != nil {
 					return err
 				}
-				if _, err := tx.Exec(ctx, `UPDATE jobs SET dispatched_at = now(), updated_at = now() WHERE id = $1`, h.id); err != nil {
+				if _, err := tx.Exec(ctx, `UPDATE jobs SET dispatched_at = now(), updated_at = now() WHERE id = $1`, p.JobID); err != nil {
 					return err
 				}
 				sent++

@@ -461,8 +461,8 @@ func TestDispatchShares(t *testing.T) {
 	sent := map[string]int{}
 	dispatch := func(perTenant, capacity int) {
 		t.Helper()
-		if _, err := db.DispatchQueued(ctx, perTenant, capacity, 100, func(_ context.Context, jobID, _ string) error {
-			sent[tenantOf[jobID]]++
+		if _, err := db.DispatchQueued(ctx, perTenant, capacity, 100, func(_ context.Context, p ragpipe.TaskPayload) error {
+			sent[tenantOf[p.JobID]]++
 			return nil
 		}); err != nil {
 			t.Fatal(err)

@@ -218,14 +218,17 @@ func (db *DB) recordEvent(ctx context.Context, tx pgx.Tx, typ ragpipe.EventType,
 		return err
 	}
 	var jobID *string
+	var trace map[string]string
 	if j != nil {
-		jobID = &j.ID
+		jobID, trace = &j.ID, j.Trace
 	}
-	return insertEvent(ctx, tx, tenantID, typ, jobID, &documentID, body, targets)
+	return insertEvent(ctx, tx, tenantID, typ, jobID, &documentID, trace, body, targets)
 }
 
-// insertEvent stores an event and a delivery plus outbox task per target.
-func insertEvent(ctx context.Context, tx pgx.Tx, tenantID string, typ ragpipe.EventType, jobID, documentID *string, body []byte, targets []webhookTarget) error {
+// insertEvent stores an event and a delivery plus outbox task per target;
+// the tasks carry trace, the trace context of the event's job.
+func insertEvent(ctx context.Context, tx pgx.Tx, tenantID string, typ ragpipe.EventType, jobID, documentID *string,
+	trace map[string]string, body []byte, targets []webhookTarget) error {
 	eventID := "msg_" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	if _, err := tx.Exec(ctx, `INSERT INTO webhook_events (id, tenant_id, type, job_id, document_id, body)
 		VALUES ($1, $2, $3, $4, $5, $6)`, eventID, tenantID, typ, jobID, documentID, body); err != nil {
@@ -237,7 +240,8 @@ func insertEvent(ctx context.Context, tx pgx.Tx, tenantID string, typ ragpipe.Ev
 			VALUES ($1, $2, $3, $4, $5)`, id, tenantID, eventID, t.endpointID, t.url); err != nil {
 			return fmt.Errorf("insert webhook delivery: %w", err)
 		}
-		if err := insertOutbox(ctx, tx, ragpipe.WebhookTask(id)); err != nil {
+		t := ragpipe.NewTask(ragpipe.TaskWebhookDeliver, ragpipe.TaskPayload{DeliveryID: id, Trace: trace})
+		if err := insertOutbox(ctx, tx, t); err != nil {
 			return err
 		}
 	}
@@ -257,7 +261,7 @@ func (db *DB) CreateTestEvent(ctx context.Context, tenantID, webhookID string) (
 		return "", task, err
 	}
 	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if err := insertEvent(ctx, tx, tenantID, ragpipe.EventWebhookTest, nil, nil, body,
+		if err := insertEvent(ctx, tx, tenantID, ragpipe.EventWebhookTest, nil, nil, nil, body,
 			[]webhookTarget{{endpointID: &e.ID, url: e.URL}}); err != nil {
 			return err
 		}

@@ -100,11 +100,16 @@ func NewMux(handlers map[ragpipe.TaskType]ragpipe.TaskHandler) *asynq.ServeMux {
 	return mux
 }
 
-// handler adapts h to Asynq: it tells h how often the task ran before, and
-// turns a permanent failure into Asynq's SkipRetry.
+// handler adapts h to Asynq: it runs h in the task's span (startSpan),
+// tells h how often the task ran before, and turns a permanent failure into
+// Asynq's SkipRetry.
 func handler(h ragpipe.TaskHandler) asynq.HandlerFunc {
 	return func(ctx context.Context, t *asynq.Task) error {
-		err := h(ctx, run(ctx, t))
+		r := run(ctx, t)
+		ctx, span := startSpan(ctx, r)
+		defer span.End()
+		err := h(ctx, r)
+		spanError(span, err)
 		if errors.Is(err, ragpipe.ErrPermanent) {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}

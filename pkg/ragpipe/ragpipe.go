@@ -113,6 +113,10 @@ type Job struct {
 	StartedAt      *time.Time
 	FinishedAt     *time.Time
 	UpdatedAt      time.Time
+	// Trace is the trace context of the request that created the job, which
+	// every task of the job carries (TaskPayload.Trace). Nil when tracing is
+	// off.
+	Trace map[string]string
 }
 
 // Terminal reports whether the job has reached an end state.

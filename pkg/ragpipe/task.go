@@ -88,6 +88,10 @@ type TaskPayload struct {
 	Batch      int    `json:"batch,omitempty"`       // TaskEmbed; for TaskReembed, the chunks embedded before it
 	Migration  int64  `json:"migration,omitempty"`   // TaskReembed
 	RequestID  string `json:"request_id,omitempty"`
+	// Trace is the trace context (W3C traceparent and tracestate) of the
+	// request whose work the task carries on; the span of each run of the
+	// task continues that trace. Nil when tracing is off.
+	Trace map[string]string `json:"trace,omitempty"`
 }
 
 // Task is a unit of queued work under a deterministic ID: enqueueing the same
