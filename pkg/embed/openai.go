@@ -13,6 +13,7 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 	"github.com/tmc/langchaingo/embeddings"
 	"github.com/tmc/langchaingo/llms/openai"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // Defaults for the zero values of OpenAIConfig.
@@ -240,12 +241,17 @@ func (ex *Exchange) Classify(err error) *ProviderError {
 // one that applies the per-request timeout (none when 0; the request lasts
 // until its body is closed), drops the placeholder Authorization header
 // when noAuth, and records each request's outcome in the Exchange found in
-// its context (see WithExchange).
+// its context (see WithExchange). Each request is a client span, named by
+// method and path ("POST /v1/embeddings"), whose trace context goes to the
+// provider in a traceparent header.
 func RecordingClient(base *http.Client, timeout time.Duration, noAuth bool) *http.Client {
 	rt := http.DefaultTransport
 	if base != nil && base.Transport != nil {
 		rt = base.Transport
 	}
+	rt = otelhttp.NewTransport(rt, otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+		return r.Method + " " + r.URL.Path
+	}))
 	return &http.Client{Transport: &recorder{base: rt, timeout: timeout, noAuth: noAuth}}
 }
 

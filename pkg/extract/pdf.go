@@ -16,6 +16,10 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
@@ -259,7 +263,8 @@ func (e *Extractor) limitedCommand(ctx context.Context, name string, args ...str
 
 // pdftotextRange extracts pages first to last, handing each page's text to
 // onPage as it arrives, and returns how many pages there were (fewer than
-// asked when the document ends before last).
+// asked when the document ends before last). Each run of pdftotext is a
+// span.
 func (e *Extractor) pdftotextRange(ctx context.Context, path string, first, last int, onPage func(string) error) (int, error) {
 	if e.slots != nil {
 		select {
@@ -269,6 +274,20 @@ func (e *Extractor) pdftotextRange(ctx context.Context, path string, first, last
 			return 0, e.pdfFailure(ctx, context.Cause(ctx), false, "")
 		}
 	}
+	ctx, span := otel.Tracer("github.com/ragpipe/ragpipe/pkg/extract").Start(ctx, "pdftotext",
+		trace.WithAttributes(attribute.Int("ragpipe.pdf.first_page", first), attribute.Int("ragpipe.pdf.last_page", last)))
+	defer span.End()
+	n, err := e.runPdftotext(ctx, path, first, last, onPage)
+	span.SetAttributes(attribute.Int("ragpipe.pdf.pages", n))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return n, err
+}
+
+// runPdftotext is pdftotextRange once a slot is taken.
+func (e *Extractor) runPdftotext(ctx context.Context, path string, first, last int, onPage func(string) error) (int, error) {
 	cmd := e.limitedCommand(ctx, e.pdftotext, "-enc", "UTF-8", "-eol", "unix",
 		"-f", strconv.Itoa(first), "-l", strconv.Itoa(last), path, "-")
 	stderr := &capBuffer{max: stderrMax}

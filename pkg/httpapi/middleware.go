@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ragpipe/ragpipe/pkg/apikey"
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
@@ -91,6 +92,9 @@ func logRequests(log *slog.Logger, m *metrics) echo.MiddlewareFunc {
 				"latency_ms", fmt.Sprintf("%.1f", float64(time.Since(start).Microseconds())/1000)}
 			if t, ok := c.Get(ctxTenant).(string); ok {
 				attrs = append(attrs, "tenant_id", t)
+			}
+			if sc := trace.SpanContextFromContext(c.Request().Context()); sc.IsValid() {
+				attrs = append(attrs, "trace_id", sc.TraceID().String())
 			}
 			log.Info("http request", attrs...)
 			return nil

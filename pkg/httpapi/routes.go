@@ -31,6 +31,7 @@ func addRoutes(e *echo.Echo, p Params) {
 		}))
 	}
 	e.Use(middleware.RequestID())
+	e.Use(traceRequests())
 	e.Use(logRequests(p.Logger, m))
 	e.Use(middleware.Recover())
 	e.Use(deadlines(p.Deadlines))

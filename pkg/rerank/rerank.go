@@ -6,12 +6,15 @@ package rerank
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/ragpipe/ragpipe/pkg/ragpipe"
 )
@@ -24,11 +27,11 @@ const (
 
 // Config configures a Client.
 type Config struct {
-	BaseURL    string // the server's root, without /rerank or /v1/rerank
-	API        string // TEI or Cohere
-	Model      string // sent with Cohere-style requests; TEI serves one model
-	APIKey     string // sent as a bearer token when set
-	HTTPClient *http.Client
+	BaseURL    string       // the server's root, without /rerank or /v1/rerank
+	API        string       // TEI or Cohere
+	Model      string       // sent with Cohere-style requests; TEI serves one model
+	APIKey     string       // sent as a bearer token when set
+	HTTPClient *http.Client // nil: http.DefaultClient; each request is a client span ("POST /rerank")
 }
 
 // Client asks a rerank endpoint for scores.
@@ -41,9 +44,10 @@ func New(cfg Config) (*Client, error) {
 	if cfg.API != TEI && cfg.API != Cohere {
 		return nil, ragpipe.Errorf(ragpipe.EINVALID, "rerank API must be %s or %s, got %q", TEI, Cohere, cfg.API)
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = http.DefaultClient
-	}
+	hc := *cmp.Or(cfg.HTTPClient, http.DefaultClient)
+	hc.Transport = otelhttp.NewTransport(cmp.Or(hc.Transport, http.DefaultTransport),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }))
+	cfg.HTTPClient = &hc
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	return &Client{cfg: cfg}, nil
 }
