@@ -51,7 +51,8 @@ eval: services
 ## token, chunking and embedding speed, peak memory per format
 ## (docs/security.md), PDF pages/s beside pdftotext's and word recall on
 ## Debian's doc PDFs (scripts/extract-bench.sh), small-document throughput
-## and worker scale-out; last, the issues' figures beside their goals
+## and worker scale-out, 1 MB uploads from 50 clients at once; last, the
+## issues' figures beside their goals
 ## (scripts/benchtable)
 bench: services
 	@mkdir -p .data
