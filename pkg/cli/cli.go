@@ -20,6 +20,7 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/client"
 	"github.com/ragpipe/ragpipe/pkg/config"
 	"github.com/ragpipe/ragpipe/pkg/mcpserver"
+	"github.com/ragpipe/ragpipe/pkg/platform"
 	"github.com/ragpipe/ragpipe/pkg/postgres"
 	"github.com/ragpipe/ragpipe/pkg/queue"
 	"github.com/ragpipe/ragpipe/pkg/webhook"
@@ -100,7 +101,7 @@ func tasks(ctx context.Context, cfg config.Config, verb string, args []string, f
 		return err
 	}
 	defer db.Close()
-	admin := queue.NewAdmin(queue.RedisFrom(cfg).Asynq(), db.ReviveJob)
+	admin := queue.NewAdmin(platform.Redis(cfg).Asynq(), db.ReviveJob)
 	defer admin.Close()
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	defer tw.Flush()

@@ -59,14 +59,21 @@ func (b redisBudget) Take(ctx context.Context, key string, perMinute, n int) (ti
 	return 0, nil
 }
 
-func redisOpt(cfg config.Config) asynq.RedisConnOpt { return queue.RedisFrom(cfg).Asynq() }
+// Redis is where the Redis settings of cfg say Redis is.
+func Redis(cfg config.Config) queue.Redis {
+	return queue.Redis{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB,
+		SentinelAddrs: cfg.RedisSentinelAddrs, SentinelMaster: cfg.RedisSentinelMaster, SentinelPassword: cfg.RedisSentinelPassword,
+		ClusterAddrs: cfg.RedisClusterAddrs}
+}
+
+func redisOpt(cfg config.Config) asynq.RedisConnOpt { return Redis(cfg).Asynq() }
 
 // newRedis returns the process's Redis client. The first call sends
 // go-redis's own messages (a lost connection, a new primary named by the
 // sentinels) to log, for the whole process: go-redis has one logger.
 func newRedis(cfg config.Config, log *slog.Logger) redis.UniversalClient {
 	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{log.With("component", "redis")}) })
-	return queue.RedisFrom(cfg).Client()
+	return Redis(cfg).Client()
 }
 
 var redisLogOnce sync.Once

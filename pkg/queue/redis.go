@@ -3,8 +3,6 @@ package queue
 import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/ragpipe/ragpipe/pkg/config"
 )
 
 // Redis says where Redis is: one server, a Sentinel failover group or a
@@ -21,13 +19,6 @@ type Redis struct {
 	SentinelPassword string
 
 	ClusterAddrs []string
-}
-
-// RedisFrom reads the Redis settings of cfg.
-func RedisFrom(cfg config.Config) Redis {
-	return Redis{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB,
-		SentinelAddrs: cfg.RedisSentinelAddrs, SentinelMaster: cfg.RedisSentinelMaster, SentinelPassword: cfg.RedisSentinelPassword,
-		ClusterAddrs: cfg.RedisClusterAddrs}
 }
 
 // Asynq returns Asynq's connection options for r.
