@@ -75,11 +75,13 @@ func (db *DB) read(ctx context.Context, fn func(q querier) error) error {
 	if r == nil {
 		return fn(db.pool)
 	}
-	if !r.caughtUp(ctx, db.pool) {
+	conn := r.caughtUp(ctx, db.pool)
+	if conn == nil {
 		r.fallbacks.Add(1)
 		return fn(db.pool)
 	}
-	err := fn(r.pool)
+	err := fn(conn)
+	conn.Release()
 	if err != nil && IsUnavailable(err) && ctx.Err() == nil {
 		r.rest()
 		r.fallbacks.Add(1)
@@ -89,36 +91,42 @@ func (db *DB) read(ctx context.Context, fn func(q querier) error) error {
 	return err
 }
 
-// caughtUp reports whether the replica has replayed the primary's WAL up to
-// where it is now, waiting up to the lag bound for it.
-func (r *replica) caughtUp(ctx context.Context, primary *pgxpool.Pool) bool {
+// caughtUp returns a connection to the replica once the server it reaches
+// has replayed the primary's WAL up to where it is now, waiting up to the
+// lag bound for it, or nil. The read runs on that very connection, so it is
+// as fresh even with several replicas behind one address.
+func (r *replica) caughtUp(ctx context.Context, primary *pgxpool.Pool) *pgxpool.Conn {
 	r.mu.Lock()
 	resting := time.Now().Before(r.restUntil)
 	r.mu.Unlock()
 	if resting {
-		return false
+		return nil
 	}
 	var lsn string
 	if err := primary.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
-		return false // the read itself reports the primary's failure
+		return nil // the read itself reports the primary's failure
+	}
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		r.rest()
+		return nil
 	}
 	deadline := time.Now().Add(r.maxLag)
 	for {
 		var replayed bool
-		err := r.pool.QueryRow(ctx, `SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)`, lsn).Scan(&replayed)
+		err := conn.QueryRow(ctx, `SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)`, lsn).Scan(&replayed)
 		switch {
-		case err != nil:
+		case err == nil && replayed:
+			return conn
+		case err != nil || time.Now().After(deadline):
+			conn.Release()
 			r.rest()
-			return false
-		case replayed:
-			return true
-		case time.Now().After(deadline):
-			r.rest()
-			return false
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return false
+			conn.Release()
+			return nil
 		case <-time.After(replicaPoll):
 		}
 	}
