@@ -62,15 +62,18 @@ type Worker struct {
 	reaper *pipeline.Reaper
 }
 
-// NewWorker connects to every dependency and checks the extraction tools.
+// NewWorker connects to every dependency and, for a worker that extracts,
+// checks the extraction tools.
 func NewWorker(ctx context.Context, cfg config.Config, log *slog.Logger) (*Worker, error) {
 	ocr := map[string]extract.OCRMode{"auto": extract.OCRAuto, "on": extract.OCROn, "off": extract.OCROff}[cfg.OCR]
 	ex := extract.New(extract.Limits{Timeout: cfg.ExtractTimeout, MaxMemoryBytes: cfg.ExtractMaxMemory, MaxPages: cfg.ExtractMaxPages,
 		MaxTextBytes: cfg.ExtractMaxText},
 		extract.WithOCR(ocr), extract.WithOCRLanguage(cfg.OCRLanguage), extract.WithTempDir(cfg.TempDir),
 		extract.WithParallel(cfg.WorkerConcurrency))
-	if err := ex.Check(); err != nil {
-		return nil, err
+	if cfg.WorkerTakes(ragpipe.QueueExtract) {
+		if err := ex.Check(); err != nil {
+			return nil, err
+		}
 	}
 	rdb := newRedis(cfg, log)
 	db, space, err := openDB(ctx, cfg, cfg.AutoMigrate)
