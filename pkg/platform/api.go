@@ -177,9 +177,6 @@ func (a *API) Close() {
 	a.db.Close()
 }
 
-// newAnswerer returns the chain of answerers RAGPIPE_CHAT_PROVIDER and
-// RAGPIPE_CHAT_FALLBACK name, each remote one behind shared budgets and a
-// breaker (the embedding side's CallGuard, under keys of its own).
 // replicaReads is the replica's read counts, for the metrics; nil without one.
 func replicaReads(cfg config.Config, db *postgres.DB) func() (int64, int64) {
 	if cfg.DatabaseReadURL == "" {
@@ -188,6 +185,9 @@ func replicaReads(cfg config.Config, db *postgres.DB) func() (int64, int64) {
 	return db.ReplicaReads
 }
 
+// newAnswerer returns the chain of answerers RAGPIPE_CHAT_PROVIDER and
+// RAGPIPE_CHAT_FALLBACK name, each remote one behind shared budgets and a
+// breaker (the embedding side's CallGuard, under keys of its own).
 func newAnswerer(cfg config.Config, rdb redis.UniversalClient, log *slog.Logger) (*answer.Chain, error) {
 	var links []answer.Link
 	for _, p := range cfg.ChatProviders() {
