@@ -276,11 +276,7 @@ type Replicated struct {
 // both run as the postgres user, as Postgres refuses root.
 func StartReplicated(t testing.TB) *Replicated {
 	t.Helper()
-	out, err := exec.Command("pg_config", "--bindir").Output()
-	if err != nil {
-		t.Fatalf("pg_config (the PostgreSQL server package): %v", err)
-	}
-	r := &Replicated{bin: strings.TrimSpace(string(out))}
+	r := &Replicated{bin: serverBin(t)}
 	dir, owner := ownedDir(t)
 	r.cred = owner
 	primaryDir := filepath.Join(dir, "primary")
@@ -300,6 +296,25 @@ func StartReplicated(t testing.TB) *Replicated {
 		"-D", r.replicaDir, "-R", "-X", "stream", "-c", "fast")
 	r.StartReplica(t)
 	return r
+}
+
+// serverBin is the bin directory of the newest PostgreSQL server
+// installed (Debian's /usr/lib/postgresql/VERSION/bin, as
+// scripts/services.sh finds it).
+func serverBin(t testing.TB) string {
+	t.Helper()
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	best, bestVersion := "", -1
+	for _, b := range bins {
+		v, err := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(b))))
+		if err == nil && v > bestVersion {
+			best, bestVersion = filepath.Dir(b), v
+		}
+	}
+	if best == "" {
+		t.Fatal("no PostgreSQL server under /usr/lib/postgresql (make test installs it: scripts/services.sh)")
+	}
+	return best
 }
 
 // StartReplica (re)starts the replica on its address, or a new one.
