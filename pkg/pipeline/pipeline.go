@@ -85,6 +85,9 @@ type Params struct {
 	// stages hold a document whole, so without it a worker running four
 	// of the largest documents at once would need four times the memory.
 	MemoryBudget int64
+	// ProgressEvery is the least time between two progress records of one
+	// extraction (0: a second), so a document extracted faster writes none.
+	ProgressEvery time.Duration
 }
 
 // Pipeline holds the task handlers.
@@ -95,6 +98,9 @@ type Pipeline struct {
 
 // New returns a Pipeline.
 func New(p Params) *Pipeline {
+	if p.ProgressEvery == 0 {
+		p.ProgressEvery = time.Second
+	}
 	pl := &Pipeline{p: p}
 	if p.MemoryBudget > 0 {
 		pl.budget = semaphore.NewWeighted(p.MemoryBudget)
@@ -274,10 +280,10 @@ func (pl *Pipeline) extract(ctx context.Context, log *slog.Logger, p ragpipe.Tas
 		}
 		defer release()
 	}
-	last := time.Now() // a document extracted within a second reports no progress
+	last := time.Now()
 	pages, err := pl.p.Extractor.ExtractProgress(ctx, extract.Format(d.Format), path, func(done, total int) {
-		// At most one write a second: progress is for people and the reaper.
-		if total == 0 || time.Since(last) < time.Second {
+		// Progress is for people and the reaper: a write a second will do.
+		if total == 0 || time.Since(last) < pl.p.ProgressEvery {
 			return
 		}
 		last = time.Now()
