@@ -82,8 +82,9 @@ func TestWorkerClasses(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if _, body, _ := c.get("/v1/jobs/" + big); body["status"] != "running" || body["stage"] != "embed" {
-		t.Errorf("big document with an extract worker only: %v", body)
+	var job struct{ Status, Stage string }
+	if err := c.get("/v1/jobs/"+big, &job); err != nil || job.Status != "running" || job.Stage != "embed" {
+		t.Errorf("big document with an extract worker only: %+v %v", job, err)
 	}
 
 	class("embed")

@@ -24,7 +24,7 @@ func docs(first, n int) [][]byte {
 
 // checkAll fails unless every job succeeded and every document's marker
 // is found by search exactly once.
-func checkAll(t *testing.T, c *client, jobs []string, limit time.Duration) {
+func checkAll(t *testing.T, c *user, jobs []string, limit time.Duration) {
 	t.Helper()
 	status := c.waitAll(t, jobs, limit)
 	lost, stuck := 0, 0

@@ -7,10 +7,9 @@ package scale
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
+	"errors"
 	"fmt"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ragpipe/ragpipe/internal/teststack"
+	"github.com/ragpipe/ragpipe/pkg/client"
 )
 
 // doc is document i: text with a word found in no other document, so a
@@ -36,75 +36,52 @@ func doc(i int, big bool) []byte {
 	return []byte(b.String())
 }
 
-// client uploads and polls like a user does: it retries what the API
-// answers with 503 (a dependency failing over) or cannot answer at all.
-type client struct {
-	url, key string
-	http     *http.Client
+// user uploads and polls through the Go client as a user does, and
+// retries what the API answers with 503 or 504 (a dependency failing over)
+// or cannot answer at all.
+type user struct {
+	api *client.Client
 }
 
-func newClient(s *teststack.Stack, key string) *client {
-	return &client{url: s.URL, key: key, http: &http.Client{Timeout: 10 * time.Second}}
+func newClient(s *teststack.Stack, key string) *user {
+	return &user{api: &client.Client{BaseURL: s.URL, Key: key, HTTP: &http.Client{Timeout: 10 * time.Second}}}
 }
 
-func (c *client) do(req func() (*http.Request, error)) (int, map[string]any, error) {
-	var last error
-	for attempt := 0; attempt < 300; attempt++ {
-		r, err := req()
-		if err != nil {
-			return 0, nil, err
+// retry runs call until it succeeds or fails for another reason than a
+// dependency being away, 300 times at most.
+func retry(call func() error) error {
+	var err error
+	for range 300 {
+		var apiErr *client.APIError
+		if err = call(); err == nil || errors.As(err, &apiErr) && apiErr.Status != http.StatusServiceUnavailable &&
+			apiErr.Status != http.StatusGatewayTimeout {
+			return err
 		}
-		r.Header.Set("Authorization", "Bearer "+c.key)
-		res, err := c.http.Do(r)
-		if err != nil {
-			last = err
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		raw, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusGatewayTimeout {
-			last = fmt.Errorf("%d %s", res.StatusCode, raw)
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		var body map[string]any
-		_ = json.Unmarshal(raw, &body)
-		return res.StatusCode, body, nil
+		time.Sleep(100 * time.Millisecond)
 	}
-	return 0, nil, fmt.Errorf("no answer after 300 attempts: %v", last)
+	return fmt.Errorf("no answer after 300 attempts: %w", err)
 }
 
 // upload sends a document and returns its job ID.
-func (c *client) upload(name string, content []byte) (string, error) {
-	status, body, err := c.do(func() (*http.Request, error) {
-		var buf bytes.Buffer
-		mw := multipart.NewWriter(&buf)
-		fw, _ := mw.CreateFormFile("file", name)
-		fw.Write(content)
-		mw.Close()
-		r, err := http.NewRequest(http.MethodPost, c.url+"/v1/documents", &buf)
-		if err == nil {
-			r.Header.Set("Content-Type", mw.FormDataContentType())
-		}
-		return r, err
-	})
-	if err != nil {
-		return "", err
+func (c *user) upload(name string, content []byte) (string, error) {
+	var r struct {
+		JobID string `json:"job_id"`
 	}
-	if status != http.StatusAccepted {
-		return "", fmt.Errorf("upload %s: %d %v", name, status, body)
+	err := retry(func() error { return c.api.Upload(context.Background(), name, bytes.NewReader(content), nil, &r) })
+	if err == nil && r.JobID == "" {
+		err = fmt.Errorf("upload %s: no job", name)
 	}
-	return body["job_id"].(string), nil
+	return r.JobID, err
 }
 
-func (c *client) get(path string) (int, map[string]any, error) {
-	return c.do(func() (*http.Request, error) { return http.NewRequest(http.MethodGet, c.url+path, nil) })
+// get decodes the answer to GET path into out.
+func (c *user) get(path string, out any) error {
+	return retry(func() error { return c.api.Do(context.Background(), http.MethodGet, path, nil, out) })
 }
 
 // waitAll polls every job until it ends or limit passes, and returns the
 // statuses by job.
-func (c *client) waitAll(t *testing.T, jobs []string, limit time.Duration) map[string]string {
+func (c *user) waitAll(t *testing.T, jobs []string, limit time.Duration) map[string]string {
 	t.Helper()
 	status := map[string]string{}
 	deadline := time.Now().Add(limit)
@@ -115,11 +92,13 @@ func (c *client) waitAll(t *testing.T, jobs []string, limit time.Duration) map[s
 			case "succeeded", "failed", "canceled":
 				continue
 			}
-			code, body, err := c.get("/v1/jobs/" + id)
-			if err != nil || code != http.StatusOK {
-				t.Fatalf("GET job %s: %d %v %v", id, code, body, err)
+			var job struct {
+				Status string `json:"status"`
 			}
-			status[id], _ = body["status"].(string)
+			if err := c.get("/v1/jobs/"+id, &job); err != nil {
+				t.Fatalf("GET job %s: %v", id, err)
+			}
+			status[id] = job.Status
 			if s := status[id]; s != "succeeded" && s != "failed" && s != "canceled" {
 				pending++
 			}
@@ -133,7 +112,7 @@ func (c *client) waitAll(t *testing.T, jobs []string, limit time.Duration) map[s
 
 // uploadAll sends docs from four clients at once and returns the job IDs
 // in document order.
-func (c *client) uploadAll(t *testing.T, first int, docs [][]byte) []string {
+func (c *user) uploadAll(t *testing.T, first int, docs [][]byte) []string {
 	t.Helper()
 	jobs := make([]string, len(docs))
 	errs := make([]error, len(docs))
@@ -161,19 +140,14 @@ func (c *client) uploadAll(t *testing.T, first int, docs [][]byte) []string {
 
 // searchFinds reports whether a keyword search for document i's marker
 // returns exactly one result.
-func (c *client) searchFinds(t *testing.T, i int) bool {
+func (c *user) searchFinds(t *testing.T, i int) bool {
 	t.Helper()
-	status, body, err := c.do(func() (*http.Request, error) {
-		b, _ := json.Marshal(map[string]any{"query": fmt.Sprintf("zq%dmarker", i), "mode": "keyword", "top_k": 5})
-		r, err := http.NewRequest(http.MethodPost, c.url+"/v1/search", bytes.NewReader(b))
-		if err == nil {
-			r.Header.Set("Content-Type", "application/json")
-		}
-		return r, err
-	})
-	if err != nil || status != http.StatusOK {
-		t.Fatalf("search: %d %v %v", status, body, err)
+	var r struct {
+		Results []any `json:"results"`
 	}
-	results, _ := body["results"].([]any)
-	return len(results) == 1
+	q := map[string]any{"query": fmt.Sprintf("zq%dmarker", i), "mode": "keyword", "top_k": 5}
+	if err := retry(func() error { return c.api.Do(context.Background(), http.MethodPost, "/v1/search", q, &r) }); err != nil {
+		t.Fatalf("search: %v", err)
+	}
+	return len(r.Results) == 1
 }
