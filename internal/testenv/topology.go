@@ -86,8 +86,8 @@ func start(t testing.TB, dir, log, addr string, cred *syscall.Credential, name s
 	}
 }
 
-// freeAddr returns a loopback address no one listens on.
-func freeAddr(t testing.TB) string {
+// FreeAddr returns a loopback address no one listens on.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -106,7 +106,7 @@ func port(addr string) string {
 // arguments.
 func redisServer(t testing.TB, dir string, extra ...string) *Process {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := FreeAddr(t)
 	args := append([]string{"--port", port(addr), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", dir, "--maxmemory-policy", "noeviction"}, extra...)
 	return start(t, dir, "redis-"+port(addr)+".log", addr, nil, "redis-server", args...)
@@ -130,7 +130,7 @@ func StartSentinel(t testing.TB) *Sentinel {
 	replica := redisServer(t, dir, "--replicaof", "127.0.0.1", port(primary.Addr))
 	g := &Sentinel{Master: "ragpipe", Nodes: []*Process{primary, replica}}
 	for i := range 3 {
-		addr := freeAddr(t)
+		addr := FreeAddr(t)
 		conf := filepath.Join(dir, fmt.Sprintf("sentinel-%d.conf", i))
 		text := fmt.Sprintf("port %s\nbind 127.0.0.1\ndir %s\n"+
 			"sentinel monitor %s 127.0.0.1 %s 2\nsentinel down-after-milliseconds %[3]s 1000\n"+
@@ -146,7 +146,7 @@ func StartSentinel(t testing.TB) *Sentinel {
 	t.Cleanup(func() { g.client.Close() })
 	// The sentinels must have found the replica and each other before a
 	// failover can succeed.
-	g.waitFor(t, 30*time.Second, "sentinels know the replica and each other", func(ctx context.Context) bool {
+	waitFor(t, 30*time.Second, "sentinels know the replica and each other", func(ctx context.Context) bool {
 		reps, err := g.client.Replicas(ctx, g.Master).Result()
 		if err != nil || len(reps) != 1 {
 			return false
@@ -195,7 +195,7 @@ func (g *Sentinel) Failover(t testing.TB) string {
 func (g *Sentinel) WaitNewPrimary(t testing.TB, old string) string {
 	t.Helper()
 	var now string
-	g.waitFor(t, 60*time.Second, "a new primary", func(ctx context.Context) bool {
+	waitFor(t, 60*time.Second, "a new primary", func(ctx context.Context) bool {
 		a, err := g.client.GetMasterAddrByName(ctx, g.Master).Result()
 		if err != nil {
 			return false
@@ -212,7 +212,9 @@ func (g *Sentinel) WaitNewPrimary(t testing.TB, old string) string {
 	return now
 }
 
-func (g *Sentinel) waitFor(t testing.TB, limit time.Duration, what string, ok func(ctx context.Context) bool) {
+// waitFor fails the test unless ok (given a second each time) holds within
+// limit.
+func waitFor(t testing.TB, limit time.Duration, what string, ok func(ctx context.Context) bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
@@ -245,19 +247,12 @@ func StartCluster(t testing.TB) []string {
 	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(30 * time.Second)
 	for _, a := range addrs {
 		c := redis.NewClient(&redis.Options{Addr: a})
-		for {
-			info, err := c.ClusterInfo(context.Background()).Result()
-			if err == nil && strings.Contains(info, "cluster_state:ok") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("cluster not ok at %s after 30s: %q %v", a, info, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitFor(t, 30*time.Second, "cluster_state:ok at "+a, func(ctx context.Context) bool {
+			info, err := c.ClusterInfo(ctx).Result()
+			return err == nil && strings.Contains(info, "cluster_state:ok")
+		})
 		c.Close()
 	}
 	return addrs
@@ -287,7 +282,7 @@ func StartReplicated(t testing.TB) *Replicated {
 		t.Fatal(err)
 	}
 	r.chown(t, filepath.Join(primaryDir, "pg_hba.conf"))
-	pAddr := freeAddr(t)
+	pAddr := FreeAddr(t)
 	r.Primary = r.postgres(t, primaryDir, pAddr, "primary.log")
 	r.PrimaryURL = "postgres://postgres@" + pAddr + "/ragpipe?sslmode=disable"
 	r.run(t, filepath.Join(r.bin, "psql"), "-h", "127.0.0.1", "-p", port(pAddr), "-U", "postgres", "-d", "postgres",
@@ -320,24 +315,19 @@ func serverBin(t testing.TB) string {
 // StartReplica (re)starts the replica on its address, or a new one.
 func (r *Replicated) StartReplica(t testing.TB) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := FreeAddr(t)
 	if r.Replica != nil {
 		addr = r.Replica.Addr
 	}
 	r.Replica = r.postgres(t, r.replicaDir, addr, "replica.log")
 	r.ReplicaURL = "postgres://postgres@" + addr + "/ragpipe?sslmode=disable"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		conn, err := pgx.Connect(context.Background(), r.ReplicaURL)
+	waitFor(t, 30*time.Second, "replica accepting connections", func(ctx context.Context) bool {
+		conn, err := pgx.Connect(ctx, r.ReplicaURL)
 		if err == nil {
-			conn.Close(context.Background())
-			return
+			conn.Close(ctx)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica does not accept connections after 30s: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil
+	})
 }
 
 // postgres starts a server on dataDir, listening on addr only.

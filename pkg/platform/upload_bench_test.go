@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ragpipe/ragpipe/internal/testenv"
 )
 
 // paddedPDF returns a one-page PDF whose page says text, padded to about
@@ -66,12 +67,7 @@ func apiProcess(b *testing.B, s *stack) (string, int) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/api").CombinedOutput(); err != nil {
 		b.Fatalf("build the API: %v\n%s", err, out)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testenv.FreeAddr(b)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "RAGPIPE_HTTP_ADDR="+addr, "RAGPIPE_DATABASE_URL="+s.Config.DatabaseURL,
 		"RAGPIPE_REDIS_DB="+strconv.Itoa(s.Config.RedisDB), "RAGPIPE_S3_BUCKET="+s.Config.S3Bucket,
