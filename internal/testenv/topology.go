@@ -262,7 +262,7 @@ func StartCluster(t testing.TB) []string {
 // streaming replica made from it by pg_basebackup, both on loopback.
 type Replicated struct {
 	PrimaryURL, ReplicaURL string // each of database ragpipe
-	Primary, Replica       *Process
+	Replica                *Process
 	bin, replicaDir        string
 	cred                   *syscall.Credential
 }
@@ -283,7 +283,7 @@ func StartReplicated(t testing.TB) *Replicated {
 	}
 	r.chown(t, filepath.Join(primaryDir, "pg_hba.conf"))
 	pAddr := FreeAddr(t)
-	r.Primary = r.postgres(t, primaryDir, pAddr, "primary.log")
+	r.postgres(t, primaryDir, pAddr, "primary.log") // stopped by the test's cleanup
 	r.PrimaryURL = "postgres://postgres@" + pAddr + "/ragpipe?sslmode=disable"
 	r.run(t, filepath.Join(r.bin, "psql"), "-h", "127.0.0.1", "-p", port(pAddr), "-U", "postgres", "-d", "postgres",
 		"-c", "CREATE DATABASE ragpipe")
