@@ -102,13 +102,14 @@ type Config struct {
 	EmbedQueryPrefix     string        `env:"EMBED_QUERY_PREFIX"`
 	EmbedPassagePrefix   string        `env:"EMBED_PASSAGE_PREFIX"`
 
-	SearchVectorWeight string        `env:"SEARCH_VECTOR_WEIGHT" envDefault:"auto"`
-	RerankURL          string        `env:"RERANK_URL"`
-	RerankAPI          string        `env:"RERANK_API" envDefault:"tei"`
-	RerankModel        string        `env:"RERANK_MODEL"`
-	RerankAPIKey       string        `env:"RERANK_API_KEY"`
-	RerankTopN         int           `env:"RERANK_TOP_N" envDefault:"50"`
-	RerankTimeout      time.Duration `env:"RERANK_TIMEOUT" envDefault:"2s"`
+	SearchVectorWeight   string        `env:"SEARCH_VECTOR_WEIGHT" envDefault:"auto"`
+	VectorIndexMinChunks int           `env:"VECTOR_INDEX_MIN_CHUNKS" envDefault:"20000"`
+	RerankURL            string        `env:"RERANK_URL"`
+	RerankAPI            string        `env:"RERANK_API" envDefault:"tei"`
+	RerankModel          string        `env:"RERANK_MODEL"`
+	RerankAPIKey         string        `env:"RERANK_API_KEY"`
+	RerankTopN           int           `env:"RERANK_TOP_N" envDefault:"50"`
+	RerankTimeout        time.Duration `env:"RERANK_TIMEOUT" envDefault:"2s"`
 
 	ChatProvider          string        `env:"CHAT_PROVIDER" envDefault:"extractive"`
 	ChatBaseURL           string        `env:"CHAT_BASE_URL"`
@@ -379,6 +380,9 @@ func (c Config) problems() []string {
 	}
 	if _, err := c.VectorWeight(); err != nil {
 		bad("SEARCH_VECTOR_WEIGHT", "%v", err)
+	}
+	if c.VectorIndexMinChunks < 1 {
+		bad("VECTOR_INDEX_MIN_CHUNKS", "want at least 1, got %d", c.VectorIndexMinChunks)
 	}
 	if c.RerankURL != "" {
 		if u, err := url.Parse(c.RerankURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

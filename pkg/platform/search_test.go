@@ -1,7 +1,9 @@
 package platform_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/ragpipe/ragpipe/pkg/config"
 )
@@ -252,5 +255,68 @@ func TestRerank(t *testing.T) {
 		if m == "hang" && time.Since(start) > 2*time.Second {
 			t.Errorf("a hanging reranker held the search %s", time.Since(start))
 		}
+	}
+}
+
+// TestTenantVectorIndex checks that a worker gives a tenant past
+// RAGPIPE_VECTOR_INDEX_MIN_CHUNKS an HNSW index of its own, and none to a
+// smaller one, and that the tenant's searches find the same through it.
+func TestTenantVectorIndex(t *testing.T) {
+	s := startStack(t, func(c *config.Config) { c.VectorIndexMinChunks = 4 })
+	big, small := s.Key(t, "big"), s.Key(t, "small")
+	texts := []string{
+		"Sea otters float on their backs and crack shellfish on their chests.",
+		"Ferns spread spores from the undersides of their fronds.",
+		"Glaciers carve valleys as they creep downhill under their own weight.",
+		"Bees dance to tell the hive where the flowers are.",
+	}
+	for i, text := range texts {
+		for _, key := range []string{big, small} {
+			if key == small && i > 1 {
+				continue
+			}
+			r := s.Upload(t, key, fmt.Sprintf("t%d.txt", i), []byte(text), nil)
+			if r.Status != http.StatusAccepted {
+				t.Fatalf("upload: %d %s", r.Status, r.Raw)
+			}
+			if job := s.WaitJob(t, key, r.Body["job_id"].(string)); job["status"] != "succeeded" {
+				t.Fatalf("job: %v", job)
+			}
+		}
+	}
+	search := func(key string) []any {
+		t.Helper()
+		r := s.JSON(t, key, http.MethodPost, "/v1/search", map[string]any{"query": "otters crack shellfish", "mode": "vector", "top_k": 2})
+		if r.Status != http.StatusOK {
+			t.Fatalf("search: %d %s", r.Status, r.Raw)
+		}
+		return r.Body["results"].([]any)
+	}
+	before := search(big)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.Config.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var indexed []string
+	for deadline := time.Now().Add(30 * time.Second); len(indexed) == 0; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no vector index built within 30 s")
+		}
+		rows, _ := conn.Query(ctx, `SELECT t.name FROM tenant_vector_indexes v JOIN tenants t ON t.id = v.tenant_id`)
+		if indexed, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(indexed, []string{"big"}) {
+		t.Errorf("tenants with a vector index: %v; want only big", indexed)
+	}
+	after := search(big)
+	if len(after) != 2 || !cmp.Equal(before, after) {
+		t.Errorf("search through the index: %v; before it: %v", after, before)
+	}
+	if got := search(small); len(got) != 2 {
+		t.Errorf("small tenant's search: %v", got)
 	}
 }

@@ -172,6 +172,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	wg.Go(func() { w.every(ctx, "dispatch", dispatchInterval, w.ended, w.dispatch) })
 	wg.Go(func() { w.every(ctx, "reaper", w.cfg.ReaperInterval, nil, w.reap) })
 	wg.Go(func() { w.every(ctx, "webhook relay", webhookRelayInterval, nil, w.relayWebhooks) })
+	wg.Go(func() { w.every(ctx, "vector indexes", vectorIndexInterval, nil, w.buildVectorIndexes) })
 	<-ctx.Done()
 	w.log.Info("worker shutting down", "grace", w.cfg.ShutdownGrace)
 	wg.Wait()
@@ -225,6 +226,22 @@ func (w *Worker) relay(ctx context.Context) error {
 	n, err := w.db.RelayOutbox(ctx, relayMinAge, 100, w.queue.Enqueue)
 	if n > 0 {
 		w.log.Info("outbox relay enqueued tasks", "count", n)
+	}
+	return err
+}
+
+// vectorIndexInterval is how often a worker looks for tenants grown past
+// RAGPIPE_VECTOR_INDEX_MIN_CHUNKS without an HNSW index of their own.
+const vectorIndexInterval = 5 * time.Second
+
+// buildVectorIndexes builds the HNSW indexes tenants are due, one at a time
+// across the workers; an index build ended by shutdown is left half-built
+// and built anew by the next round.
+func (w *Worker) buildVectorIndexes(ctx context.Context) error {
+	start := time.Now()
+	n, err := w.db.BuildVectorIndexes(ctx, w.cfg.VectorIndexMinChunks)
+	if n > 0 {
+		w.log.Info("built tenants' vector indexes", "count", n, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return err
 }

@@ -292,8 +292,9 @@ func TestBeginStageNeverGoesBack(t *testing.T) {
 }
 
 // TestSearchModesAndPlans loads enough chunks for the planner to prefer the
-// indexes, then checks results of each mode and that the plans use the HNSW
-// index and the postings' primary key (or compare every candidate, exactly).
+// indexes, then checks results of each mode and that the plans use the
+// tenant's own HNSW index and the postings' primary key (or compare every
+// candidate, exactly).
 func TestSearchModesAndPlans(t *testing.T) {
 	t.Parallel()
 	db, dbURL := testenv.DB(t)
@@ -303,7 +304,11 @@ func TestSearchModesAndPlans(t *testing.T) {
 	const perDoc = 500
 	var docA string
 	for _, tenant := range []string{a, b} {
-		for n := range 4 {
+		docs := 4
+		if tenant == b {
+			docs = 3
+		}
+		for n := range docs {
 			d, j := newDocJob(t, db, tenant, fmt.Sprintf("c%d", n%2))
 			if tenant == a && n == 0 {
 				docA = d.ID
@@ -328,9 +333,17 @@ func TestSearchModesAndPlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
+	// Tenant a gets an index of its own, b (below the bound) none.
+	if n, err := db.BuildVectorIndexes(ctx, 4*perDoc); err != nil || n != 1 {
+		t.Fatalf("BuildVectorIndexes = %d, %v; want tenant a's index built", n, err)
+	}
+	if n, err := db.BuildVectorIndexes(ctx, 4*perDoc); err != nil || n != 0 {
+		t.Fatalf("BuildVectorIndexes again = %d, %v; want none built", n, err)
+	}
 	if _, err := conn.Exec(ctx, "ANALYZE chunks, chunk_terms, term_stats"); err != nil {
 		t.Fatal(err)
 	}
+	indexA := postgres.VectorIndexName(a, 0)
 
 	target := unit(384, 137*7)
 	tests := []struct {
@@ -381,11 +394,12 @@ func TestSearchModesAndPlans(t *testing.T) {
 		indexes []string
 		not     string
 	}{
-		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchVector, Vector: target, TopK: 10}, false, []string{"chunks_embedding_space0_idx"}, ""},
-		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchVector, Vector: target, TopK: 10}, true, nil, "chunks_embedding_space0_idx"},
+		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchVector, Vector: target, TopK: 10}, false, []string{indexA}, ""},
+		{ragpipe.SearchQuery{TenantID: b, Mode: ragpipe.SearchVector, Vector: target, TopK: 10}, false, nil, indexA},
+		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchVector, Vector: target, TopK: 10}, true, nil, indexA},
 		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchKeyword, Query: "zebra crossing", TopK: 10}, false, []string{"chunk_terms_pkey"}, ""},
 		{ragpipe.SearchQuery{TenantID: a, Mode: ragpipe.SearchHybrid, Query: "zebra crossing", Vector: target, TopK: 10}, false,
-			[]string{"chunks_embedding_space0_idx", "chunk_terms_pkey"}, ""},
+			[]string{indexA, "chunk_terms_pkey"}, ""},
 	}
 	if err := pgxvec.RegisterTypes(ctx, conn); err != nil {
 		t.Fatal(err)

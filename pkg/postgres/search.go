@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
 
@@ -23,32 +24,25 @@ const (
 	bm25B  = 0.4
 )
 
-// exactBelow is the number of a tenant's chunks under which the vector leg
-// compares the query with every candidate chunk instead of walking the HNSW
-// graph: exact whatever other tenants store, and about 1.2 µs a chunk (25 ms
-// at the threshold). The walk, its tenant filter checked row by row, found
-// 8% of the true top 10 for a tenant owning 5% of 200,000 hashing-embedded
-// chunks, and took longer (docs/search.md).
-const exactBelow = 20_000
-
 // candidates is how many rows each retriever contributes to hybrid fusion.
 func candidates(topK int) int { return max(4*topK, 40) }
 
 // Search returns the tenant's chunks that best match q, best first. The
-// vector leg walks the HNSW index, its filters applied inside the walk
-// (pgvector's iterative scan); for a tenant of fewer than exactBelow chunks,
-// or when the walk found fewer than TopK, it searches exactly.
+// vector leg compares the query with each of the tenant's chunks, exactly,
+// unless the tenant has an HNSW index of its own in the query's space
+// (BuildVectorIndexes gives one to a tenant past a size); then it walks
+// that, its filters applied inside the walk (pgvector's iterative scan),
+// and searches exactly when the walk found fewer than TopK.
 func (db *DB) Search(ctx context.Context, q ragpipe.SearchQuery) ([]ragpipe.SearchResult, error) {
 	var res []ragpipe.SearchResult
 	err := db.read(ctx, func(conn querier) error {
-		exact := false
+		exact := true
 		if q.Mode != ragpipe.SearchKeyword {
-			var n int64
-			err := conn.QueryRow(ctx, `SELECT chunks FROM tenant_term_stats WHERE tenant_id = $1`, q.TenantID).Scan(&n)
-			if err != nil && err != pgx.ErrNoRows {
+			err := conn.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM tenant_vector_indexes
+				WHERE tenant_id = $1 AND space_id = $2)`, q.TenantID, q.Space).Scan(&exact)
+			if err != nil {
 				return fmt.Errorf("search: %w", err)
 			}
-			exact = n < exactBelow
 		}
 		var err error
 		res, err = search(ctx, conn, q, exact)
@@ -233,11 +227,11 @@ const statsCTE = `stats AS (SELECT chunks::float8 AS n, total_len::float8 / grea
 	FROM tenant_term_stats WHERE tenant_id = $1)`
 
 // vectorLeg returns the tenant's chunks nearest to the query vector, at
-// most limit, walking the HNSW index unless exact. Only chunks of the query
-// vector's space are compared; the space and its dimensions are written into
-// the statement, as the planner must see them to use the space's partial
-// index over the cast vectors.
-func vectorLeg(q ragpipe.SearchQuery, args *sqlArgs, chunk string, limit int, exact bool) string {
+// most limit, walking the tenant's HNSW index unless exact. Only chunks of
+// the query vector's space are compared; the space, its dimensions and (for
+// the walk) the tenant are written into the statement, as the planner must
+// see them to use the tenant's partial index over the cast vectors.
+func vectorLeg(q ragpipe.SearchQuery, args *sqlArgs, chunk string, limit int, exact bool) (string, error) {
 	v := args.add(pgvector.NewVector(q.Vector))
 	dist := fmt.Sprintf("c.embedding::vector(%d) <=> %s", len(q.Vector), v)
 	if exact {
@@ -245,10 +239,15 @@ func vectorLeg(q ragpipe.SearchQuery, args *sqlArgs, chunk string, limit int, ex
 		// candidate is compared, its distance computed once.
 		return fmt.Sprintf(`SELECT document_id, chunk_index, 1 - d AS score FROM (
 				SELECT c.document_id, c.chunk_index, %s AS d FROM chunks c WHERE %s AND c.space_id = %d OFFSET 0
-			) c ORDER BY d LIMIT %d`, dist, chunk, q.Space, limit)
+			) c ORDER BY d LIMIT %d`, dist, chunk, q.Space, limit), nil
+	}
+	tenant, err := uuid.Parse(q.TenantID)
+	if err != nil {
+		return "", ragpipe.Errorf(ragpipe.EINVALID, "tenant %q is not a UUID", q.TenantID)
 	}
 	return fmt.Sprintf(`SELECT c.document_id, c.chunk_index, 1 - (%[1]s) AS score
-		FROM chunks c WHERE %[2]s AND c.space_id = %[3]d ORDER BY %[1]s LIMIT %[4]d`, dist, chunk, q.Space, limit)
+		FROM chunks c WHERE %[2]s AND c.tenant_id = '%[5]s' AND c.space_id = %[3]d ORDER BY %[1]s LIMIT %[4]d`,
+		dist, chunk, q.Space, limit, tenant), nil
 }
 
 const resultColumns = `c.document_id, c.chunk_index, c.text, c.page_start, c.page_end, c.section, c.ocr`
@@ -267,7 +266,10 @@ func searchSQL(q ragpipe.SearchQuery, exact bool) (string, []any, error) {
 	chunk, posting := filters(q, &args)
 	switch q.Mode {
 	case ragpipe.SearchVector:
-		leg := vectorLeg(q, &args, chunk, q.TopK, exact)
+		leg, err := vectorLeg(q, &args, chunk, q.TopK, exact)
+		if err != nil {
+			return "", nil, err
+		}
 		return `WITH v AS (` + leg + `)
 			SELECT ` + resultColumns + `, v.score, NULL::int, NULL::float8, row_number() OVER (ORDER BY v.score DESC)::int, v.score
 			FROM v JOIN chunks c USING (document_id, chunk_index)
@@ -282,7 +284,10 @@ func searchSQL(q ragpipe.SearchQuery, exact bool) (string, []any, error) {
 	case ragpipe.SearchHybrid:
 		n := candidates(q.TopK)
 		kw := keywordLeg(q, &args, posting, n)
-		vec := vectorLeg(q, &args, chunk, n, exact)
+		vec, err := vectorLeg(q, &args, chunk, n, exact)
+		if err != nil {
+			return "", nil, err
+		}
 		wk, wv := args.add(q.Weights.Keyword), args.add(q.Weights.Vector)
 		return fmt.Sprintf(`WITH `+statsCTE+`, k AS (%s), v AS (%s),
 			kr AS (SELECT *, row_number() OVER (ORDER BY score DESC, document_id, chunk_index) AS r FROM k),

@@ -13,7 +13,7 @@ import (
 )
 
 // spaceLock is the advisory lock key under which processes register
-// embedding spaces and build their indexes, one at a time.
+// embedding spaces, one at a time.
 const spaceLock = 0x7261677370616365 // "ragspace"
 
 const spaceColumns = `s.id, s.provider, s.model, s.base_url, s.dimensions, s.passage_prefix`
@@ -24,12 +24,14 @@ func scanSpace(row pgx.Row) (ragpipe.EmbeddingSpace, error) {
 	return s, err
 }
 
-// RegisterSpace records the embedding space s, if new, builds its vector
-// index and makes it the space of the vectors FinishJob stores; it returns s
-// with its ID. Call it once, before any FinishJob. The chunks stored before spaces
-// were recorded (space 0) are taken to be in s when their dimensions match,
-// as they had to before; otherwise, while any are stored, it is an error.
-// In a new database the first space registered is space 0.
+// RegisterSpace records the embedding space s, if new, and makes it the
+// space of the vectors FinishJob stores; it returns s with its ID. Call it
+// once, before any FinishJob. The chunks stored before spaces were recorded
+// (space 0) are taken to be in s when their dimensions match, as they had
+// to before; otherwise, while any are stored, it is an error. In a new
+// database the first space registered is space 0. A space has no index of
+// its own: a tenant's chunks get one when there are enough of them
+// (BuildVectorIndexes).
 func (db *DB) RegisterSpace(ctx context.Context, s ragpipe.EmbeddingSpace) (ragpipe.EmbeddingSpace, error) {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
@@ -46,26 +48,7 @@ func (db *DB) RegisterSpace(ctx context.Context, s ragpipe.EmbeddingSpace) (ragp
 		return s, err
 	}
 	db.space = s.ID
-	// An index build that failed half-way leaves an invalid index: rebuild it.
-	name := fmt.Sprintf("chunks_embedding_space%d_idx", s.ID)
-	var valid *bool
-	err = conn.QueryRow(ctx, `SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)`, name).Scan(&valid)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return s, err
-	}
-	if valid != nil && *valid {
-		return s, nil
-	}
-	if valid != nil {
-		if _, err := conn.Exec(ctx, `DROP INDEX CONCURRENTLY `+name); err != nil {
-			return s, err
-		}
-	}
-	// Concurrently: a new space matches no chunk yet, but the build reads the
-	// whole table, and must not hold up ingestion meanwhile.
-	_, err = conn.Exec(ctx, fmt.Sprintf(`CREATE INDEX CONCURRENTLY %s ON chunks
-		USING hnsw ((embedding::vector(%d)) vector_cosine_ops) WHERE space_id = %d`, name, s.Dimensions, s.ID))
-	return s, err
+	return s, nil
 }
 
 func registerSpace(ctx context.Context, conn *pgx.Conn, s ragpipe.EmbeddingSpace) (int, error) {
@@ -85,11 +68,6 @@ func registerSpace(ctx context.Context, conn *pgx.Conn, s ragpipe.EmbeddingSpace
 		return 0, err
 	case legacyDims == s.Dimensions || !legacyChunks:
 		// With no chunk in it (a new database), space 0 takes any size.
-		if legacyDims != s.Dimensions {
-			if _, err := conn.Exec(ctx, `DROP INDEX IF EXISTS chunks_embedding_space0_idx`); err != nil {
-				return 0, err
-			}
-		}
 		_, err := conn.Exec(ctx, `UPDATE embedding_spaces SET provider = $1, model = $2, base_url = $3, dimensions = $4,
 			passage_prefix = $5 WHERE id = 0`, s.Provider, s.Model, s.BaseURL, s.Dimensions, s.PassagePrefix)
 		return 0, err

@@ -69,15 +69,19 @@ func TestRegisterSpace(t *testing.T) {
 		AND attname = 'embedding'`).Scan(&storage); err != nil || storage != "p" {
 		t.Errorf("vectors stored %q (%v); want PLAIN, in the row", storage, err)
 	}
-	var def string
-	err = conn.QueryRow(ctx, `SELECT pg_get_indexdef(to_regclass($1))`, fmt.Sprintf("chunks_embedding_space%d_idx", small.ID)).Scan(&def)
-	if err != nil || !strings.Contains(def, "vector(8)") || !strings.Contains(def, fmt.Sprintf("space_id = %d", small.ID)) {
-		t.Errorf("index of the new space: %q, %v", def, err)
-	}
-	// The new space is the one written from now on, and its vectors are
-	// searched through its index.
+	// The new space is the one written from now on, and a tenant's vectors
+	// in it are searched through the tenant's index in it.
 	fresh := newTenant(t, db, "f")
 	finishDoc(t, db, fresh, 3, 8, 2)
+	if n, err := db.BuildVectorIndexes(ctx, 3); err != nil || n != 1 {
+		t.Fatalf("BuildVectorIndexes = %d, %v; want the new tenant's index built", n, err)
+	}
+	var def string
+	err = conn.QueryRow(ctx, `SELECT pg_get_indexdef(to_regclass($1))`, postgres.VectorIndexName(fresh, small.ID)).Scan(&def)
+	if err != nil || !strings.Contains(def, "vector(8)") || !strings.Contains(def, fmt.Sprintf("space_id = %d", small.ID)) ||
+		!strings.Contains(def, fresh) {
+		t.Errorf("index of the tenant in the new space: %q, %v", def, err)
+	}
 	sp, err := db.TenantSpace(ctx, fresh)
 	if err != nil || sp.ID != small.ID {
 		t.Errorf("TenantSpace of a tenant first written in the new space = %+v, %v", sp, err)
@@ -116,6 +120,10 @@ func TestReembed(t *testing.T) {
 	tenant, other := newTenant(t, db, "m"), newTenant(t, db, "o")
 	docs := []string{finishDoc(t, db, tenant, 5, 384, 1), finishDoc(t, db, tenant, 4, 384, 2), finishDoc(t, db, tenant, 1, 384, 3)}
 	finishDoc(t, db, other, 2, 384, 4)
+	// The tenant's searches walk an index of its own in the old space.
+	if n, err := db.BuildVectorIndexes(ctx, 5); err != nil || n != 1 {
+		t.Fatalf("BuildVectorIndexes = %d, %v; want the tenant's index built", n, err)
+	}
 
 	target, err := db.RegisterSpace(ctx, space8)
 	if err != nil {
@@ -230,6 +238,11 @@ func TestReembed(t *testing.T) {
 		t.Fatalf("status at the end: %+v %+v, %v", st, st.Migration, err)
 	}
 	oldSearch() // now in the new space
+	// The index of the space the tenant left goes, one in its new space comes.
+	if n, err := db.BuildVectorIndexes(ctx, 5); err != nil || n != 1 {
+		t.Fatalf("BuildVectorIndexes after the switch = %d, %v; want the new space's index built", n, err)
+	}
+	oldSearch()
 	if strings.Join(seen, ",") == "" || strings.Contains(strings.Join(seen, ","), "doc5") {
 		t.Errorf("re-embedded %v; the new document was in the new space already", seen)
 	}
@@ -242,6 +255,14 @@ func TestReembed(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM chunks WHERE tenant_id = $1 AND space_id <> $2),
 		(SELECT count(*) FROM chunk_vectors_next)`, tenant, target.ID).Scan(&left, &pending); err != nil || left != 0 || pending != 0 {
 		t.Errorf("chunks outside the space %d, vectors pending %d, %v", left, pending, err)
+	}
+	var oldIndex, newIndex *string
+	var listed []int
+	if err := conn.QueryRow(ctx, `SELECT to_regclass($1)::text, to_regclass($2)::text,
+		(SELECT array_agg(space_id ORDER BY space_id) FROM tenant_vector_indexes WHERE tenant_id = $3)`,
+		postgres.VectorIndexName(tenant, 0), postgres.VectorIndexName(tenant, target.ID), tenant).Scan(&oldIndex, &newIndex, &listed); err != nil ||
+		oldIndex != nil || newIndex == nil || !slices.Equal(listed, []int{target.ID}) {
+		t.Errorf("vector indexes after the switch: old %v, new %v, listed %v, %v; want only the new space's", oldIndex, newIndex, listed, err)
 	}
 	// A duplicate of a finished migration's task ends at once.
 	if _, over, err := db.Reembed(ctx, tenant, mig, 3, embed); err != nil || !over {
