@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	pgxvec "github.com/pgvector/pgvector-go/pgx"
 
 	"github.com/ragpipe/ragpipe/internal/testenv"
 	"github.com/ragpipe/ragpipe/migrations"
@@ -491,5 +492,86 @@ func TestKeywordTopKExact(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestWalkIgnoresOtherTenants checks that a tenant's vector search walks
+// a graph of its own only: its results are the same, result for result,
+// before and after another tenant stores ten times its chunks.
+func TestWalkIgnoresOtherTenants(t *testing.T) {
+	t.Parallel()
+	db, dbURL := testenv.DB(t)
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(5, 6))
+	vector := func() []float32 {
+		v := make([]float32, 384)
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+		return v
+	}
+	store := func(tenant string, docs int) {
+		t.Helper()
+		for range docs {
+			_, j := newDocJob(t, db, tenant, "")
+			chunks := make([]ragpipe.Chunk, 100)
+			vecs := make([][]float32, len(chunks))
+			for i := range chunks {
+				chunks[i] = ragpipe.Chunk{Index: i, Text: "chunk", PageStart: 1, PageEnd: 1}
+				vecs[i] = vector()
+			}
+			if _, err := db.FinishJob(ctx, j.ID, chunks, vecs); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	small, big, blocked := newTenant(t, db, "small"), newTenant(t, db, "big"), newTenant(t, db, "blocked")
+	store(small, 5)
+	// A build that fails (a table holds the index's name) holds up no other.
+	store(blocked, 5)
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE `+postgres.VectorIndexName(blocked, 0)+` ()`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.BuildVectorIndexes(ctx, 500); err == nil || !strings.Contains(err.Error(), postgres.VectorIndexName(blocked, 0)) || n != 1 {
+		t.Fatalf("BuildVectorIndexes = %d, %v; want the tenant's index, and the blocked one's failure", n, err)
+	}
+	queries := make([][]float32, 20)
+	for i := range queries {
+		queries[i] = vector()
+	}
+	walk := func() [][]ragpipe.SearchResult {
+		t.Helper()
+		var out [][]ragpipe.SearchResult
+		for _, v := range queries {
+			res, err := db.SearchMode(ctx, ragpipe.SearchQuery{TenantID: small, Vector: v, TopK: 10, Mode: ragpipe.SearchVector}, false)
+			if err != nil || len(res) != 10 {
+				t.Fatalf("walk: %d results, %v", len(res), err)
+			}
+			out = append(out, res)
+		}
+		return out
+	}
+	sql, args, err := postgres.SearchSQL(ragpipe.SearchQuery{TenantID: small, Vector: queries[0], TopK: 10, Mode: ragpipe.SearchVector}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pgxvec.RegisterTypes(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if plan := explain(t, conn, "EXPLAIN "+sql, args...); !strings.Contains(plan, postgres.VectorIndexName(small, 0)) {
+		t.Fatalf("the walk does not use the tenant's index:\n%s", plan)
+	}
+	before := walk()
+	store(big, 50)
+	if n, err := db.BuildVectorIndexes(ctx, 500); n != 1 || err == nil {
+		t.Fatalf("BuildVectorIndexes = %d, %v; want the other tenant's index (and the blocked one's failure again)", n, err)
+	}
+	if diff := cmp.Diff(before, walk()); diff != "" {
+		t.Errorf("the walk changed when another tenant stored 10× its chunks (-before +after):\n%s", diff)
 	}
 }

@@ -60,18 +60,25 @@ func (db *DB) BuildVectorIndexes(ctx context.Context, minChunks int) (int, error
 	if err != nil {
 		return 0, err
 	}
+	// A build that fails does not hold up the tenants after it.
 	built := 0
+	var failed []error
 	for _, d := range todo {
-		if err := buildVectorIndex(ctx, conn, d.Tenant, d.Space, d.Dimensions); err != nil {
-			return built, err
+		err := buildVectorIndex(ctx, conn, d.Tenant, d.Space, d.Dimensions)
+		if err == nil {
+			_, err = conn.Exec(ctx, `INSERT INTO tenant_vector_indexes (tenant_id, space_id) VALUES ($1, $2)
+				ON CONFLICT DO NOTHING`, d.Tenant, d.Space)
 		}
-		if _, err := conn.Exec(ctx, `INSERT INTO tenant_vector_indexes (tenant_id, space_id) VALUES ($1, $2)
-			ON CONFLICT DO NOTHING`, d.Tenant, d.Space); err != nil {
-			return built, err
+		if err != nil {
+			if ctx.Err() != nil {
+				return built, err
+			}
+			failed = append(failed, err)
+			continue
 		}
 		built++
 	}
-	return built, nil
+	return built, errors.Join(failed...)
 }
 
 // buildVectorIndex builds the HNSW index over the tenant's chunks in the
