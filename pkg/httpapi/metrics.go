@@ -111,6 +111,32 @@ func newMetrics(admin QueueAdmin, waiting func(ctx context.Context) (int, error)
 	return m
 }
 
+// countVectorIndexes exports the tenants with an HNSW index of their own
+// and those past the bound without one yet: a "due" count that stays up
+// means the workers' builds fail or cannot keep up.
+func (m *metrics) countVectorIndexes(count func(ctx context.Context) (ready, due int, err error)) {
+	m.reg.MustRegister(&vectorIndexCollector{count: count,
+		desc: prometheus.NewDesc("ragpipe_vector_indexes", "Tenants with an HNSW index of their own (ready) and past the bound without one (due).",
+			[]string{"state"}, nil)})
+}
+
+// vectorIndexCollector reads the tenants' vector indexes when scraped.
+type vectorIndexCollector struct {
+	count func(ctx context.Context) (ready, due int, err error)
+	desc  *prometheus.Desc
+}
+
+func (v *vectorIndexCollector) Describe(ch chan<- *prometheus.Desc) { ch <- v.desc }
+
+func (v *vectorIndexCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if ready, due, err := v.count(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(v.desc, prometheus.GaugeValue, float64(ready), "ready")
+		ch <- prometheus.MustNewConstMetric(v.desc, prometheus.GaugeValue, float64(due), "due")
+	}
+}
+
 // countReplicaReads exports the reads a replica could take, by the server
 // that answered: a rising primary count means the replica is down or
 // behind by more than the lag bound.

@@ -16,6 +16,9 @@ func addRoutes(e *echo.Echo, p Params) {
 	if p.ReplicaReads != nil {
 		m.countReplicaReads(p.ReplicaReads)
 	}
+	if p.VectorIndexes != nil {
+		m.countVectorIndexes(p.VectorIndexes)
+	}
 	e.Pre(cleanRequestID())
 	e.Pre(responseTime())
 	if len(p.CORSOrigins) > 0 {

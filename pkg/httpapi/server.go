@@ -89,6 +89,9 @@ type Params struct {
 	// ReplicaReads counts the reads a read replica answered and those it
 	// left to the primary; nil without a replica.
 	ReplicaReads func() (replica, primary int64)
+	// VectorIndexes counts the tenants with an HNSW index of their own and
+	// those past the bound still without one; nil exports neither.
+	VectorIndexes func(ctx context.Context) (ready, due int, err error)
 
 	// Webhooks, per-upload callbacks and the targets they may reach.
 	Webhooks             WebhookStore

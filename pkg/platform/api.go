@@ -119,6 +119,9 @@ func NewAPI(ctx context.Context, cfg config.Config, log *slog.Logger) (*API, err
 		MetricsToken: cfg.MetricsToken,
 		WaitingJobs:  db.QueuedJobs,
 		ReplicaReads: replicaReads(cfg, db),
+		VectorIndexes: func(ctx context.Context) (int, int, error) {
+			return db.VectorIndexCounts(ctx, cfg.VectorIndexMinChunks)
+		},
 
 		Webhooks:             db,
 		WebhookGuard:         newWebhookGuard(cfg),

@@ -312,6 +312,12 @@ func TestTenantVectorIndex(t *testing.T) {
 	if !slices.Equal(indexed, []string{"big"}) {
 		t.Errorf("tenants with a vector index: %v; want only big", indexed)
 	}
+	m := s.Do(t, "", http.MethodGet, "/metrics", "", nil)
+	for _, line := range []string{`ragpipe_vector_indexes{state="ready"} 1`, `ragpipe_vector_indexes{state="due"} 0`} {
+		if !strings.Contains(string(m.Raw), line+"\n") {
+			t.Errorf("/metrics lacks %s", line)
+		}
+	}
 	after := search(big)
 	if len(after) != 2 || !cmp.Equal(before, after) {
 		t.Errorf("search through the index: %v; before it: %v", after, before)

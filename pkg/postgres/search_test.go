@@ -540,6 +540,9 @@ func TestWalkIgnoresOtherTenants(t *testing.T) {
 	if n, err := db.BuildVectorIndexes(ctx, 500); err == nil || !strings.Contains(err.Error(), postgres.VectorIndexName(blocked, 0)) || n != 1 {
 		t.Fatalf("BuildVectorIndexes = %d, %v; want the tenant's index, and the blocked one's failure", n, err)
 	}
+	if ready, due, err := db.VectorIndexCounts(ctx, 500); err != nil || ready != 1 || due != 1 {
+		t.Errorf("VectorIndexCounts = %d ready, %d due, %v; want 1 and 1 (the blocked one)", ready, due, err)
+	}
 	queries := make([][]float32, 20)
 	for i := range queries {
 		queries[i] = vector()

@@ -108,6 +108,18 @@ func buildVectorIndex(ctx context.Context, conn *pgxpool.Conn, tenant string, sp
 	return nil
 }
 
+// VectorIndexCounts returns how many tenants have an HNSW index of their own
+// in their space, and how many hold minChunks chunks or more without one
+// (their builds are due, or running).
+func (db *DB) VectorIndexCounts(ctx context.Context, minChunks int) (ready, due int, err error) {
+	err = db.pool.QueryRow(ctx, `SELECT
+		count(*) FILTER (WHERE EXISTS (SELECT 1 FROM tenant_vector_indexes v WHERE v.tenant_id = t.id AND v.space_id = t.embedding_space_id)),
+		count(*) FILTER (WHERE ts.chunks >= $1 AND NOT EXISTS (SELECT 1 FROM tenant_vector_indexes v
+			WHERE v.tenant_id = t.id AND v.space_id = t.embedding_space_id))
+		FROM tenants t JOIN tenant_term_stats ts ON ts.tenant_id = t.id WHERE t.embedding_space_id IS NOT NULL`, minChunks).Scan(&ready, &due)
+	return ready, due, err
+}
+
 // dropLeftVectorIndexes drops the indexes of spaces their tenants' chunks
 // have moved out of (a re-embedding finished), each before its entry: a
 // search that still walks one finds no index and compares every chunk.
