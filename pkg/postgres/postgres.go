@@ -54,8 +54,9 @@ func newPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
-	// Filtered vector searches keep scanning the HNSW graph until they have
-	// enough rows (pgvector >= 0.8), so a tenant filter cannot starve results.
+	// Filtered vector searches keep scanning the tenant's HNSW graph until
+	// they have enough rows (pgvector >= 0.8), so a filter on collection,
+	// documents or metadata cannot starve results.
 	cfg.ConnConfig.RuntimeParams["hnsw.iterative_scan"] = "relaxed_order"
 	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		return pgxvec.RegisterTypes(ctx, conn)
