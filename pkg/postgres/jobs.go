@@ -268,13 +268,14 @@ func (db *DB) appendEvent(ctx context.Context, tx pgx.Tx, j *ragpipe.Job, typ ra
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO job_events (job_id, type, status, stage, progress, data)
-		VALUES ($1, $2, $3, $4, $5, $6)`, j.ID, typ, j.Status, j.Stage, j.Progress, raw); err != nil {
+	// One round trip: the notification goes out at commit wherever it is sent.
+	if _, err := tx.Exec(ctx, `WITH e AS (INSERT INTO job_events (job_id, type, status, stage, progress, data)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING job_id)
+		SELECT pg_notify('job_events', job_id::text) FROM e`, j.ID, typ, j.Status, j.Stage, j.Progress, raw); err != nil {
 		return fmt.Errorf("append job event: %w", err)
 	}
 	if err := db.recordWebhookEvent(ctx, tx, j, typ); err != nil {
 		return fmt.Errorf("record webhook event: %w", err)
 	}
-	_, err = tx.Exec(ctx, `SELECT pg_notify('job_events', $1)`, j.ID)
-	return err
+	return nil
 }

@@ -102,15 +102,17 @@ func (db *DB) DispatchQueued(ctx context.Context, perTenant, capacity, limit int
 			if len(heads) == 0 {
 				return nil
 			}
+			ids := make([]string, 0, len(heads))
 			for _, p := range heads {
 				if err := send(ctx, p); err != nil {
 					return err
 				}
-				if _, err := tx.Exec(ctx, `UPDATE jobs SET dispatched_at = now(), updated_at = now() WHERE id = $1`, p.JobID); err != nil {
-					return err
-				}
-				sent++
+				ids = append(ids, p.JobID)
 			}
+			if _, err := tx.Exec(ctx, `UPDATE jobs SET dispatched_at = now(), updated_at = now() WHERE id = ANY($1::uuid[])`, ids); err != nil {
+				return err
+			}
+			sent += len(ids)
 		}
 		return nil
 	})
