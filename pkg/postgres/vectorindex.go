@@ -14,6 +14,11 @@ import (
 // time builds and drops tenants' vector indexes.
 const vectorIndexLock = 0x7261677665637478 // "ragvectx"
 
+// dueVectorIndex holds for a tenant t (joined to its tenant_term_stats ts)
+// of at least $1 chunks without an index of its own in its space.
+const dueVectorIndex = `ts.chunks >= $1 AND NOT EXISTS (SELECT 1 FROM tenant_vector_indexes v
+	WHERE v.tenant_id = t.id AND v.space_id = t.embedding_space_id)`
+
 // vectorIndexName is the name of the HNSW index over the tenant's chunks in
 // the space.
 func vectorIndexName(tenantID string, space int) string {
@@ -50,8 +55,7 @@ func (db *DB) BuildVectorIndexes(ctx context.Context, minChunks int) (int, error
 	rows, err := conn.Query(ctx, `SELECT t.id::text, s.id, s.dimensions FROM tenants t
 		JOIN tenant_term_stats ts ON ts.tenant_id = t.id
 		JOIN embedding_spaces s ON s.id = t.embedding_space_id
-		WHERE ts.chunks >= $1
-			AND NOT EXISTS (SELECT 1 FROM tenant_vector_indexes v WHERE v.tenant_id = t.id AND v.space_id = s.id)
+		WHERE `+dueVectorIndex+`
 		ORDER BY ts.chunks DESC, t.id`, minChunks)
 	if err != nil {
 		return 0, err
@@ -114,8 +118,7 @@ func buildVectorIndex(ctx context.Context, conn *pgxpool.Conn, tenant string, sp
 func (db *DB) VectorIndexCounts(ctx context.Context, minChunks int) (ready, due int, err error) {
 	err = db.pool.QueryRow(ctx, `SELECT
 		count(*) FILTER (WHERE EXISTS (SELECT 1 FROM tenant_vector_indexes v WHERE v.tenant_id = t.id AND v.space_id = t.embedding_space_id)),
-		count(*) FILTER (WHERE ts.chunks >= $1 AND NOT EXISTS (SELECT 1 FROM tenant_vector_indexes v
-			WHERE v.tenant_id = t.id AND v.space_id = t.embedding_space_id))
+		count(*) FILTER (WHERE `+dueVectorIndex+`)
 		FROM tenants t JOIN tenant_term_stats ts ON ts.tenant_id = t.id WHERE t.embedding_space_id IS NOT NULL`, minChunks).Scan(&ready, &due)
 	return ready, due, err
 }
