@@ -19,8 +19,8 @@ import (
 	"github.com/ragpipe/ragpipe/pkg/blob"
 )
 
-// payloadHashes is a proxy in front of the object store that records the
-// x-amz-content-sha256 header of every request carrying a body.
+// payloadHashes holds the x-amz-content-sha256 header of every PUT and POST
+// that passed the proxy in front of the object store.
 type payloadHashes struct {
 	mu     sync.Mutex
 	hashes []string
