@@ -199,7 +199,12 @@ func (db *DB) FinishJob(ctx context.Context, jobID string, chunks []ragpipe.Chun
 		if err := tx.QueryRow(ctx, `SELECT collection FROM documents WHERE id = $1 FOR UPDATE`, j.DocumentID).Scan(&collection); err != nil {
 			return notFound(err, "document")
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM chunks WHERE document_id = $1`, j.DocumentID); err != nil {
+		// A tenant's first chunks decide the space its searches use. (Its row
+		// is locked here only while it has no space, so before it has any
+		// chunks, and then nothing else locks it together with chunks.)
+		if _, err := tx.Exec(ctx, `WITH t AS (
+				UPDATE tenants SET embedding_space_id = $3 WHERE id = $2 AND embedding_space_id IS NULL
+			) DELETE FROM chunks WHERE document_id = $1`, j.DocumentID, j.TenantID, db.space); err != nil {
 			return err
 		}
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"chunks"},
@@ -213,22 +218,17 @@ func (db *DB) FinishJob(ctx context.Context, jobID string, chunks []ragpipe.Chun
 		if err != nil {
 			return fmt.Errorf("copy chunks: %w", err)
 		}
-		// A tenant's first chunks decide the space its searches use.
-		if _, err := tx.Exec(ctx, `UPDATE tenants SET embedding_space_id = $2 WHERE id = $1 AND embedding_space_id IS NULL`,
-			j.TenantID, db.space); err != nil {
-			return err
-		}
 		if err := reindexTerms(ctx, tx, j.TenantID, j.DocumentID); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE documents SET status = 'ready', chunk_count = $2, last_job_id = $3,
-			updated_at = now() WHERE id = $1`, j.DocumentID, len(chunks), jobID); err != nil {
 			return err
 		}
 		j.Status, j.Stage, j.Progress = ragpipe.JobSucceeded, ragpipe.StageUpsert, 1
 		j.TotalChunks, j.EmbeddedChunks = len(chunks), len(chunks)
-		if _, err := tx.Exec(ctx, `UPDATE jobs SET status = $2, stage = $3, progress = 1, total_chunks = $4, embedded_chunks = $4,
-			finished_at = now(), updated_at = now() WHERE id = $1`, jobID, j.Status, j.Stage, len(chunks)); err != nil {
+		// Both rows are locked already (lockJob, FOR UPDATE): one statement.
+		if _, err := tx.Exec(ctx, `WITH d AS (
+				UPDATE documents SET status = 'ready', chunk_count = $3, last_job_id = $1, updated_at = now() WHERE id = $2
+			) UPDATE jobs SET status = $4, stage = $5, progress = 1, total_chunks = $3, embedded_chunks = $3,
+				finished_at = now(), updated_at = now() WHERE id = $1`,
+			jobID, j.DocumentID, len(chunks), j.Status, j.Stage); err != nil {
 			return err
 		}
 		ok = true

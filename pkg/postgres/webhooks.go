@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -171,29 +170,24 @@ func (db *DB) recordDocumentDeleted(ctx context.Context, tx pgx.Tx, d *ragpipe.D
 // recordEvent stores a webhook event of type typ about a document (and job,
 // when there is one) for every target that wants it. d is read when nil.
 func (db *DB) recordEvent(ctx context.Context, tx pgx.Tx, typ ragpipe.EventType, tenantID, documentID string, j *ragpipe.Job, d *ragpipe.Document) error {
-	rows, err := tx.Query(ctx, `SELECT id::text, url FROM webhook_endpoints WHERE tenant_id = $1 AND enabled
-		AND ($2 = ANY (events) OR ($2 <> 'job.progress' AND '*' = ANY (events)))`, tenantID, typ)
+	// The tenant's subscribed endpoints, then the document's callback URL
+	// (which gets no progress events); endpointID is NULL for the callback.
+	rows, err := tx.Query(ctx, `SELECT id, url FROM (
+			SELECT id::text, url, 0 AS k FROM webhook_endpoints WHERE tenant_id = $1 AND enabled
+				AND ($2 = ANY (events) OR ($2 <> 'job.progress' AND '*' = ANY (events)))
+			UNION ALL
+			SELECT NULL, url, 1 FROM document_callbacks WHERE document_id = $3 AND $2 <> 'job.progress'
+		) t ORDER BY k`, tenantID, typ, documentID)
 	if err != nil {
 		return err
 	}
 	targets, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (webhookTarget, error) {
 		var t webhookTarget
-		var id string
-		err := r.Scan(&id, &t.url)
-		t.endpointID = &id
+		err := r.Scan(&t.endpointID, &t.url)
 		return t, err
 	})
 	if err != nil {
 		return err
-	}
-	if typ != ragpipe.EventJobProgress {
-		var url string
-		err := tx.QueryRow(ctx, `SELECT url FROM document_callbacks WHERE document_id = $1`, documentID).Scan(&url)
-		if err == nil {
-			targets = append(targets, webhookTarget{url: url})
-		} else if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
 	}
 	if len(targets) == 0 {
 		return nil
