@@ -14,10 +14,13 @@ import (
 // time builds and drops tenants' vector indexes.
 const vectorIndexLock = 0x7261677665637478 // "ragvectx"
 
+// hasVectorIndex holds for a tenant t with an index of its own in its space.
+const hasVectorIndex = `EXISTS (SELECT 1 FROM tenant_vector_indexes v
+	WHERE v.tenant_id = t.id AND v.space_id = t.embedding_space_id)`
+
 // dueVectorIndex holds for a tenant t (joined to its tenant_term_stats ts)
 // of at least $1 chunks without an index of its own in its space.
-const dueVectorIndex = `ts.chunks >= $1 AND NOT EXISTS (SELECT 1 FROM tenant_vector_indexes v
-	WHERE v.tenant_id = t.id AND v.space_id = t.embedding_space_id)`
+const dueVectorIndex = `ts.chunks >= $1 AND NOT ` + hasVectorIndex
 
 // vectorIndexName is the name of the HNSW index over the tenant's chunks in
 // the space.
@@ -117,7 +120,7 @@ func buildVectorIndex(ctx context.Context, conn *pgxpool.Conn, tenant string, sp
 // (their builds are due, or running).
 func (db *DB) VectorIndexCounts(ctx context.Context, minChunks int) (ready, due int, err error) {
 	err = db.pool.QueryRow(ctx, `SELECT
-		count(*) FILTER (WHERE EXISTS (SELECT 1 FROM tenant_vector_indexes v WHERE v.tenant_id = t.id AND v.space_id = t.embedding_space_id)),
+		count(*) FILTER (WHERE `+hasVectorIndex+`),
 		count(*) FILTER (WHERE `+dueVectorIndex+`)
 		FROM tenants t JOIN tenant_term_stats ts ON ts.tenant_id = t.id WHERE t.embedding_space_id IS NOT NULL`, minChunks).Scan(&ready, &due)
 	return ready, due, err
